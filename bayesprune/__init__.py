@@ -1,0 +1,20 @@
+"""bayesprune: channel pruning of CNNs with Bayesian statistics, on torch-pruning's DepGraph.
+
+Pipeline: data -> nets -> groups (channel groups, cut, MAC count) -> criteria (scores) ->
+decision (budgeted allocation) -> rounds (cut, fine-tune, record) -> run directory.
+"""
+from .checkpoint import load_checkpoint, save_checkpoint
+from .criteria import CRITERIA, Criterion, make_criterion
+from .data import DATASETS, load_dataset
+from .decision import Budget, CostModel, allocate
+from .errors import BayesPruneError
+from .groups import ChannelGraph, count_macs_params
+from .nets import ARCHITECTURES, Architecture, build_model
+from .rounds import PruneConfig, run_pruning
+
+__version__ = "0.1.0"
+
+__all__ = ["ARCHITECTURES", "Architecture", "BayesPruneError", "Budget", "CRITERIA", "ChannelGraph",
+           "CostModel", "Criterion", "DATASETS", "PruneConfig", "allocate", "build_model",
+           "count_macs_params", "load_checkpoint", "load_dataset", "make_criterion", "run_pruning",
+           "save_checkpoint"]

@@ -1,0 +1,181 @@
+"""Command line: ``bayesprune run | train | evaluate | criteria | models``.
+
+Every user mistake ends in one line on stderr naming the problem and the fix, and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from dataclasses import fields
+
+from .errors import BayesPruneError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        sys.stderr.write(f"bayesprune: error: {message}; see {self.prog} --help\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _run_parser(sub) -> None:
+    from .rounds import PruneConfig
+
+    defaults = PruneConfig()
+    p = sub.add_parser("run", help="prune a network in rounds and write a run directory",
+                       description="Prune a trained CNN to a MACs/params budget in iterative rounds.")
+    p.add_argument("--model", default=defaults.model,
+                   help="shipped id (bayesprune models), architecture, checkpoint .pt, tv:NAME or pkg.mod:factory")
+    p.add_argument("--weights", help="state dict for an architecture given by name (loaded weights_only)")
+    p.add_argument("--data", default=defaults.data, help="mnist5k | digits | fashion-mnist | cifar10 | imagefolder")
+    p.add_argument("--data-dir", help="where the data set's files are (fashion-mnist, cifar10, imagefolder)")
+    p.add_argument("--criterion", default=defaults.criterion, help="scoring criterion (bayesprune criteria)")
+    p.add_argument("--target-macs", type=str, default=None,
+                   help="fraction of the base MACs to keep, in (0, 1] (default 0.5)")
+    p.add_argument("--target-params", type=str, default=None, help="fraction of the base params to keep instead")
+    p.add_argument("--rounds", type=int, default=defaults.rounds)
+    p.add_argument("--schedule", default=defaults.schedule, help="budget per round: geometric | linear")
+    p.add_argument("--allocation", default=defaults.allocation, help="uniform (per layer) | global")
+    p.add_argument("--max-prune-fraction", type=float, default=defaults.max_prune_fraction,
+                   help="most any one group may lose (default 0.9)")
+    p.add_argument("--epochs", type=float, default=defaults.epochs, help="fine-tune epochs per round")
+    p.add_argument("--lr", type=float, default=defaults.lr, help="fine-tune learning rate")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--calibration-batches", type=int, default=defaults.calibration_batches,
+                   help="training batches data-dependent criteria see")
+    p.add_argument("--train-subset", type=int, help="use only the first N training images (quick runs)")
+    p.add_argument("--test-subset", type=int, help="use only the first N test images")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default=defaults.device, help="auto | cpu | cuda")
+    p.add_argument("--out", default="runs/latest", help="run directory (default runs/latest)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _cmd_run(args) -> int:
+    from .rounds import PruneConfig, run_pruning
+
+    names = {f.name for f in fields(PruneConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    config = PruneConfig(**values, progress=not args.quiet)
+    summary = run_pruning(config, echo=print)
+    print(_table(summary))
+    print(f"run directory: {config.out}")
+    return 0
+
+
+def _table(summary: dict) -> str:
+    base = summary["base"]
+    lines = [f"{'round':>5} {'acc cut':>8} {'accuracy':>8} {'MACs (M)':>9} {'params (k)':>10} {'seconds':>8}",
+             f"{'base':>5} {'':>8} {base['accuracy']:8.4f} {base['macs'] / 1e6:9.2f} {base['params'] / 1e3:10.1f} {'':>8}"]
+    for r in summary["rounds"]:
+        lines.append(f"{r['round']:>5} {r['accuracy_after_cut']:8.4f} {r['accuracy']:8.4f} {r['macs'] / 1e6:9.2f} "
+                     f"{r['params'] / 1e3:10.1f} {r['seconds']:8.1f}")
+    return "\n".join(lines)
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a base network and write checkpoint + model card")
+    p.add_argument("--model", required=True, help="architecture (bayesprune models)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--data-dir")
+    p.add_argument("--out", required=True, help="checkpoint path, e.g. models/resnet20-fashion-mnist.pt")
+    p.add_argument("--epochs", type=float, default=10)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _cmd_train(args) -> int:
+    from .train_base import TrainConfig, train_base
+
+    config = TrainConfig(model=args.model, data=args.data, out=args.out, data_dir=args.data_dir,
+                         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                         device=args.device, progress=not args.quiet)
+    train_base(config, echo=print)
+    return 0
+
+
+def _evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="test accuracy, MACs and params of a checkpoint (e.g. RUN/model.pt)")
+    p.add_argument("model", help="checkpoint .pt or shipped id")
+    p.add_argument("--data", default="mnist5k")
+    p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto")
+
+
+def _cmd_evaluate(args) -> int:
+    from .data import load_dataset
+    from .groups import count_macs_params
+    from .pretrained import resolve_model
+    from .training import evaluate, resolve_device
+
+    device = resolve_device(args.device)
+    data = load_dataset(args.data, args.data_dir)
+    resolved = resolve_model(args.model, data)
+    macs, params = count_macs_params(resolved.model, data.test_x[:1])
+    accuracy = evaluate(resolved.model, data.test_x, data.test_y, device)
+    print(json.dumps({"model": resolved.source, "data": data.name, "accuracy": accuracy, "macs": macs, "params": params}))
+    return 0
+
+
+def _cmd_criteria(_args) -> int:
+    from .criteria import CRITERIA
+
+    for name, cls in CRITERIA.items():
+        print(f"{name:<10} {'data' if cls.needs_data else 'weights':<8} {cls.description}")
+    return 0
+
+
+def _cmd_models(_args) -> int:
+    from .nets import ARCHITECTURES
+    from .pretrained import models_dir, shipped_models
+
+    print(f"shipped pretrained networks ({models_dir()}):")
+    for name, info in shipped_models().items():
+        print(f"  {name:<24} {info['dataset']:<14} accuracy {info['test_accuracy'] * 100:.2f}%, "
+              f"{info['macs'] / 1e6:.1f} M MACs")
+    print("architectures (random init unless --weights):")
+    for name, text in ARCHITECTURES.items():
+        print(f"  {name:<24} {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bayesprune", description="Bayesian channel pruning for CNNs.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _run_parser(sub)
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    sub.add_parser("criteria", help="list the scoring criteria")
+    sub.add_parser("models", help="list shipped networks and architectures")
+    return parser
+
+
+COMMANDS = {"run": _cmd_run, "train": _cmd_train, "evaluate": _cmd_evaluate,
+            "criteria": _cmd_criteria, "models": _cmd_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    warnings.formatwarning = lambda msg, cat, *_a, **_k: f"bayesprune: warning: {msg}\n"
+    try:
+        return COMMANDS[args.command](args)
+    except BayesPruneError as exc:
+        sys.stderr.write(f"bayesprune: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("bayesprune: interrupted; files already written are complete\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""The one scoring contract: a criterion maps a channel group to one score per channel.
+
+A :class:`Criterion` *is* a Torch-Pruning ``Importance`` (``__call__(group) -> 1-D tensor``), so
+the same object plugs into bayesprune's rounds and into Torch-Pruning's own pruners. Higher
+scores mean "keep". Data-dependent criteria gather statistics in :meth:`Criterion.prepare`
+before scoring.
+"""
+from __future__ import annotations
+
+import abc
+from typing import ClassVar, Iterable
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from ..groups import ChannelGraph
+
+
+class Criterion(tp.importance.Importance):
+    """Base class. Subclasses set ``name``, ``description``, ``source`` and implement ``__call__``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    source: ClassVar[str]
+    needs_data: ClassVar[bool] = False
+
+    def prepare(self, model: nn.Module, graph: ChannelGraph,
+                batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Collect whatever statistics scoring needs (activations, gradients). Default: nothing."""
+
+    @abc.abstractmethod
+    def __call__(self, group) -> torch.Tensor:
+        """Per-channel scores of a torch-pruning ``Group``, indexed like its root layer's channels."""
+
+    def score(self, graph: ChannelGraph) -> dict[str, torch.Tensor]:
+        """Scores of every group of ``graph``, keyed by group name."""
+        return {g.name: self(g.tp_group).detach().float().cpu() for g in graph.groups}
+
+
+def _items(group):
+    graph = group._DG
+    for item in group.items:
+        yield item.dep.target.module, item.dep.handler, list(item.idxs), list(item.root_idxs), graph
+
+
+def filter_rows(group) -> Iterable[tuple[torch.Tensor, list[int]]]:
+    """``(rows, root_idxs)`` for every conv/linear whose *output* channels the group removes.
+
+    ``rows[j]`` is the flattened filter (incoming weights) of the channel at ``root_idxs[j]``.
+    """
+    for module, handler, idxs, root_idxs, graph in _items(group):
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and graph.is_out_channel_pruning_fn(handler):
+            yield module.weight.detach()[idxs].flatten(1), root_idxs
+
+
+def batchnorm_scales(group) -> Iterable[tuple[torch.Tensor, list[int]]]:
+    """``(gamma values, root_idxs)`` for every affine BatchNorm in the group."""
+    for module, _handler, idxs, root_idxs, _graph in _items(group):
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+            yield module.weight.detach()[idxs], root_idxs
+
+
+def group_size(group) -> int:
+    return len(group[0].idxs)
+
+
+def scatter_sum(size: int, parts: Iterable[tuple[torch.Tensor, list[int]]]) -> tuple[torch.Tensor, int]:
+    """Sum per-layer channel values into root-channel positions; also return how many layers added."""
+    total = torch.zeros(size, dtype=torch.float64)
+    count = 0
+    for values, root_idxs in parts:
+        total.index_add_(0, torch.as_tensor(root_idxs), values.double().cpu())
+        count += 1
+    return total, count

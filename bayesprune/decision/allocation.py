@@ -1,0 +1,103 @@
+"""Turn per-channel scores into a set of channels to remove that meets a MACs/params budget.
+
+Two allocations (the usual pair in the literature, e.g. Torch-Pruning's ``global_pruning``):
+
+- ``uniform``: every group loses the same fraction of its channels, its lowest-scoring ones; the
+  fraction is the smallest that meets the budget (bisection; the cost is monotone in it).
+- ``global``: channels of all groups are ranked together by score divided by their group's mean
+  score (so layers of different weight scale compete fairly) and removed lowest first.
+
+Both keep at least one channel and at most remove ``max_fraction`` of any group: a layer pruned
+to nothing disconnects the network, and a layer pruned to a sliver collapses accuracy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import BudgetError
+from .cost import CostModel
+
+ALLOCATIONS = ("uniform", "global")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Target cost as a fraction of the *base* network's MACs (``kind="macs"``) or params."""
+
+    fraction: float
+    kind: str = "macs"
+
+    def __post_init__(self):
+        if self.kind not in ("macs", "params"):
+            raise BudgetError(f"budget kind must be macs or params, got {self.kind!r}")
+        if not (0.0 < self.fraction <= 1.0) or not np.isfinite(self.fraction):
+            raise BudgetError(f"target fraction {self.fraction} is outside (0, 1]; give e.g. "
+                              "--target-macs 0.5 for half the base MACs")
+
+
+def _removable(sizes: np.ndarray, max_fraction: float) -> np.ndarray:
+    return np.minimum(np.floor(max_fraction * sizes + 1e-9), sizes - 1).astype(int)
+
+
+def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: float, kind: str = "macs",
+             method: str = "uniform", max_fraction: float = 0.9) -> dict[str, list[int]]:
+    """Channels to remove per group (local indices, lowest score first) so that cost <= ``target``.
+
+    ``target`` is an absolute MACs/params count. Raises :class:`BudgetError` if even the maximal
+    removal allowed by ``max_fraction`` stays above it.
+    """
+    if method not in ALLOCATIONS:
+        raise BudgetError(f"unknown allocation {method!r}; choose one of {', '.join(ALLOCATIONS)}")
+    sizes = cost_model.sizes
+    orders = [np.argsort(scores[name].numpy(), kind="stable") for name in cost_model.names]
+    cap = _removable(sizes, max_fraction)
+    floor_cost = cost_model.cost(sizes - cap, kind)
+    if cost_model.cost(sizes, kind) <= target:
+        return {name: [] for name in cost_model.names}
+    if floor_cost > target:
+        full = cost_model.full(kind)
+        raise BudgetError(f"the {kind} target ({target / full:.3f} of the current network) cannot be "
+                          f"met without emptying layers: at most {max_fraction:.0%} of each layer's "
+                          f"channels may go, which reaches {floor_cost / full:.3f}; raise the target "
+                          "or --max-prune-fraction")
+    if method == "uniform":
+        counts = _uniform_counts(cost_model, target, kind, cap)
+    else:
+        counts = _global_counts(scores, cost_model, target, kind, cap, orders)
+    return {name: sorted(int(i) for i in order[:n]) for name, order, n in zip(cost_model.names, orders, counts)}
+
+
+def _uniform_counts(cost_model: CostModel, target: float, kind: str, cap: np.ndarray) -> np.ndarray:
+    sizes = cost_model.sizes
+
+    def counts_at(fraction: float) -> np.ndarray:
+        return np.minimum(np.floor(fraction * sizes + 1e-9).astype(int), cap)
+
+    low, high = 0.0, 1.0
+    for _ in range(50):
+        mid = 0.5 * (low + high)
+        if cost_model.cost(sizes - counts_at(mid), kind) <= target:
+            high = mid
+        else:
+            low = mid
+    return counts_at(high)
+
+
+def _global_counts(scores, cost_model: CostModel, target: float, kind: str, cap: np.ndarray, orders) -> np.ndarray:
+    sizes = cost_model.sizes
+    candidates = []
+    for gi, name in enumerate(cost_model.names):
+        s = scores[name].double().numpy()
+        scale = s.mean() if s.mean() > 0 else 1.0
+        ranked = s[orders[gi]] / scale
+        candidates += [(ranked[r], gi, r) for r in range(cap[gi])]
+    candidates.sort(key=lambda c: (c[0], c[1], c[2]))
+    counts = np.zeros(len(sizes), dtype=int)
+    for _, gi, _rank in candidates:
+        counts[gi] += 1  # ranks within a group come in order, so counts[gi] == rank + 1
+        if cost_model.cost(sizes - counts, kind) <= target:
+            break
+    return counts

@@ -1,0 +1,96 @@
+"""``bayesprune train``: train a base network and write it with its model card.
+
+Writes ``<out>.pt`` (checkpoint), ``<out>.json`` (facts read by code, with sha256) and
+``<out>.md`` (the model card). Put them in ``models/`` to ship them.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import save_checkpoint
+from .data import load_dataset
+from .groups import count_macs_params
+from .nets import ARCHITECTURES, Architecture, build_model
+from .pretrained import sha256_of
+from .rounds import environment
+from .runs import atomic_write_json, atomic_write_text
+from .training import FitConfig, evaluate, fit, resolve_device, seed_everything
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: str
+    out: str
+    data_dir: str | None = None
+    epochs: float = 10
+    lr: float = 0.1
+    batch_size: int = 128
+    weight_decay: float = 5e-4
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+def train_base(config: TrainConfig, echo=lambda _s: None) -> dict:
+    generator = seed_everything(config.seed)
+    device = resolve_device(config.device)
+    data = load_dataset(config.data, config.data_dir)
+    arch = Architecture(config.model, data.in_channels, data.num_classes, data.image_size)
+    model = build_model(arch).to(device)
+    echo(f"training {config.model} on {data.describe()}")
+    start = time.perf_counter()
+    fit(model, data, FitConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+                               weight_decay=config.weight_decay, warmup_fraction=0.05),
+        generator, device, config.progress, desc=f"train {config.model}")
+    seconds = time.perf_counter() - start
+    accuracy = evaluate(model, data.test_x, data.test_y, device)
+    macs, params = count_macs_params(model, data.test_x[:1].to(device))
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = "bayesprune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    facts = {"id": out.stem, "file": out.name, "architecture": arch.to_dict(), "dataset": config.data,
+             "split": f"{len(data.train_y)} train / {len(data.test_y)} test",
+             "test_accuracy": accuracy, "macs": macs, "params": params, "seed": config.seed,
+             "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
+             "train_seconds": round(seconds, 1), "device": str(device), "command": command,
+             "environment": environment()}
+    save_checkpoint(out, model.cpu(), arch, meta={k: facts[k] for k in ("dataset", "test_accuracy", "macs", "params")})
+    facts["sha256"] = sha256_of(out)
+    atomic_write_json(out.with_suffix(".json"), facts)
+    atomic_write_text(out.with_suffix(".md"), model_card(facts))
+    echo(f"test accuracy {accuracy:.4f}, {macs / 1e6:.2f} M MACs, {params / 1e3:.1f} k params, "
+         f"{seconds:.0f} s -> {out}")
+    return facts
+
+
+def model_card(facts: dict) -> str:
+    arch = facts["architecture"]
+    env = facts["environment"]
+    return f"""# {facts['id']}
+
+| | |
+|---|---|
+| architecture | `{arch['name']}` ({ARCHITECTURES.get(arch['name'], arch['name'])}) |
+| input | {arch['in_channels']} x {arch['image_size']} x {arch['image_size']}, {arch['num_classes']} classes |
+| data | `{facts['dataset']}`, {facts['split']} (bayesprune's fixed split) |
+| test accuracy | {facts['test_accuracy'] * 100:.2f}% |
+| MACs | {facts['macs']:,} (torch-pruning's counter, batch 1) |
+| params | {facts['params']:,} |
+| training | SGD Nesterov momentum 0.9, lr {facts['lr']} cosine with 5% warm-up, weight decay 5e-4, batch {facts['batch_size']}, {facts['epochs']} epochs, seed {facts['seed']} |
+| trained on | {facts['device']}, {facts['train_seconds']} s; torch {env['torch']}, Python {env['python']} |
+| sha256 | `{facts['sha256']}` |
+
+Reproduce (CPU results are deterministic for a given torch build; GPU ones are not bit-exact):
+
+```
+{facts['command']}
+```
+
+Load: `bayesprune run --model {facts['id']}` or
+`bayesprune.load_checkpoint("models/{facts['file']}")` (weights_only, no pickle).
+"""

@@ -1,0 +1,105 @@
+"""Training, fine-tuning and evaluation loops (SGD + cosine schedule), with tqdm progress."""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import ImageData, iterate_batches
+from .errors import TrainingError
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, numpy and torch; return a generator for data order and augmentation."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from .errors import BayesPruneError
+
+        raise BayesPruneError(f"--device {name} asked for, but this torch has no CUDA; use --device cpu")
+    return torch.device(name)
+
+
+@dataclass
+class FitConfig:
+    epochs: float = 1.0  # fractional epochs allowed: quick fine-tunes on big data sets
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    warmup_fraction: float = 0.0  # linear warm-up share of the steps, for training from scratch
+
+
+def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.Generator,
+        device: torch.device, progress: bool = True, desc: str = "train") -> dict:
+    """Train in place with SGD (Nesterov) and a cosine learning rate; return ``{"loss", "steps"}``.
+
+    A non-finite loss raises :class:`TrainingError` before the bad step is applied.
+    """
+    model.to(device).train()
+    steps_per_epoch = math.ceil(len(data.train_y) / config.batch_size)
+    total = max(1, round(config.epochs * steps_per_epoch))
+    if total == 0 or config.epochs <= 0:
+        return {"loss": float("nan"), "steps": 0}
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}],
+                          lr=config.lr, momentum=config.momentum, nesterov=True)
+    warmup = int(config.warmup_fraction * total)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return config.lr * (step + 1) / warmup
+        return 0.5 * config.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    loss_fn = nn.CrossEntropyLoss()
+    step, running = 0, 0.0
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, unit="step")
+    while step < total:
+        for xb, yb in iterate_batches(data.train_x, data.train_y, config.batch_size, shuffle=True,
+                                      generator=generator, augment=data.augment, device=device):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            loss = loss_fn(model(xb), yb)
+            if not torch.isfinite(loss):
+                bar.close()
+                raise TrainingError(f"non-finite loss ({loss.item()}) at step {step} of {desc}; "
+                                    f"lower the learning rate (now {config.lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.3f}")
+            if step >= total:
+                break
+    bar.close()
+    return {"loss": running, "steps": step}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+             batch_size: int = 512) -> float:
+    """Top-1 accuracy in [0, 1]."""
+    was_training = model.training
+    model.to(device).eval()
+    correct = 0
+    for xb, yb in iterate_batches(x, y, batch_size, device=device):
+        correct += (model(xb).argmax(1) == yb).sum().item()
+    model.train(was_training)
+    return correct / max(1, len(y))

@@ -1,0 +1,85 @@
+"""`bayesprune run` end to end, and the one-line errors users get for bad input."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from bayesprune.checkpoint import load_checkpoint
+from bayesprune.cli import main
+from bayesprune.groups import count_macs_params
+
+QUICK = ["--train-subset", "512", "--test-subset", "256", "--epochs", "0.5", "--quiet", "--device", "cpu"]
+
+
+def test_run_end_to_end_and_reload(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--rounds", "2", "--target-macs", "0.6", "--out", str(out), *QUICK]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["criterion"] == "l1"
+    assert {"accuracy", "macs", "params"} <= set(summary["base"]) and set(summary["final"]) == {"accuracy", "macs", "params"}
+    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    assert {"round", "accuracy", "macs", "params", "seconds"} <= set(summary["rounds"][0])
+    assert summary["final"]["macs"] <= 0.6 * summary["base"]["macs"]
+    assert summary["rounds"][0]["macs"] > summary["final"]["macs"]
+    assert summary["final"]["accuracy"] > 0.5  # a shipped 96% network pruned by 40% stays useful
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["seed"] == 0 and config["architecture"]["name"] == "smallcnn"
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["event"] for l in lines] == ["base", "round", "round"]
+    model, arch, ckpt = load_checkpoint(out / "model.pt")
+    x = torch.zeros(1, 1, 28, 28)
+    assert count_macs_params(model, x) == (summary["final"]["macs"], summary["final"]["params"])
+    table = capsys.readouterr().out
+    assert "round" in table and "base" in table
+
+
+def test_run_is_reproducible_from_its_seed(tmp_path):
+    args = ["run", "--rounds", "1", "--criterion", "random", "--seed", "3", *QUICK, "--epochs", "0.2"]
+    main([*args, "--out", str(tmp_path / "a")])
+    main([*args, "--out", str(tmp_path / "b")])
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in "ab")
+    assert a["final"] == b["final"]
+
+
+def test_refuses_to_overwrite_a_run(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    assert main(["run", "--out", str(tmp_path / "run"), *QUICK]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data", "fashion-mnist", "--data-dir", "{tmp}/missing"], "does not exist"),
+    (["--target-macs", "1.5"], "outside (0, 1]"),
+    (["--target-macs", "0"], "outside (0, 1]"),
+    (["--target-macs", "half"], "must be a number"),
+    (["--criterion", "magic"], "unknown criterion"),
+    (["--model", "resnet21"], "unknown model"),
+    (["--model", "fixed_size_model:make", "--data", "digits"], "cannot take digits"),
+    (["--target-macs", "0.001"], "cannot be met without emptying layers"),
+    (["--model", "{tmp}/garbage.pt"], "not a readable checkpoint"),
+])
+def test_bad_inputs_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
+    (tmp_path / "garbage.pt").write_bytes(b"\x00not a zip file")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    out = tmp_path / "out"
+    assert main(["run", *args, "--out", str(out), *QUICK]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("bayesprune: error:")
+    if "emptying" not in message:  # budget errors surface after the base is recorded
+        assert not out.exists()
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bayesprune", "run", "--target-macs", "1.5", "--out",
+                           str(tmp_path / "x")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("bayesprune: error: --target-macs 1.5 is outside (0, 1]; it is the "
+                                   "fraction of the base model to keep, e.g. 0.5")
+
+
+def test_listing_commands(capsys):
+    assert main(["criteria"]) == 0 and "bn-scale" in capsys.readouterr().out
+    assert main(["models"]) == 0 and "smallcnn-mnist5k" in capsys.readouterr().out

@@ -1,0 +1,94 @@
+"""Budgeted allocation: exact cost terms, budgets met, layers never emptied."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bayesprune.decision import Budget, CostModel, allocate
+from bayesprune.errors import BudgetError
+from bayesprune.groups import ChannelGraph, count_macs_params
+from bayesprune.rounds import round_targets
+
+
+class Chain(nn.Module):
+    """conv(1->4) -> conv(4->6) -> conv(6->2): no activations, so the cost model is exact."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 4, 3, padding=1, bias=False)
+        self.c2 = nn.Conv2d(4, 6, 3, padding=1, bias=False)
+        self.c3 = nn.Conv2d(6, 2, 1)
+
+    def forward(self, x):
+        return self.c3(self.c2(self.c1(x))).mean((2, 3))
+
+
+def _graph():
+    torch.manual_seed(0)
+    model = Chain()
+    return model, ChannelGraph(model, torch.randn(1, 1, 5, 5))
+
+
+def test_cost_model_by_hand():
+    model, graph = _graph()
+    cost = CostModel.build(graph)
+    keep = {"c1": 3, "c2": 2}
+    k = np.array([keep[n] for n in cost.names], dtype=float)
+    # 25 positions: c1 9*1*k1, c2 9*k1*k2, c3 (1x1 with bias) 1*k2*2 + 2 bias ops per position
+    expected_macs = 25 * (9 * 3 + 9 * 3 * 2 + 2 * 2 + 2)
+    expected_params = 9 * 3 + 9 * 3 * 2 + 2 * 2 + 2
+    assert cost.cost(k, "macs") == pytest.approx(expected_macs)
+    assert cost.cost(k, "params") == pytest.approx(expected_params)
+    graph.prune({"c1": [0], "c2": [1, 2, 3, 4]})
+    assert count_macs_params(model, graph.inputs) == (expected_macs, expected_params)
+
+
+def _scores(graph, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {grp.name: torch.rand(grp.size, generator=g) for grp in graph.groups}
+
+
+@pytest.mark.parametrize("method", ["uniform", "global"])
+@pytest.mark.parametrize("fraction", [0.9, 0.6, 0.35])
+def test_allocation_meets_budget_and_keeps_every_layer(method, fraction):
+    model, graph = _graph()
+    cost = CostModel.build(graph)
+    target = fraction * cost.full()
+    removal = allocate(_scores(graph), cost, target, "macs", method, max_fraction=0.9)
+    keep = cost.sizes - np.array([len(removal[n]) for n in cost.names])
+    assert cost.cost(keep) <= target and (keep >= 1).all()
+
+
+def test_lowest_scores_go_first():
+    model, graph = _graph()
+    cost = CostModel.build(graph)
+    scores = {"c1": torch.tensor([4.0, 1.0, 3.0, 2.0]), "c2": torch.tensor([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])}
+    removal = allocate(scores, cost, 0.5 * cost.full(), "macs", "uniform")
+    for name, idxs in removal.items():
+        order = torch.argsort(scores[name]).tolist()
+        assert idxs == sorted(order[:len(idxs)])
+
+
+def test_global_ranks_across_layers_by_relative_score():
+    model, graph = _graph()
+    cost = CostModel.build(graph)
+    # c1's channel 0 is far below its layer's mean; every c2 channel is at its mean
+    scores = {"c1": torch.tensor([0.1, 10.0, 10.0, 10.0]), "c2": torch.ones(6)}
+    removal = allocate(scores, cost, cost.full() - 1, "macs", "global")
+    assert removal == {"c1": [0], "c2": []}
+
+
+def test_unreachable_budget_and_bad_fractions():
+    model, graph = _graph()
+    cost = CostModel.build(graph)
+    with pytest.raises(BudgetError, match="cannot be met without emptying layers"):
+        allocate(_scores(graph), cost, 0.001 * cost.full(), "macs", "uniform")
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(BudgetError):
+            Budget(bad)
+    assert allocate(_scores(graph), cost, cost.full(), "macs") == {"c1": [], "c2": []}
+
+
+def test_round_targets():
+    assert round_targets(0.25, 2, "geometric") == pytest.approx([0.5, 0.25])
+    assert round_targets(0.4, 3, "linear") == pytest.approx([0.8, 0.6, 0.4])
