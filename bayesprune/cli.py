@@ -46,6 +46,13 @@ def _run_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--calibration-batches", type=int, default=defaults.calibration_batches,
                    help="training batches data-dependent criteria see")
+    b = p.add_argument_group("bayes criterion")
+    b.add_argument("--prior", default=defaults.prior, help="horseshoe | regularized-horseshoe | normal-jeffreys")
+    b.add_argument("--tau0", type=float, default=defaults.tau0, help="scale of the global half-Cauchy")
+    b.add_argument("--per-layer-scale", action="store_true", help="add a per-layer scale (hierarchical)")
+    b.add_argument("--svi-steps", type=int, default=defaults.svi_steps)
+    b.add_argument("--svi-lr", type=float, default=defaults.svi_lr)
+    b.add_argument("--posterior-draws", type=int, default=defaults.posterior_draws)
     p.add_argument("--train-subset", type=int, help="use only the first N training images (quick runs)")
     p.add_argument("--test-subset", type=int, help="use only the first N test images")
     p.add_argument("--seed", type=int, default=defaults.seed)

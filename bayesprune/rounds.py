@@ -12,8 +12,9 @@ import torch
 
 from .checkpoint import save_checkpoint
 from .criteria import make_criterion
-from .data import iterate_batches, load_dataset
-from .decision import ALLOCATIONS, Budget, CostModel, allocate
+from .criteria.base import Calibration
+from .data import load_dataset
+from .decision import ALLOCATIONS, Budget, CostModel
 from .errors import BudgetError
 from .groups import ChannelGraph, count_macs_params
 from .pretrained import resolve_model
@@ -43,6 +44,12 @@ class PruneConfig:
     lr: float = 0.01
     batch_size: int = 128
     calibration_batches: int = 8
+    prior: str = "horseshoe"  # bayes: horseshoe | regularized-horseshoe | normal-jeffreys
+    tau0: float = 0.1  # bayes: scale of the global half-Cauchy
+    per_layer_scale: bool = False  # bayes: a per-layer scale between global and local
+    svi_steps: int = 300
+    svi_lr: float = 0.02
+    posterior_draws: int = 200
     train_subset: int | None = None
     test_subset: int | None = None
     seed: int = 0
@@ -71,7 +78,18 @@ class PruneConfig:
             raise BudgetError(f"--max-prune-fraction must be in (0, 1), got {self.max_prune_fraction}")
         if self.epochs < 0 or self.lr <= 0 or self.batch_size < 1:
             raise BudgetError("--epochs must be >= 0, --lr > 0 and --batch-size >= 1")
-        make_criterion(self.criterion)  # unknown names fail before any work
+        make_criterion(self.criterion, **self.criterion_options())  # bad names fail before any work
+        if self.svi_steps < 1 or self.posterior_draws < 2 or self.svi_lr <= 0 or self.tau0 <= 0:
+            raise BudgetError("--svi-steps >= 1, --posterior-draws >= 2, --svi-lr > 0 and --tau0 > 0 are required")
+
+    def criterion_options(self) -> dict:
+        if self.criterion != "bayes":
+            return {}
+        from .bayes import SVIConfig
+
+        return {"prior": self.prior, "tau0": self.tau0, "per_layer": self.per_layer_scale,
+                "svi": SVIConfig(steps=self.svi_steps, lr=self.svi_lr, seed=self.seed),
+                "draws": self.posterior_draws, "progress": self.progress}
 
 
 def _fraction(value, flag: str) -> float:
@@ -114,7 +132,7 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     model, arch = resolved.model.to(device), resolved.arch
     run_dir = RunDir(config.out, config.overwrite) if config.out else None
     inputs = data.test_x[:1].to(device)
-    criterion = make_criterion(config.criterion, config.seed)
+    criterion = make_criterion(config.criterion, config.seed, **config.criterion_options())
     fit_config = FitConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size)
 
     base_macs, base_params = count_macs_params(model, inputs)
@@ -144,7 +162,12 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
         echo(f"round {r}/{config.rounds}: target {fraction:.3f}, removed {removed} channels, accuracy "
              f"{accuracy_after_cut:.4f} after cut -> {record['accuracy']:.4f} after fine-tune, "
              f"{macs / 1e6:.2f} M MACs ({macs / base_macs:.3f}), {record['seconds']:.1f} s")
+        posterior = getattr(criterion, "posterior", None)
+        if posterior is not None:
+            record["layers"] = posterior.per_layer()
+            record["uncertain_channels"] = int(posterior.uncertain.sum())
         if run_dir:
+            record["files"] = criterion.write_artifacts(run_dir.path, r)
             run_dir.log_metrics({"event": "round", **record})
             save_checkpoint(run_dir.file("model.pt"), model.cpu(), arch, history,
                             {"round": r, "accuracy": record["accuracy"], "macs": macs, "params": params,
@@ -171,10 +194,10 @@ def _cut_to_target(model, inputs, criterion, data, config, device, target, kind,
     for _attempt in range(3):
         graph = ChannelGraph(model, inputs)
         if criterion.needs_data:
-            batches = iterate_batches(data.train_x, data.train_y, config.batch_size, device=device)
-            criterion.prepare(model, graph, (b for _, b in zip(range(config.calibration_batches), batches)))
-        removal = allocate(criterion.score(graph), CostModel.build(graph), target, kind,
-                           config.allocation, config.max_prune_fraction)
+            criterion.prepare(model, graph, Calibration(data, device, config.batch_size,
+                                                        config.calibration_batches, config.seed))
+        removal = criterion.select(graph, CostModel.build(graph), target, kind, config.allocation,
+                                   config.max_prune_fraction)
         removed += sum(len(v) for v in removal.values())
         history.extend(graph.prune(removal))
         macs, params = count_macs_params(model, inputs)

@@ -72,3 +72,13 @@ def test_tampered_shipped_model_is_refused(tmp_path, monkeypatch, mnist5k):
     monkeypatch.setenv("BAYESPRUNE_MODELS_DIR", str(tmp_path))
     with pytest.raises(ModelError, match="does not match its recorded sha256"):
         resolve_model("smallcnn-mnist5k", mnist5k)
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_shipped_resnet20_matches_its_card():
+    data = load_dataset("fashion-mnist")
+    info = shipped_models()["resnet20-fashion-mnist"]
+    resolved = resolve_model("resnet20-fashion-mnist", data)
+    accuracy = evaluate(resolved.model, data.test_x, data.test_y, torch.device("cpu"))
+    assert accuracy == pytest.approx(info["test_accuracy"], abs=0.003) and accuracy > 0.9

@@ -8,13 +8,34 @@ before scoring.
 from __future__ import annotations
 
 import abc
-from typing import ClassVar, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Iterable, Iterator
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
+from ..data import ImageData, iterate_batches
+from ..decision import CostModel, allocate
 from ..groups import ChannelGraph
+
+
+@dataclass
+class Calibration:
+    """The data a data-dependent criterion may look at: the training split, on ``device``."""
+
+    data: ImageData
+    device: torch.device
+    batch_size: int = 128
+    num_batches: int = 8
+    seed: int = 0
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``num_batches`` training batches (the split is already shuffled)."""
+        batches = iterate_batches(self.data.train_x, self.data.train_y, self.batch_size, device=self.device)
+        for _, batch in zip(range(self.num_batches), batches):
+            yield batch
 
 
 class Criterion(tp.importance.Importance):
@@ -25,8 +46,7 @@ class Criterion(tp.importance.Importance):
     source: ClassVar[str]
     needs_data: ClassVar[bool] = False
 
-    def prepare(self, model: nn.Module, graph: ChannelGraph,
-                batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def prepare(self, model: nn.Module, graph: ChannelGraph, calibration: Calibration) -> None:
         """Collect whatever statistics scoring needs (activations, gradients). Default: nothing."""
 
     @abc.abstractmethod
@@ -36,6 +56,15 @@ class Criterion(tp.importance.Importance):
     def score(self, graph: ChannelGraph) -> dict[str, torch.Tensor]:
         """Scores of every group of ``graph``, keyed by group name."""
         return {g.name: self(g.tp_group).detach().float().cpu() for g in graph.groups}
+
+    def select(self, graph: ChannelGraph, cost_model: CostModel, target: float, kind: str,
+               allocation: str, max_fraction: float) -> dict[str, list[int]]:
+        """Channels to remove per group to meet ``target``. Point estimates: allocate by score."""
+        return allocate(self.score(graph), cost_model, target, kind, allocation, max_fraction)
+
+    def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
+        """Write per-round outputs (posteriors, tables) into the run directory; return file names."""
+        return []
 
 
 def _items(group):

@@ -1,0 +1,69 @@
+"""Posterior summaries per channel and per layer, as arviz ``InferenceData`` and tables."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class ChannelPosterior:
+    """Posterior draws of the gates and the decision built on them (one row per channel)."""
+
+    layer: list[str]  # group name of each channel
+    channel: np.ndarray  # index within its group
+    gate_draws: np.ndarray  # (draws, channels)
+    hyper_draws: dict[str, np.ndarray]  # tau, lambda, ... (draws, ...)
+    keep_probability: np.ndarray  # (channels,)
+    kept_draws: np.ndarray  # (draws, channels) bool: the per-draw budgeted decisions
+    decision: np.ndarray  # (channels,) bool: the kept set
+    uncertain: np.ndarray  # (channels,) bool
+    elbo: list[float]
+
+    def summary(self, hdi_prob: float = 0.9) -> dict[str, np.ndarray]:
+        import arviz as az
+
+        idata = az.from_dict(posterior={"s": self.gate_draws[None]})
+        hdi = az.hdi(idata, hdi_prob=hdi_prob)["s"].values
+        return {"mean": self.gate_draws.mean(0), "sd": self.gate_draws.std(0, ddof=1),
+                "hdi_low": hdi[:, 0], "hdi_high": hdi[:, 1], "keep_probability": self.keep_probability}
+
+    def per_layer(self, hdi_prob: float = 0.9) -> list[dict]:
+        """Expected surviving channels per layer with a central ``hdi_prob`` interval over draws."""
+        rows, layers = [], np.array(self.layer)
+        tail = (1 - hdi_prob) / 2
+        for name in dict.fromkeys(self.layer):
+            survivors = self.kept_draws[:, layers == name].sum(1)
+            rows.append({"layer": name, "channels": int((layers == name).sum()),
+                         "expected_surviving": float(survivors.mean()),
+                         "interval_low": float(np.quantile(survivors, tail)),
+                         "interval_high": float(np.quantile(survivors, 1 - tail)),
+                         "kept": int(self.decision[layers == name].sum())})
+        return rows
+
+    def inference_data(self):
+        import arviz as az
+
+        posterior = {"s": self.gate_draws[None]}
+        posterior.update({k: v[None] for k, v in self.hyper_draws.items()})
+        idata = az.from_dict(posterior=posterior, attrs={"inference": "SVI (mean-field guide draws)"})
+        idata.add_groups({"svi_trace": {"elbo": np.asarray(self.elbo)[None, :]}})
+        return idata
+
+    def keep_probability_csv(self) -> str:
+        stats = self.summary()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["layer", "channel", "mean", "sd", "hdi_low", "hdi_high", "keep_probability", "kept", "uncertain"])
+        for i, layer in enumerate(self.layer):
+            writer.writerow([layer, int(self.channel[i]), f"{stats['mean'][i]:.6g}", f"{stats['sd'][i]:.6g}",
+                             f"{stats['hdi_low'][i]:.6g}", f"{stats['hdi_high'][i]:.6g}",
+                             f"{self.keep_probability[i]:.4f}", int(self.decision[i]), int(self.uncertain[i])])
+        return out.getvalue()
+
+
+def to_numpy(draws: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in draws.items()}

@@ -1,0 +1,63 @@
+"""The contract of a Gaussian scale mixture (GSM) prior over channel gates.
+
+Every prior here has the form ``s_c | sigma_c ~ N(0, sigma_c^2)`` with ``sigma_c`` a function of
+latent scales (global, per-layer, per-channel). A prior contributes two things:
+
+- :meth:`ScalePrior.model_scales` samples its latent scales inside the Pyro *model* and returns
+  ``sigma`` (one entry per channel);
+- :meth:`ScalePrior.guide_scales` samples the same sites inside the *guide* from the variational
+  family: a log-normal per positive scale (Louizos et al. 2017, sec. 3.2, use log-normal
+  posteriors for the half-Cauchy scales of the group horseshoe).
+
+Site names are prefixed with ``prefix`` so several priors could coexist in one model.
+"""
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.distributions import constraints
+
+
+class ScalePrior(abc.ABC):
+    name: ClassVar[str]
+    source: ClassVar[str]
+
+    def __init__(self, per_layer: bool = False, prefix: str = ""):
+        self.per_layer = per_layer
+        self.prefix = prefix
+
+    def site(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    @abc.abstractmethod
+    def model_scales(self, layer_of_channel: torch.Tensor, num_layers: int) -> torch.Tensor:
+        """Sample the latent scales (model side); return ``sigma`` of shape ``(channels,)``."""
+
+    @abc.abstractmethod
+    def guide_scales(self, num_channels: int, num_layers: int) -> None:
+        """Sample the same latent sites from the variational family (guide side)."""
+
+    # shared pieces -------------------------------------------------------------------------
+    def layer_scale(self, layer_of_channel: torch.Tensor, num_layers: int) -> torch.Tensor:
+        """Optional per-layer ``phi_l ~ HalfCauchy(1)`` between the global and local scales."""
+        if not self.per_layer:
+            return torch.ones((), dtype=layer_of_channel.dtype if layer_of_channel.is_floating_point() else torch.float32)
+        with pyro.plate(self.site("layers"), num_layers):
+            phi = pyro.sample(self.site("phi"), dist.HalfCauchy(torch.ones(())))
+        return phi[layer_of_channel]
+
+    def guide_layer_scale(self, num_layers: int) -> None:
+        if self.per_layer:
+            with pyro.plate(self.site("layers"), num_layers):
+                lognormal_site(self.site("phi"), (num_layers,))
+
+
+def lognormal_site(name: str, shape: tuple, init_loc: float = 0.0, init_scale: float = 0.1) -> torch.Tensor:
+    """A log-normal variational factor with its own ``{name}_loc``/``{name}_scale`` parameters."""
+    loc = pyro.param(f"{name}_loc", lambda: torch.full(shape, float(init_loc)))
+    scale = pyro.param(f"{name}_scale", lambda: torch.full(shape, float(init_scale)), constraint=constraints.positive)
+    return pyro.sample(name, dist.LogNormal(loc, scale))
