@@ -53,6 +53,7 @@ def _run_parser(sub) -> None:
     b.add_argument("--svi-steps", type=int, default=defaults.svi_steps)
     b.add_argument("--svi-lr", type=float, default=defaults.svi_lr)
     b.add_argument("--posterior-draws", type=int, default=defaults.posterior_draws)
+    b.add_argument("--inference", default=defaults.inference, help="svi | nuts (full-data NUTS, small models)")
     p.add_argument("--train-subset", type=int, help="use only the first N training images (quick runs)")
     p.add_argument("--test-subset", type=int, help="use only the first N test images")
     p.add_argument("--seed", type=int, default=defaults.seed)

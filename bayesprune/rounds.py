@@ -50,6 +50,7 @@ class PruneConfig:
     svi_steps: int = 300
     svi_lr: float = 0.02
     posterior_draws: int = 200
+    inference: str = "svi"  # bayes: svi | nuts (full-data NUTS, small models only)
     train_subset: int | None = None
     test_subset: int | None = None
     seed: int = 0
@@ -89,7 +90,7 @@ class PruneConfig:
 
         return {"prior": self.prior, "tau0": self.tau0, "per_layer": self.per_layer_scale,
                 "svi": SVIConfig(steps=self.svi_steps, lr=self.svi_lr, seed=self.seed),
-                "draws": self.posterior_draws, "progress": self.progress}
+                "draws": self.posterior_draws, "progress": self.progress, "inference": self.inference}
 
 
 def _fraction(value, flag: str) -> float:
@@ -150,13 +151,17 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
         start = time.perf_counter()
         target = fraction * base_cost
         removed = _cut_to_target(model, inputs, criterion, data, config, device, target, budget.kind, history)
+        decision_seconds = time.perf_counter() - start  # scoring (SVI for bayes), decision and cut
         macs, params = count_macs_params(model, inputs)
         accuracy_after_cut = evaluate(model, data.test_x, data.test_y, device)
+        fit_start = time.perf_counter()
         train_stats = fit(model, data, fit_config, generator, device, config.progress, desc=f"round {r} fine-tune")
+        finetune_seconds = time.perf_counter() - fit_start
         record = {"round": r, "target_fraction": fraction, "removed_channels": removed,
                   "accuracy_after_cut": accuracy_after_cut,
                   "accuracy": evaluate(model, data.test_x, data.test_y, device),
                   "macs": macs, "params": params, "train_loss": train_stats["loss"],
+                  "decision_seconds": decision_seconds, "finetune_seconds": finetune_seconds,
                   "seconds": time.perf_counter() - start}
         rounds.append(record)
         echo(f"round {r}/{config.rounds}: target {fraction:.3f}, removed {removed} channels, accuracy "
@@ -177,7 +182,8 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     summary = {"criterion": config.criterion, "budget": {"kind": budget.kind, "fraction": budget.fraction},
                "base": base, "final": final,
                "final_ratio": {"macs": final["macs"] / base_macs, "params": final["params"] / base_params},
-               "rounds": [{k: rec[k] for k in ("round", "accuracy", "accuracy_after_cut", "macs", "params", "seconds")}
+               "rounds": [{k: rec[k] for k in ("round", "accuracy", "accuracy_after_cut", "macs", "params",
+                                               "decision_seconds", "finetune_seconds", "seconds")}
                           for rec in rounds]}
     if run_dir:
         run_dir.write_json("summary.json", summary)

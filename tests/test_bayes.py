@@ -98,7 +98,7 @@ def test_gates_of_one_leave_the_network_unchanged():
 
 
 def _selector(fraction):
-    from tests.test_decision import Chain  # the hand-computable cost model
+    from helpers import Chain  # the hand-computable cost model
 
     torch.manual_seed(0)
     model = Chain()
@@ -186,3 +186,40 @@ def test_planted_dead_and_duplicate_channels(mnist5k):
     pair = gate_mean[original] + gate_mean[copy]
     assert pair == pytest.approx(2 * np.median(gate_mean[live]), rel=0.35)
     assert max(keep[original], keep[copy]) > 0.9
+
+
+def test_nuts_recovers_sparse_regression():
+    from bayesprune.bayes.inference import sample_nuts
+
+    torch.manual_seed(1)
+    n, p = 100, 6
+    x = torch.randn(n, p)
+    beta = torch.tensor([2.0, -1.5, 0.0, 0.0, 0.0, 0.0])
+    y = x @ beta + 0.5 * torch.randn(n)
+    model = SparseRegression(make_prior("horseshoe", tau0=0.5), p, noise=0.5)
+    draws = sample_nuts(model.model, num_samples=100, warmup_steps=100, seed=0, x=x, y=y)
+    mean = draws["beta"].mean(0)
+    assert torch.allclose(mean[:2], beta[:2], atol=0.25) and mean[2:].abs().max() < 0.2
+
+
+def test_bayes_importance_inside_torch_pruning_pruner():
+    import torch_pruning as tp
+
+    from bayesprune.criteria.base import Calibration
+    from bayesprune.criteria.bayes import BayesGSM
+    from bayesprune.data import load_dataset
+
+    torch.manual_seed(0)
+    data = load_dataset("digits").subset(train=256, test=8)
+    net = build_model(Architecture("smallcnn", 1, 10, 8)).eval()
+    x = data.test_x[:1]
+    criterion = BayesGSM(svi=SVIConfig(steps=20, seed=0), draws=50)
+    criterion.prepare(net, ChannelGraph(net, x), Calibration(data, torch.device("cpu"), 64))
+    first = net.features[0]
+    scores = criterion(ChannelGraph(net, x).by_name()["features.0"].tp_group)
+    expected_kept = sorted(torch.argsort(scores, descending=True)[:24].tolist())
+    weights_before = first.weight.detach().clone()
+    pruner = tp.pruner.BasePruner(net, x, importance=criterion, pruning_ratio=0.25, ignored_layers=[net.classifier])
+    pruner.step()
+    assert first.out_channels == 24
+    assert torch.equal(first.weight, weights_before[expected_kept])  # the lowest-effect channels went

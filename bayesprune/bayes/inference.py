@@ -69,3 +69,23 @@ def draw_from_guide(guide: Callable, num_draws: int, *args, **kwargs) -> dict[st
             if site["type"] == "sample" and not site.get("is_observed", False):
                 draws.setdefault(name, []).append(site["value"].detach().cpu())
     return {name: torch.stack(values) for name, values in draws.items()}
+
+
+def sample_nuts(model: Callable, num_samples: int, warmup_steps: int, seed: int = 0, progress: bool = False,
+                **kwargs) -> dict[str, torch.Tensor]:
+    """Posterior draws by NUTS (Hoffman & Gelman 2014) for models small enough for full-data MCMC.
+
+    The model must not subsample (MCMC needs the exact full-data likelihood). Returns
+    ``{site: (num_samples, ...)}`` like :func:`draw_from_guide`.
+    """
+    from pyro.infer import MCMC, NUTS
+
+    pyro.set_rng_seed(seed)
+    mcmc = MCMC(NUTS(model, jit_compile=False), num_samples=num_samples, warmup_steps=warmup_steps,
+                num_chains=1, disable_progbar=not progress)
+    mcmc.run(kl_scale=1.0, **kwargs)
+    samples = {name: value.detach().cpu() for name, value in mcmc.get_samples().items()}
+    for name, value in samples.items():
+        if not torch.isfinite(value).all():
+            raise TrainingError(f"NUTS produced non-finite draws of {name}; use --inference svi")
+    return samples

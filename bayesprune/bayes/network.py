@@ -35,7 +35,7 @@ from .priors import ScalePrior
 
 class GatedNetworkModel:
     def __init__(self, net: nn.Module, gates: ChannelGates, prior: ScalePrior, data: ImageData,
-                 device: torch.device, batch_size: int = 128, train_weights: bool = False,
+                 device: torch.device, batch_size: int | None = 128, train_weights: bool = False,
                  init_scale: float = 0.05):
         self.net, self.gates, self.prior, self.data = net, gates, prior, data
         self.device, self.batch_size, self.train_weights = device, batch_size, train_weights
@@ -52,7 +52,8 @@ class GatedNetworkModel:
             pyro.module("net", self.net)
         self.gates.values = s.to(self.device)
         N = len(self.data.train_y)
-        with pyro.plate("data", N, subsample_size=min(self.batch_size, N)) as idx:
+        batch = None if self.batch_size is None else min(self.batch_size, N)  # None: full data (NUTS)
+        with pyro.plate("data", N, subsample_size=batch) as idx:
             logits = self.net(self.data.train_x[idx].to(self.device)).cpu()
             pyro.sample("obs", dist.Categorical(logits=logits), obs=self.data.train_y[idx])
 

@@ -9,10 +9,11 @@ import torch
 
 from ..bayes.decision import BudgetedSelector, bayes_decision, keep_probabilities
 from ..bayes.gates import ChannelGates
-from ..bayes.inference import SVIConfig, draw_from_guide, fit_svi
+from ..bayes.inference import SVIConfig, draw_from_guide, fit_svi, sample_nuts
 from ..bayes.network import GatedNetworkModel
 from ..bayes.posterior import ChannelPosterior, to_numpy
 from ..bayes.priors import make_prior
+from ..errors import BayesPruneError
 from ..runs import atomic_path, atomic_write_text
 from .base import Calibration, Criterion
 
@@ -37,6 +38,8 @@ class BayesGSM(Criterion):
         svi: steps, learning rate and KL warm-up of SVI.
         draws: posterior draws for keep probabilities and summaries.
         train_weights: update the network's weights as MAP point estimates during SVI.
+        inference: ``svi`` (default) or ``nuts``: full-data NUTS, for small models and data only;
+            with NUTS the weights stay fixed and ``draws`` are its samples after ``warmup`` steps.
     """
 
     name = "bayes"
@@ -46,7 +49,10 @@ class BayesGSM(Criterion):
 
     def __init__(self, prior: str = "horseshoe", per_layer: bool = False, tau0: float = 0.1,
                  svi: SVIConfig | None = None, draws: int = 200, train_weights: bool = False,
-                 seed: int = 0, progress: bool = False):
+                 seed: int = 0, progress: bool = False, inference: str = "svi", warmup: int = 100):
+        if inference not in ("svi", "nuts"):
+            raise BayesPruneError(f"unknown inference {inference!r}; choose svi or nuts")
+        self.inference, self.warmup, self.seed = inference, warmup, seed
         prior_kwargs = {} if prior == "normal-jeffreys" else {"tau0": tau0}
         self.prior = make_prior(prior, per_layer=per_layer, **prior_kwargs)
         self.svi = svi or SVIConfig(seed=seed)
@@ -60,14 +66,19 @@ class BayesGSM(Criterion):
     def prepare(self, model, graph, calibration: Calibration) -> None:
         pyro.clear_param_store()
         self.gates = ChannelGates(graph)
+        nuts = self.inference == "nuts"
         gated = GatedNetworkModel(model, self.gates, self.prior, calibration.data, calibration.device,
-                                  calibration.batch_size, self.train_weights)
+                                  None if nuts else calibration.batch_size, self.train_weights and not nuts)
         was_training = model.training
         model.eval()
         try:
             with self.gates:
-                self.elbo = fit_svi(gated.model, gated.guide, self.svi, progress=self.progress, desc="svi")
-            draws = to_numpy(draw_from_guide(gated.guide, self.draws))
+                if nuts:
+                    self.elbo = []
+                    draws = to_numpy(sample_nuts(gated.model, self.draws, self.warmup, self.seed, self.progress))
+                else:
+                    self.elbo = fit_svi(gated.model, gated.guide, self.svi, progress=self.progress, desc="svi")
+                    draws = to_numpy(draw_from_guide(gated.guide, self.draws))
         finally:
             self.gates.values = None
             model.train(was_training)
@@ -86,10 +97,13 @@ class BayesGSM(Criterion):
         return (self.gate_draws / np.maximum(sd, 1e-12)) ** 2
 
     def __call__(self, group) -> torch.Tensor:
+        """Posterior mean effect of the group's channels; ``group`` may come from another
+        DependencyGraph of the same network (e.g. Torch-Pruning's own pruner), so it is matched
+        by the layers it contains, not by object identity."""
         root = group[0].dep.target.module
-        index = next(i for i, g in enumerate(self.gates.graph.groups) if g.root is root)
+        index = self.gates.group_of_module(root)
         effect = self.effect_draws()[:, self.gates.group_slice(index)].mean(0)
-        return torch.as_tensor(effect, dtype=torch.float64)
+        return torch.as_tensor(effect[list(group[0].root_idxs)], dtype=torch.float64)
 
     def select(self, graph, cost_model, target, kind, allocation, max_fraction):
         """Budgeted Bayes decision; ``allocation`` is ignored (the decision is global and MAC-aware)."""
