@@ -27,7 +27,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet20-fashion-mnist")
     parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--methods", default="bayes,l1,bn-scale,random")
+    parser.add_argument("--methods", default="bayes,bayes-global,l1,bn-scale,random",
+                        help="criteria; bayes-global = bayes with the global MAC-aware decision "
+                             "(the others use the per-layer 'uniform' allocation)")
     parser.add_argument("--target-macs", type=float, default=0.5)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
@@ -52,7 +54,9 @@ def main() -> None:
     for seed in range(args.seeds):
         for method in args.methods.split(","):
             with tempfile.TemporaryDirectory() as tmp:
-                config = PruneConfig(model=args.model, data=args.data, criterion=method, target_macs=args.target_macs,
+                config = PruneConfig(model=args.model, data=args.data, criterion=method.removesuffix("-global"),
+                                     allocation="global" if method.endswith("-global") else "uniform",
+                                     target_macs=args.target_macs,
                                      rounds=args.rounds, epochs=args.epochs, train_subset=args.train_subset,
                                      test_subset=args.test_subset, svi_steps=args.svi_steps, seed=seed,
                                      device="cpu", out=f"{tmp}/run", progress=False)
@@ -74,7 +78,7 @@ def main() -> None:
         mine = [r for r in rows if r["method"] == method]
         methods[method] = {key: mean_sd([r[key] for r in mine])
                            for key in ("accuracy", "accuracy_after_final_cut", "macs_ratio", "seconds")}
-    bayes_rows = [r for r in rows if r["method"] == "bayes"]
+    bayes_rows = [r for r in rows if r["method"].startswith("bayes")]
     svi_vs_epoch = None
     if bayes_rows:  # decision time of bayes = SVI + draws + decision; fine-tune time = args.epochs epochs
         per_round = [d / (f / args.epochs) for r in bayes_rows for d, f in zip(r["decision_seconds"], r["finetune_seconds"])]

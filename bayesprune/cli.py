@@ -54,6 +54,8 @@ def _run_parser(sub) -> None:
     b.add_argument("--svi-lr", type=float, default=defaults.svi_lr)
     b.add_argument("--posterior-draws", type=int, default=defaults.posterior_draws)
     b.add_argument("--inference", default=defaults.inference, help="svi | nuts (full-data NUTS, small models)")
+    b.add_argument("--svi-train-weights", action="store_true",
+                   help="update the network's weights (MAP) jointly with the gates during SVI")
     p.add_argument("--train-subset", type=int, help="use only the first N training images (quick runs)")
     p.add_argument("--test-subset", type=int, help="use only the first N test images")
     p.add_argument("--seed", type=int, default=defaults.seed)

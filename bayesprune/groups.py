@@ -19,6 +19,12 @@ from .errors import ModelError
 from .nets import Architecture
 
 
+def is_depthwise(module: nn.Module) -> bool:
+    """A convolution with one filter per input channel (groups == in == out channels)."""
+    return (isinstance(module, nn.Conv2d) and module.groups > 1
+            and module.groups == module.in_channels == module.out_channels)
+
+
 def example_input(arch: Architecture, batch: int = 1, device="cpu") -> torch.Tensor:
     return torch.randn(batch, arch.in_channels, arch.image_size, arch.image_size, device=device)
 

@@ -51,6 +51,7 @@ class PruneConfig:
     svi_lr: float = 0.02
     posterior_draws: int = 200
     inference: str = "svi"  # bayes: svi | nuts (full-data NUTS, small models only)
+    svi_train_weights: bool = False  # bayes: update weights (MAP) jointly with the gates in SVI
     train_subset: int | None = None
     test_subset: int | None = None
     seed: int = 0
@@ -90,7 +91,8 @@ class PruneConfig:
 
         return {"prior": self.prior, "tau0": self.tau0, "per_layer": self.per_layer_scale,
                 "svi": SVIConfig(steps=self.svi_steps, lr=self.svi_lr, seed=self.seed),
-                "draws": self.posterior_draws, "progress": self.progress, "inference": self.inference}
+                "draws": self.posterior_draws, "progress": self.progress, "inference": self.inference,
+                "train_weights": self.svi_train_weights}
 
 
 def _fraction(value, flag: str) -> float:

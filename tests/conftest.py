@@ -1,4 +1,11 @@
+from pathlib import Path
+
 import pytest
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+requires_fashion_mnist = pytest.mark.skipif(
+    not FASHION_MNIST.is_dir(), reason="Debian package dataset-fashion-mnist not installed "
+                                       "(apt-get install -y dataset-fashion-mnist)")
 
 
 @pytest.fixture(scope="session")

@@ -159,7 +159,7 @@ def test_planted_dead_and_duplicate_channels(mnist5k):
     criterion = BayesGSM(svi=SVIConfig(steps=300, lr=0.02, seed=0), draws=200)
     criterion.prepare(net, graph, Calibration(mnist5k, torch.device("cpu"), 128))
     cost = CostModel.build(graph)
-    criterion.select(graph, cost, 0.85 * cost.full(), "macs", "uniform", 0.9)
+    criterion.select(graph, cost, 0.85 * cost.full(), "macs", "global", 0.9)
     posterior = criterion.posterior
     in_layer = np.array(posterior.layer) == "features.3"
     keep = posterior.keep_probability[in_layer]
@@ -223,3 +223,44 @@ def test_bayes_importance_inside_torch_pruning_pruner():
     pruner.step()
     assert first.out_channels == 24
     assert torch.equal(first.weight, weights_before[expected_kept])  # the lowest-effect channels went
+
+
+def test_map_weights_move_only_when_asked():
+    from bayesprune.criteria.base import Calibration
+    from bayesprune.criteria.bayes import BayesGSM
+    from bayesprune.data import load_dataset
+
+    data = load_dataset("digits").subset(train=128, test=8)
+    for train_weights in (False, True):
+        torch.manual_seed(0)
+        net = build_model(Architecture("smallcnn", 1, 10, 8)).eval()
+        before = net.features[0].weight.detach().clone()
+        criterion = BayesGSM(svi=SVIConfig(steps=5, seed=0), draws=5, train_weights=train_weights)
+        criterion.prepare(net, ChannelGraph(net, data.test_x[:1]), Calibration(data, torch.device("cpu"), 32))
+        assert torch.equal(net.features[0].weight, before) != train_weights
+
+
+def test_uniform_bayes_decision_removes_the_same_share_per_layer_and_is_monotone():
+    from helpers import Chain
+
+    torch.manual_seed(0)
+    graph = ChannelGraph(Chain(), torch.randn(1, 1, 5, 5))
+    cost = CostModel.build(graph)
+    groups = np.concatenate([np.full(g.size, i) for i, g in enumerate(graph.groups)])
+    draws = np.abs(np.random.default_rng(1).normal(1.0, 0.5, size=(200, 10)))
+    previous = None
+    for fraction in (0.4, 0.6, 0.8):
+        selector = BudgetedSelector(cost, groups, fraction * cost.full(), "macs", 0.9, "uniform")
+        kept, probability, _ = keep_probabilities(draws, selector)
+        removed_per_group = np.stack([np.bincount(groups[~k], minlength=2) for k in kept])
+        assert (removed_per_group == selector.per_group_counts).all()  # the same counts in every draw
+        decision = bayes_decision(probability, draws.mean(0), selector)
+        assert cost.cost(cost.sizes - np.bincount(groups[~decision], minlength=2)) <= selector.target
+        # within a group, the channels removed are those with the lowest keep probability
+        for g in range(2):
+            in_g = groups == g
+            if (~decision[in_g]).any() and decision[in_g].any():
+                assert probability[in_g][~decision[in_g]].max() <= probability[in_g][decision[in_g]].min() + 1e-12
+        if previous is not None:
+            assert (probability >= previous - 1e-12).all()
+        previous = probability

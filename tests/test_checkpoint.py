@@ -2,6 +2,7 @@
 import shutil
 
 import pytest
+from conftest import requires_fashion_mnist
 import torch
 
 from bayesprune.checkpoint import load_checkpoint, save_checkpoint
@@ -74,8 +75,7 @@ def test_tampered_shipped_model_is_refused(tmp_path, monkeypatch, mnist5k):
         resolve_model("smallcnn-mnist5k", mnist5k)
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").is_dir(),
-                    reason="Debian package dataset-fashion-mnist not installed")
+@requires_fashion_mnist
 def test_shipped_resnet20_matches_its_card():
     data = load_dataset("fashion-mnist")
     info = shipped_models()["resnet20-fashion-mnist"]

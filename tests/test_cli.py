@@ -83,3 +83,25 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
 def test_listing_commands(capsys):
     assert main(["criteria"]) == 0 and "bn-scale" in capsys.readouterr().out
     assert main(["models"]) == 0 and "smallcnn-mnist5k" in capsys.readouterr().out
+
+
+def test_bayes_run_writes_posterior_and_keep_probabilities(tmp_path):
+    import csv
+
+    import arviz as az
+
+    out = tmp_path / "bayes"
+    assert main(["run", "--criterion", "bayes", "--rounds", "2", "--svi-steps", "10", "--posterior-draws", "40",
+                 "--out", str(out), *QUICK, "--epochs", "0.2"]) == 0
+    for r in (1, 2):
+        idata = az.from_netcdf(out / f"posterior_round{r}.nc")
+        assert {"posterior", "svi_trace"} <= set(idata.groups())
+        assert {"s", "tau", "lambda"} <= set(idata.posterior.data_vars)
+        assert idata.posterior["s"].shape[:2] == (1, 40) and idata.svi_trace["elbo"].shape[-1] == 10
+    rows = list(csv.DictReader(open(out / "keep_probability.csv")))
+    assert list(rows[0]) == ["layer", "channel", "mean", "sd", "hdi_low", "hdi_high", "keep_probability", "kept", "uncertain"]
+    assert all(0.0 <= float(r["keep_probability"]) <= 1.0 for r in rows)
+    assert all(float(r["hdi_low"]) <= float(r["mean"]) <= float(r["hdi_high"]) for r in rows)
+    rounds = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()][1:]
+    layer = rounds[-1]["layers"][0]
+    assert layer["interval_low"] <= layer["expected_surviving"] <= layer["interval_high"] <= layer["channels"]

@@ -4,6 +4,7 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import requires_fashion_mnist
 
 from bayesprune.data import load_dataset
 from bayesprune.data.base import iterate_batches
@@ -92,8 +93,7 @@ def test_cifar10_batches_and_refusal_of_foreign_pickles(tmp_path):
         load_dataset("cifar10", tmp_path)
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").is_dir(),
-                    reason="Debian package dataset-fashion-mnist not installed")
+@requires_fashion_mnist
 def test_real_fashion_mnist():
     data = load_dataset("fashion-mnist")
     assert data.train_x.shape == (60000, 1, 28, 28) and data.test_x.shape == (10000, 1, 28, 28)

@@ -22,6 +22,12 @@ number of channels on which the kept set K agrees with the posterior's own budge
 subject to ``cost(K) <= budget``: a knapsack, solved greedily by removing channels in increasing
 ``P(c kept) / cost_c`` order (ties broken by posterior mean effect per cost) until the budget is met.
 
+With ``allocation="uniform"`` the per-layer counts are fixed first (every group loses the same
+fraction, the smallest that meets the budget, as for the point-estimate criteria) and each draw,
+and the decision, choose *which* channels go within each group by the same rules; this avoids
+the global ranking's tendency to empty the most expensive layers, where single-channel effects
+stop adding up.
+
 A channel is **uncertain** when the 90% HDI of its ``effect / cost`` contains the cut level
 (the median over draws of the effect-per-cost at which that draw stopped removing).
 """
@@ -47,12 +53,17 @@ class BudgetedSelector:
     """Cuts to a budget along removal orders, with per-group caps, using the cost model."""
 
     def __init__(self, cost_model: CostModel, group_of_channel: np.ndarray, target: float, kind: str,
-                 max_fraction: float):
+                 max_fraction: float, allocation: str = "global"):
         self.cost_model, self.group_of_channel = cost_model, group_of_channel
         self.target, self.kind = target, kind
         sizes = cost_model.sizes
         self.cap = np.minimum(np.floor(max_fraction * sizes + 1e-9), sizes - 1).astype(int)
         self.channel_cost = marginal_channel_cost(cost_model, kind)[group_of_channel]
+        self.per_group_counts = None
+        if allocation == "uniform":
+            from ..decision.allocation import _uniform_counts
+
+            self.per_group_counts = _uniform_counts(cost_model, target, kind, self.cap)
         if cost_model.cost(sizes - self.cap, kind) > target:
             full = cost_model.full(kind)
             raise BudgetError(f"the {kind} target ({target / full:.3f} of the current network) cannot be met "
@@ -89,9 +100,19 @@ class BudgetedSelector:
     def select(self, priority: np.ndarray, tie_break: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """Kept mask after removing lowest ``priority`` first; also the priority at the cut."""
         keys = (priority,) if tie_break is None else (tie_break, priority)
-        order = self._capped(np.lexsort(keys))
-        m = self.removal_count(order)
+        order = np.lexsort(keys)
         kept = np.ones(len(priority), dtype=bool)
+        if self.per_group_counts is not None:  # fixed count per group, lowest priority within it
+            groups = self.group_of_channel[order]
+            rank = np.zeros(len(order), dtype=int)
+            for g in np.unique(groups):
+                rank[groups == g] = np.arange((groups == g).sum())
+            removed = order[rank < self.per_group_counts[groups]]
+            kept[removed] = False
+            cut = priority[removed].max() if len(removed) else float("-inf")
+            return kept, float(cut)
+        order = self._capped(order)
+        m = self.removal_count(order)
         kept[order[:m]] = False
         return kept, float(priority[order[m - 1]]) if m else float("-inf")
 

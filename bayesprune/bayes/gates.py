@@ -12,11 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..groups import ChannelGraph
-
-
-def _depthwise(module) -> bool:
-    return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.out_channels
+from ..groups import ChannelGraph, is_depthwise
 
 
 class ChannelGates:
@@ -44,11 +40,11 @@ class ChannelGates:
                 module = item.dep.target.module
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     sources = [n.module for n in dg.module2node[module].inputs]
-                    if not any(_depthwise(s) for s in sources):
+                    if not any(is_depthwise(s) for s in sources):
                         found.append((module, offset + torch.as_tensor(item.root_idxs)))
             if not found:
                 for module, _local, root_idxs in group.layers(out_channels=True):
-                    if isinstance(module, (nn.Conv2d, nn.Linear)) and not _depthwise(module):
+                    if isinstance(module, (nn.Conv2d, nn.Linear)) and not is_depthwise(module):
                         found.append((module, offset + torch.as_tensor(root_idxs)))
             targets += found
         return targets

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,12 +23,12 @@ class ChannelPosterior:
     decision: np.ndarray  # (channels,) bool: the kept set
     uncertain: np.ndarray  # (channels,) bool
     elbo: list[float]
+    inference: str = "SVI (mean-field guide draws)"
 
     def summary(self, hdi_prob: float = 0.9) -> dict[str, np.ndarray]:
         import arviz as az
 
-        idata = az.from_dict(posterior={"s": self.gate_draws[None]})
-        hdi = az.hdi(idata, hdi_prob=hdi_prob)["s"].values
+        hdi = az.hdi(inference_data_from({"s": self.gate_draws[None]}), hdi_prob=hdi_prob)["s"].values
         return {"mean": self.gate_draws.mean(0), "sd": self.gate_draws.std(0, ddof=1),
                 "hdi_low": hdi[:, 0], "hdi_high": hdi[:, 1], "keep_probability": self.keep_probability}
 
@@ -45,11 +46,9 @@ class ChannelPosterior:
         return rows
 
     def inference_data(self):
-        import arviz as az
-
         posterior = {"s": self.gate_draws[None]}
         posterior.update({k: v[None] for k, v in self.hyper_draws.items()})
-        idata = az.from_dict(posterior=posterior, attrs={"inference": "SVI (mean-field guide draws)"})
+        idata = inference_data_from(posterior, attrs={"inference": self.inference})
         idata.add_groups({"svi_trace": {"elbo": np.asarray(self.elbo)[None, :]}})
         return idata
 
@@ -63,6 +62,16 @@ class ChannelPosterior:
                              f"{stats['hdi_low'][i]:.6g}", f"{stats['hdi_high'][i]:.6g}",
                              f"{self.keep_probability[i]:.4f}", int(self.decision[i]), int(self.uncertain[i])])
         return out.getvalue()
+
+
+def inference_data_from(posterior: dict[str, np.ndarray], **kwargs):
+    """``az.from_dict`` for arrays shaped (chain, draw, ...), without arviz's notice about
+    adding the chain/draw dims it is given."""
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.from_dict(posterior=posterior, **kwargs)
 
 
 def to_numpy(draws: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

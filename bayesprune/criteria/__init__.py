@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import BayesPruneError
 from .base import Calibration, Criterion
-from .bayes import BayesGSM
+from .bayes import BayesGSM, BayesImportance
 from .bn_scale import BatchNormScale
 from .magnitude import L1Norm, L2Norm
 from .random import RandomScores
@@ -22,4 +22,4 @@ def make_criterion(name: str, seed: int = 0, **options) -> Criterion:
     return cls(seed=seed) if cls is RandomScores else cls()
 
 
-__all__ = ["CRITERIA", "Calibration", "Criterion", "make_criterion"]
+__all__ = ["BayesGSM", "BayesImportance", "CRITERIA", "Calibration", "Criterion", "make_criterion"]

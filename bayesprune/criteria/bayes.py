@@ -11,7 +11,7 @@ from ..bayes.decision import BudgetedSelector, bayes_decision, keep_probabilitie
 from ..bayes.gates import ChannelGates
 from ..bayes.inference import SVIConfig, draw_from_guide, fit_svi, sample_nuts
 from ..bayes.network import GatedNetworkModel
-from ..bayes.posterior import ChannelPosterior, to_numpy
+from ..bayes.posterior import ChannelPosterior, inference_data_from, to_numpy
 from ..bayes.priors import make_prior
 from ..errors import BayesPruneError
 from ..runs import atomic_path, atomic_write_text
@@ -106,10 +106,10 @@ class BayesGSM(Criterion):
         return torch.as_tensor(effect[list(group[0].root_idxs)], dtype=torch.float64)
 
     def select(self, graph, cost_model, target, kind, allocation, max_fraction):
-        """Budgeted Bayes decision; ``allocation`` is ignored (the decision is global and MAC-aware)."""
+        """Budgeted Bayes decision: global and MAC-aware, or per layer (``allocation="uniform"``)."""
         self._require_prepared()
         group_of_channel = self.gates.layer_of_channel.numpy()
-        selector = BudgetedSelector(cost_model, group_of_channel, target, kind, max_fraction)
+        selector = BudgetedSelector(cost_model, group_of_channel, target, kind, max_fraction, allocation)
         effect = self.effect_draws()
         kept_draws, keep_probability, cut = keep_probabilities(effect, selector)
         decision = bayes_decision(keep_probability, effect.mean(0), selector)
@@ -119,7 +119,8 @@ class BayesGSM(Criterion):
         local = np.concatenate([np.arange(g.size) for g in graph.groups])
         self.posterior = ChannelPosterior([names[g] for g in group_of_channel], local, self.gate_draws,
                                           self.hyper_draws, keep_probability, kept_draws, decision,
-                                          uncertain, self.elbo)
+                                          uncertain, self.elbo,
+                                          "NUTS (one chain)" if self.inference == "nuts" else "SVI (mean-field guide draws)")
         return {name: [int(c) for c in local[(group_of_channel == gi) & ~decision]]
                 for gi, name in enumerate(names)}
 
@@ -136,5 +137,8 @@ class BayesGSM(Criterion):
 def _hdi_contains(samples: np.ndarray, level: float, hdi_prob: float = 0.9) -> np.ndarray:
     import arviz as az
 
-    hdi = az.hdi(az.from_dict(posterior={"x": samples[None]}), hdi_prob=hdi_prob)["x"].values
+    hdi = az.hdi(inference_data_from({"x": samples[None]}), hdi_prob=hdi_prob)["x"].values
     return (hdi[:, 0] <= level) & (level <= hdi[:, 1])
+
+
+BayesImportance = BayesGSM  # the name under which Torch-Pruning users look for it

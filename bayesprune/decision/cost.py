@@ -16,11 +16,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from ..groups import ChannelGraph
-
-
-def _depthwise(module: nn.Module) -> bool:
-    return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels == module.out_channels
+from ..groups import ChannelGraph, is_depthwise
 
 
 def _bias_part(module: nn.Module, full: float, kind: str) -> float:
@@ -77,7 +73,7 @@ class CostModel:
                 if full == 0.0:
                     continue
                 gi, go = in_group.get(module), out_group.get(module)
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) or _depthwise(module):
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) or is_depthwise(module):
                     g = go if go is not None else gi
                     if g is None:
                         constant[kind] += full
