@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
 from dataclasses import fields
 
@@ -60,7 +61,7 @@ def _run_parser(sub) -> None:
     p.add_argument("--test-subset", type=int, help="use only the first N test images")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=defaults.device, help="auto | cpu | cuda")
-    p.add_argument("--out", default="runs/latest", help="run directory (default runs/latest)")
+    p.add_argument("--out", help="run directory (default: a new runs/run-YYYYmmdd-HHMMSS)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -70,11 +71,24 @@ def _cmd_run(args) -> int:
 
     names = {f.name for f in fields(PruneConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
+    values["out"] = args.out or _fresh_run_dir()
     config = PruneConfig(**values, progress=not args.quiet)
     summary = run_pruning(config, echo=print)
     print(_table(summary))
     print(f"run directory: {config.out}")
     return 0
+
+
+def _fresh_run_dir() -> str:
+    """``runs/run-<timestamp>``, with a numeric suffix if a run started in the same second."""
+    from pathlib import Path
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate, n = Path("runs") / f"run-{stamp}", 1
+    while candidate.exists():
+        n += 1
+        candidate = Path("runs") / f"run-{stamp}-{n}"
+    return str(candidate)
 
 
 def _table(summary: dict) -> str:

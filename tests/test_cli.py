@@ -105,3 +105,12 @@ def test_bayes_run_writes_posterior_and_keep_probabilities(tmp_path):
     rounds = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()][1:]
     layer = rounds[-1]["layers"][0]
     assert layer["interval_low"] <= layer["expected_surviving"] <= layer["interval_high"] <= layer["channels"]
+
+
+def test_default_run_directories_never_collide(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "--rounds", "1", *QUICK, "--epochs", "0.1", "--test-subset", "64"]
+    assert main(args) == 0 and main(args) == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and all(name.startswith("run-") for name in runs)
+    assert all((tmp_path / "runs" / name / "summary.json").is_file() for name in runs)

@@ -50,8 +50,8 @@ def test_cut_shrinks_macs_as_predicted_and_reloads(name, tmp_path):
     history = graph.prune(removal)
     macs, params = count_macs_params(model, x[:1])
     assert macs <= 0.6 * base_macs
-    # conv/linear/BN terms are exact; only activations/pools are approximated (< 2% of MACs)
-    assert macs == pytest.approx(cost.cost(keep, "macs"), rel=0.02)
+    # conv/linear/BN terms are exact; activations/pools (< 2% of MACs) only shrink: an upper bound
+    assert 0.98 * cost.cost(keep, "macs") <= macs <= cost.cost(keep, "macs")
     assert params == cost.cost(keep, "params")
     out = model(x)
     assert out.shape == (2, 10) and torch.isfinite(out).all()

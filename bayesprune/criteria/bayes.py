@@ -18,6 +18,9 @@ from ..runs import atomic_path, atomic_write_text
 from .base import Calibration, Criterion
 
 
+NUTS_MAX_EXAMPLES = 2000
+
+
 class BayesGSM(Criterion):
     """Gaussian-scale-mixture posterior over channel gates (Louizos et al. 2017, "Bayesian
     Compression for Deep Learning", sec. 3-4, group horseshoe), fitted by SVI with Pyro; the cut
@@ -67,6 +70,10 @@ class BayesGSM(Criterion):
         pyro.clear_param_store()
         self.gates = ChannelGates(graph)
         nuts = self.inference == "nuts"
+        if nuts and len(calibration.data.train_y) > NUTS_MAX_EXAMPLES:
+            raise BayesPruneError(f"--inference nuts evaluates the full training set at every leapfrog step; "
+                                  f"{len(calibration.data.train_y)} examples is too many (at most "
+                                  f"{NUTS_MAX_EXAMPLES}): add --train-subset {NUTS_MAX_EXAMPLES} or use --inference svi")
         gated = GatedNetworkModel(model, self.gates, self.prior, calibration.data, calibration.device,
                                   None if nuts else calibration.batch_size, self.train_weights and not nuts)
         was_training = model.training

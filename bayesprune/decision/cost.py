@@ -3,9 +3,10 @@
 A conv or linear layer whose input channels belong to group i and output channels to group j
 costs ``F * (k_i / n_i) * (k_j / n_j)``, where ``F`` is its full cost as torch-pruning counts
 it and ``k``/``n`` are kept/original channel counts; a depthwise conv or a BatchNorm costs
-``F * k_j / n_j``; every other op is held constant. This is exact for conv/linear/BN terms;
-activations and pools (about 1-2% of MACs) are the approximation, which is why the engine
-re-counts with torch-pruning after every cut and tightens if the count is over budget.
+``F * k_j / n_j``; every other op is held at its full-width count. This is exact for
+conv/linear/BN terms; activations, pools and additions (about 1-2% of MACs) only shrink when
+channels go, so the prediction is an upper bound of torch-pruning's count and a cut chosen to
+meet a budget on it meets it on the real count too (the engine verifies this after every cut).
 """
 from __future__ import annotations
 
