@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..decision.allocation import removable_counts, uniform_counts
 from ..decision.cost import CostModel
 from ..errors import BudgetError
 
@@ -57,13 +58,11 @@ class BudgetedSelector:
         self.cost_model, self.group_of_channel = cost_model, group_of_channel
         self.target, self.kind = target, kind
         sizes = cost_model.sizes
-        self.cap = np.minimum(np.floor(max_fraction * sizes + 1e-9), sizes - 1).astype(int)
+        self.cap = removable_counts(sizes, max_fraction)
         self.channel_cost = marginal_channel_cost(cost_model, kind)[group_of_channel]
         self.per_group_counts = None
         if allocation == "uniform":
-            from ..decision.allocation import _uniform_counts
-
-            self.per_group_counts = _uniform_counts(cost_model, target, kind, self.cap)
+            self.per_group_counts = uniform_counts(cost_model, target, kind, self.cap)
         if cost_model.cost(sizes - self.cap, kind) > target:
             full = cost_model.full(kind)
             raise BudgetError(f"the {kind} target ({target / full:.3f} of the current network) cannot be met "

@@ -38,7 +38,7 @@ class Budget:
                               "--target-macs 0.5 for half the base MACs")
 
 
-def _removable(sizes: np.ndarray, max_fraction: float) -> np.ndarray:
+def removable_counts(sizes: np.ndarray, max_fraction: float) -> np.ndarray:
     return np.minimum(np.floor(max_fraction * sizes + 1e-9), sizes - 1).astype(int)
 
 
@@ -53,7 +53,7 @@ def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: flo
         raise BudgetError(f"unknown allocation {method!r}; choose one of {', '.join(ALLOCATIONS)}")
     sizes = cost_model.sizes
     orders = [np.argsort(scores[name].numpy(), kind="stable") for name in cost_model.names]
-    cap = _removable(sizes, max_fraction)
+    cap = removable_counts(sizes, max_fraction)
     floor_cost = cost_model.cost(sizes - cap, kind)
     if cost_model.cost(sizes, kind) <= target:
         return {name: [] for name in cost_model.names}
@@ -64,13 +64,13 @@ def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: flo
                           f"channels may go, which reaches {floor_cost / full:.3f}; raise the target "
                           "or --max-prune-fraction")
     if method == "uniform":
-        counts = _uniform_counts(cost_model, target, kind, cap)
+        counts = uniform_counts(cost_model, target, kind, cap)
     else:
         counts = _global_counts(scores, cost_model, target, kind, cap, orders)
     return {name: sorted(int(i) for i in order[:n]) for name, order, n in zip(cost_model.names, orders, counts)}
 
 
-def _uniform_counts(cost_model: CostModel, target: float, kind: str, cap: np.ndarray) -> np.ndarray:
+def uniform_counts(cost_model: CostModel, target: float, kind: str, cap: np.ndarray) -> np.ndarray:
     sizes = cost_model.sizes
 
     def counts_at(fraction: float) -> np.ndarray:
