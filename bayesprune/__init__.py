@@ -1,7 +1,8 @@
 """bayesprune: channel pruning of CNNs with Bayesian statistics, on torch-pruning's DepGraph.
 
-Pipeline: data -> nets -> groups (channel groups, cut, MAC count) -> criteria (scores) ->
-decision (budgeted allocation) -> rounds (cut, fine-tune, record) -> run directory.
+Pipeline: data -> nets -> groups (channel groups, cut, MAC count) -> criteria (scores; bayes:
+posterior over channel gates) -> decision (budgeted allocation) -> surgery (fold, compensate,
+widen) -> rounds (cut, annealed fine-tune, record) -> run directory.
 """
 from .checkpoint import load_checkpoint, save_checkpoint
 from .criteria import CRITERIA, Criterion, make_criterion
@@ -10,7 +11,8 @@ from .decision import Budget, CostModel, allocate
 from .errors import BayesPruneError
 from .groups import ChannelGraph, count_macs_params
 from .nets import ARCHITECTURES, Architecture, build_model
-from .rounds import PruneConfig, run_pruning
+from .config import PruneConfig
+from .rounds import run_pruning
 
 __version__ = "0.1.0"
 

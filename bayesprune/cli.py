@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _run_parser(sub) -> None:
-    from .rounds import PruneConfig
+    from .config import PruneConfig
 
     defaults = PruneConfig()
     p = sub.add_parser("run", help="prune a network in rounds and write a run directory",
@@ -46,7 +46,14 @@ def _run_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=defaults.lr, help="fine-tune learning rate")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--calibration-batches", type=int, default=defaults.calibration_batches,
-                   help="training batches data-dependent criteria see")
+                   help="training batches data-dependent criteria and compensation see")
+    p.add_argument("--reparameterize", default=defaults.reparameterize,
+                   help="around each cut: none | mean (fold posterior gate means, bias-compensate removed "
+                        "channels) | lsq (fold, then least-squares refit of the next layers)")
+    p.add_argument("--expand", type=float, default=defaults.expand,
+                   help="widen the model by this factor first (Net2Wider), then prune to the same budget")
+    p.add_argument("--expand-noise", type=float, default=defaults.expand_noise,
+                   help="noise on the widened copies' filters, relative to the filters' sd")
     b = p.add_argument_group("bayes criterion")
     b.add_argument("--prior", default=defaults.prior, help="horseshoe | regularized-horseshoe | normal-jeffreys")
     b.add_argument("--tau0", type=float, default=defaults.tau0, help="scale of the global half-Cauchy")
@@ -57,6 +64,13 @@ def _run_parser(sub) -> None:
     b.add_argument("--inference", default=defaults.inference, help="svi | nuts (full-data NUTS, small models)")
     b.add_argument("--svi-train-weights", action="store_true",
                    help="update the network's weights (MAP) jointly with the gates during SVI")
+    b.add_argument("--forgetting", type=float, default=defaults.forgetting,
+                   help="rho in [0, 1]: the previous round's posterior^rho is the next prior (0: refit)")
+    b.add_argument("--no-annealing", dest="annealing", action="store_false",
+                   help="fine-tune without the annealed soft masks (ablation)")
+    b.add_argument("--anneal-t0", type=float, default=defaults.anneal_t0, help="temperature of round 1")
+    b.add_argument("--anneal-alpha", type=float, default=defaults.anneal_alpha,
+                   help="cooling factor per round, in (0, 1)")
     p.add_argument("--train-subset", type=int, help="use only the first N training images (quick runs)")
     p.add_argument("--test-subset", type=int, help="use only the first N test images")
     p.add_argument("--seed", type=int, default=defaults.seed)
@@ -67,7 +81,8 @@ def _run_parser(sub) -> None:
 
 
 def _cmd_run(args) -> int:
-    from .rounds import PruneConfig, run_pruning
+    from .config import PruneConfig
+    from .rounds import run_pruning
 
     names = {f.name for f in fields(PruneConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
@@ -92,12 +107,22 @@ def _fresh_run_dir() -> str:
 
 
 def _table(summary: dict) -> str:
+    def cell(value, width: int, fmt: str = ".4f") -> str:
+        return f"{'-':>{width}}" if value is None else f"{value:{width}{fmt}}"
+
     base = summary["base"]
-    lines = [f"{'round':>5} {'acc cut':>8} {'accuracy':>8} {'MACs (M)':>9} {'params (k)':>10} {'seconds':>8}",
-             f"{'base':>5} {'':>8} {base['accuracy']:8.4f} {base['macs'] / 1e6:9.2f} {base['params'] / 1e3:10.1f} {'':>8}"]
+    lines = [f"{'round':>5} {'cut,plain':>9} {'cut':>8} {'accuracy':>8} {'MACs (M)':>9} {'params (k)':>10} "
+             f"{'AUROC':>6} {'seconds':>8}",
+             f"{'base':>5} {'':>9} {'':>8} {base['accuracy']:8.4f} {base['macs'] / 1e6:9.2f} "
+             f"{base['params'] / 1e3:10.1f} {'':>6} {'':>8}"]
+    if summary.get("expanded"):
+        wide = summary["expanded"]
+        lines.append(f"{'wide':>5} {'':>9} {'':>8} {wide['accuracy']:8.4f} {wide['macs'] / 1e6:9.2f} "
+                     f"{wide['params'] / 1e3:10.1f} {'':>6} {'':>8}")
     for r in summary["rounds"]:
-        lines.append(f"{r['round']:>5} {r['accuracy_after_cut']:8.4f} {r['accuracy']:8.4f} {r['macs'] / 1e6:9.2f} "
-                     f"{r['params'] / 1e3:10.1f} {r['seconds']:8.1f}")
+        lines.append(f"{r['round']:>5} {cell(r['accuracy_after_cut_plain'], 9)} {r['accuracy_after_cut']:8.4f} "
+                     f"{r['accuracy']:8.4f} {r['macs'] / 1e6:9.2f} {r['params'] / 1e3:10.1f} "
+                     f"{cell(r['prediction_auroc'], 6, '.3f')} {r['seconds']:8.1f}")
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from .data import load_dataset
 from .groups import count_macs_params
 from .nets import ARCHITECTURES, Architecture, build_model
 from .pretrained import sha256_of
-from .rounds import environment
+from .config import environment
 from .runs import atomic_write_json, atomic_write_text
 from .training import FitConfig, evaluate, fit, resolve_device, seed_everything
 

@@ -15,7 +15,7 @@ QUICK = ["--train-subset", "512", "--test-subset", "256", "--epochs", "0.5", "--
 
 def test_run_end_to_end_and_reload(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["run", "--rounds", "2", "--target-macs", "0.6", "--out", str(out), *QUICK]) == 0
+    assert main(["run", "--criterion", "l1", "--rounds", "2", "--target-macs", "0.6", "--out", str(out), *QUICK]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["criterion"] == "l1"
     assert {"accuracy", "macs", "params"} <= set(summary["base"]) and set(summary["final"]) == {"accuracy", "macs", "params"}
@@ -58,18 +58,23 @@ def test_refuses_to_overwrite_a_run(tmp_path, capsys):
     (["--criterion", "magic"], "unknown criterion"),
     (["--model", "resnet21"], "unknown model"),
     (["--model", "fixed_size_model:make", "--data", "digits"], "cannot take digits"),
-    (["--target-macs", "0.001"], "cannot be met without emptying layers"),
+    (["--target-macs", "0.001", "--rounds", "1"], "cannot be met without emptying layers"),
+    (["--target-macs", "0.0001", "--rounds", "2"], "cannot be met without emptying layers"),
     (["--model", "{tmp}/garbage.pt"], "not a readable checkpoint"),
+    (["--criterion", "bayes", "--prior", "laplace"], "unknown prior 'laplace'"),
+    (["--criterion", "bayes", "--inference", "nuts", "--train-subset", "3000"], "add --train-subset 2000"),
+    (["--reparameterize", "magic"], "unknown --reparameterize"),
+    (["--expand", "0.5"], "--expand must be >= 1"),
+    (["--forgetting", "2"], "--forgetting must be in [0, 1]"),
 ])
 def test_bad_inputs_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
     (tmp_path / "garbage.pt").write_bytes(b"\x00not a zip file")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     out = tmp_path / "out"
-    assert main(["run", *args, "--out", str(out), *QUICK]) == 2
+    assert main(["run", *QUICK, *args, "--out", str(out)]) == 2  # args last: they override QUICK
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and err[0].startswith("bayesprune: error:")
-    if "emptying" not in message:  # budget errors surface after the base is recorded
-        assert not out.exists()
+    assert not out.exists()
 
 
 def test_console_script_exit_code_and_no_traceback(tmp_path):
@@ -96,10 +101,13 @@ def test_bayes_run_writes_posterior_and_keep_probabilities(tmp_path):
     for r in (1, 2):
         idata = az.from_netcdf(out / f"posterior_round{r}.nc")
         assert {"posterior", "svi_trace"} <= set(idata.groups())
-        assert {"s", "tau", "lambda"} <= set(idata.posterior.data_vars)
+        # round 1 fits the horseshoe; round 2's prior is round 1's carried posterior (no tau/lambda)
+        names = set(idata.posterior.data_vars)
+        assert {"s", "tau", "lambda"} <= names if r == 1 else "s" in names and not {"tau", "lambda"} & names
         assert idata.posterior["s"].shape[:2] == (1, 40) and idata.svi_trace["elbo"].shape[-1] == 10
     rows = list(csv.DictReader(open(out / "keep_probability.csv")))
-    assert list(rows[0]) == ["layer", "channel", "mean", "sd", "hdi_low", "hdi_high", "keep_probability", "kept", "uncertain"]
+    assert list(rows[0]) == ["layer", "channel", "mean", "sd", "hdi_low", "hdi_high", "keep_probability",
+                             "prune_probability_final", "kept", "uncertain"]
     assert all(0.0 <= float(r["keep_probability"]) <= 1.0 for r in rows)
     assert all(float(r["hdi_low"]) <= float(r["mean"]) <= float(r["hdi_high"]) for r in rows)
     rounds = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()][1:]
@@ -109,7 +117,7 @@ def test_bayes_run_writes_posterior_and_keep_probabilities(tmp_path):
 
 def test_default_run_directories_never_collide(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    args = ["run", "--rounds", "1", *QUICK, "--epochs", "0.1", "--test-subset", "64"]
+    args = ["run", "--criterion", "l1", "--rounds", "1", *QUICK, "--epochs", "0.1", "--test-subset", "64"]
     assert main(args) == 0 and main(args) == 0
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert len(runs) == 2 and all(name.startswith("run-") for name in runs)

@@ -6,7 +6,7 @@ import torch
 from bayesprune.decision import Budget, CostModel, allocate
 from bayesprune.errors import BudgetError
 from bayesprune.groups import ChannelGraph, count_macs_params
-from bayesprune.rounds import round_targets
+from bayesprune.config import round_targets
 from helpers import Chain
 
 

@@ -35,9 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..decision.allocation import removable_counts, uniform_counts
+from ..decision.allocation import check_reachable, removable_counts, uniform_counts
 from ..decision.cost import CostModel
-from ..errors import BudgetError
 
 
 def marginal_channel_cost(cost_model: CostModel, kind: str) -> np.ndarray:
@@ -63,11 +62,7 @@ class BudgetedSelector:
         self.per_group_counts = None
         if allocation == "uniform":
             self.per_group_counts = uniform_counts(cost_model, target, kind, self.cap)
-        if cost_model.cost(sizes - self.cap, kind) > target:
-            full = cost_model.full(kind)
-            raise BudgetError(f"the {kind} target ({target / full:.3f} of the current network) cannot be met "
-                              f"without emptying layers (at most {max_fraction:.0%} of a layer may go); "
-                              "raise the target or --max-prune-fraction")
+        check_reachable(cost_model, target, kind, max_fraction)
 
     def _capped(self, order: np.ndarray) -> np.ndarray:
         groups = self.group_of_channel[order]
@@ -96,10 +91,10 @@ class BudgetedSelector:
                 low = mid + 1
         return low
 
-    def select(self, priority: np.ndarray, tie_break: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-        """Kept mask after removing lowest ``priority`` first; also the priority at the cut."""
-        keys = (priority,) if tie_break is None else (tie_break, priority)
-        order = np.lexsort(keys)
+    def select(self, priority: np.ndarray, tie_break: list[np.ndarray] | None = None) -> tuple[np.ndarray, float]:
+        """Kept mask after removing lowest ``priority`` first (ties: ``tie_break`` keys, the
+        last one first); also the priority at the cut."""
+        order = np.lexsort((*(tie_break or ()), priority))
         kept = np.ones(len(priority), dtype=bool)
         if self.per_group_counts is not None:  # fixed count per group, lowest priority within it
             groups = self.group_of_channel[order]
@@ -124,8 +119,15 @@ def keep_probabilities(effect_draws: np.ndarray, selector: BudgetedSelector) -> 
     return kept, kept.mean(0), float(np.median(cuts))
 
 
-def bayes_decision(keep_probability: np.ndarray, mean_effect: np.ndarray, selector: BudgetedSelector) -> np.ndarray:
-    """The kept set maximising expected agreement with the posterior decisions under the budget."""
+def bayes_decision(keep_probability: np.ndarray, mean_effect: np.ndarray, selector: BudgetedSelector,
+                   keep_probability_final: np.ndarray | None = None) -> np.ndarray:
+    """The kept set maximising expected agreement with the posterior decisions under the budget.
+
+    With ``keep_probability_final`` (the probability of surviving the run's final budget), that
+    is the utility and this round's keep probability breaks ties, then the mean effect.
+    """
     cost = selector.channel_cost
-    kept, _ = selector.select(keep_probability / cost, tie_break=mean_effect / cost)
-    return kept
+    if keep_probability_final is None:
+        return selector.select(keep_probability / cost, tie_break=[mean_effect / cost])[0]
+    return selector.select(keep_probability_final / cost,
+                           tie_break=[mean_effect / cost, keep_probability / cost])[0]

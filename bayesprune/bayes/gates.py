@@ -28,7 +28,7 @@ class ChannelGates:
         self.layer_of_channel = torch.cat([torch.full((g.size,), i, dtype=torch.long)
                                            for i, g in enumerate(graph.groups)])
         self.values: torch.Tensor | None = None  # set before each forward; None = no gating
-        self._targets = self._gate_targets()
+        self.targets = self._gate_targets()
         self._hooks: list = []
 
     def _gate_targets(self) -> list[tuple[nn.Module, torch.Tensor]]:
@@ -60,7 +60,7 @@ class ChannelGates:
         return slice(self.offsets[index], self.offsets[index] + self.graph.groups[index].size)
 
     def attach(self) -> "ChannelGates":
-        for module, channel_index in self._targets:
+        for module, channel_index in self.targets:
             self._hooks.append(module.register_forward_hook(self._hook(channel_index)))
         return self
 

@@ -15,6 +15,7 @@ from typing import Callable
 import pyro
 import torch
 from pyro.infer import SVI, Trace_ELBO
+from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
 from ..errors import TrainingError
@@ -66,7 +67,7 @@ def draw_from_guide(guide: Callable, num_draws: int, *args, **kwargs) -> dict[st
     for _ in range(num_draws):
         trace = pyro.poutine.trace(guide).get_trace(*args, kl_scale=1.0, **kwargs)
         for name, site in trace.nodes.items():
-            if site["type"] == "sample" and not site.get("is_observed", False):
+            if site["type"] == "sample" and not site.get("is_observed", False) and not site_is_subsample(site):
                 draws.setdefault(name, []).append(site["value"].detach().cpu())
     return {name: torch.stack(values) for name, values in draws.items()}
 

@@ -16,8 +16,10 @@ with ``pyro.module`` so SVI updates them jointly (MAP). Off by default because a
 BatchNorm scale before it are not separately identifiable: with both free, the prior's shrinkage
 of ``s`` is undone by growing gamma.
 
-Guide: ``s_c ~ N(m_c, v_c^2)`` initialised at ``m = 1`` (the trained network), and the prior's
-log-normal factors on its scales.
+Guide: ``s_c ~ N(m_c, v_c^2)`` initialised by the prior's ``guide_init`` (``m = 1``: the trained
+network), and the prior's log-normal factors on its scales. The prior supplies ``(loc, scale)``
+of ``s`` through ``gate_prior``: zero-centred for a GSM, the previous round's tempered posterior
+for :class:`~bayesprune.bayes.carry.CarriedPrior`.
 """
 from __future__ import annotations
 
@@ -35,19 +37,17 @@ from .priors import ScalePrior
 
 class GatedNetworkModel:
     def __init__(self, net: nn.Module, gates: ChannelGates, prior: ScalePrior, data: ImageData,
-                 device: torch.device, batch_size: int | None = 128, train_weights: bool = False,
-                 init_scale: float = 0.05):
+                 device: torch.device, batch_size: int | None = 128, train_weights: bool = False):
         self.net, self.gates, self.prior, self.data = net, gates, prior, data
         self.device, self.batch_size, self.train_weights = device, batch_size, train_weights
-        self.init_scale = init_scale
         self.num_layers = len(gates.graph.groups)
 
     def model(self, kl_scale: float = 1.0) -> None:
         C = self.gates.num_channels
         with poutine.scale(scale=kl_scale):
-            sigma = self.prior.model_scales(self.gates.layer_of_channel, self.num_layers)
+            loc, scale = self.prior.gate_prior(self.gates.layer_of_channel, self.num_layers)
             with pyro.plate("gates", C):
-                s = pyro.sample("s", dist.Normal(torch.zeros(C), sigma))
+                s = pyro.sample("s", dist.Normal(loc, scale))
         if self.train_weights:
             pyro.module("net", self.net)
         self.gates.values = s.to(self.device)
@@ -61,7 +61,8 @@ class GatedNetworkModel:
         C = self.gates.num_channels
         with poutine.scale(scale=kl_scale):
             self.prior.guide_scales(C, self.num_layers)
-            loc = pyro.param("s_loc", lambda: torch.ones(C))
-            scale = pyro.param("s_scale", lambda: torch.full((C,), self.init_scale), constraint=constraints.positive)
+            init_loc, init_scale = self.prior.guide_init(C)
+            loc = pyro.param("s_loc", lambda: init_loc)
+            scale = pyro.param("s_scale", lambda: init_scale, constraint=constraints.positive)
             with pyro.plate("gates", C):
                 pyro.sample("s", dist.Normal(loc, scale))

@@ -24,6 +24,7 @@ class ChannelPosterior:
     uncertain: np.ndarray  # (channels,) bool
     elbo: list[float]
     inference: str = "SVI (mean-field guide draws)"
+    prune_probability: np.ndarray | None = None  # (channels,) predicted P(pruned by the final round)
 
     def summary(self, hdi_prob: float = 0.9) -> dict[str, np.ndarray]:
         import arviz as az
@@ -49,18 +50,23 @@ class ChannelPosterior:
         posterior = {"s": self.gate_draws[None]}
         posterior.update({k: v[None] for k, v in self.hyper_draws.items()})
         idata = inference_data_from(posterior, attrs={"inference": self.inference})
-        idata.add_groups({"svi_trace": {"elbo": np.asarray(self.elbo)[None, :]}})
+        with warnings.catch_warnings():  # arviz notes that svi_trace is not one of its own groups
+            warnings.simplefilter("ignore")
+            idata.add_groups({"svi_trace": {"elbo": np.asarray(self.elbo)[None, :]}})
         return idata
 
     def keep_probability_csv(self) -> str:
         stats = self.summary()
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["layer", "channel", "mean", "sd", "hdi_low", "hdi_high", "keep_probability", "kept", "uncertain"])
+        writer.writerow(["layer", "channel", "mean", "sd", "hdi_low", "hdi_high", "keep_probability",
+                         "prune_probability_final", "kept", "uncertain"])
+        prune = self.prune_probability if self.prune_probability is not None else 1.0 - self.keep_probability
         for i, layer in enumerate(self.layer):
             writer.writerow([layer, int(self.channel[i]), f"{stats['mean'][i]:.6g}", f"{stats['sd'][i]:.6g}",
                              f"{stats['hdi_low'][i]:.6g}", f"{stats['hdi_high'][i]:.6g}",
-                             f"{self.keep_probability[i]:.4f}", int(self.decision[i]), int(self.uncertain[i])])
+                             f"{self.keep_probability[i]:.4f}", f"{prune[i]:.4f}", int(self.decision[i]),
+                             int(self.uncertain[i])])
         return out.getvalue()
 
 

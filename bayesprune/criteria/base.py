@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterable, Iterator
 
+import numpy as np
 import torch
 import torch_pruning as tp
 from torch import nn
@@ -46,6 +47,9 @@ class Criterion(tp.importance.Importance):
     source: ClassVar[str]
     needs_data: ClassVar[bool] = False
 
+    def check(self, data: ImageData) -> None:
+        """Refuse data this criterion cannot work with, before a run writes anything. Default: accept."""
+
     def prepare(self, model: nn.Module, graph: ChannelGraph, calibration: Calibration) -> None:
         """Collect whatever statistics scoring needs (activations, gradients). Default: nothing."""
 
@@ -58,9 +62,22 @@ class Criterion(tp.importance.Importance):
         return {g.name: self(g.tp_group).detach().float().cpu() for g in graph.groups}
 
     def select(self, graph: ChannelGraph, cost_model: CostModel, target: float, kind: str,
-               allocation: str, max_fraction: float) -> dict[str, list[int]]:
-        """Channels to remove per group to meet ``target``. Point estimates: allocate by score."""
+               allocation: str, max_fraction: float, final_target: float | None = None) -> dict[str, list[int]]:
+        """Channels to remove per group to meet ``target`` (``final_target``: the last round's
+        target, for criteria that plan ahead). Point estimates: allocate by score."""
         return allocate(self.score(graph), cost_model, target, kind, allocation, max_fraction)
+
+    # Hooks of the iterative engine; a point estimate needs none of them. ----------------------
+    def reparameterization(self) -> torch.Tensor | None:
+        """Per-channel multipliers to fold into the weights before the cut (None: none)."""
+        return None
+
+    def prune_probability(self) -> np.ndarray | None:
+        """Predicted probability that each channel is pruned by the final round (None: no model)."""
+        return None
+
+    def after_cut(self, removal: dict[str, list[int]]) -> None:
+        """Called once the cut is made (e.g. to carry a posterior into the next round)."""
 
     def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
         """Write per-round outputs (posteriors, tables) into the run directory; return file names."""

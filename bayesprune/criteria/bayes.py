@@ -7,6 +7,7 @@ import numpy as np
 import pyro
 import torch
 
+from ..bayes.carry import CarriedPrior
 from ..bayes.decision import BudgetedSelector, bayes_decision, keep_probabilities
 from ..bayes.gates import ChannelGates
 from ..bayes.inference import SVIConfig, draw_from_guide, fit_svi, sample_nuts
@@ -43,6 +44,17 @@ class BayesGSM(Criterion):
         train_weights: update the network's weights as MAP point estimates during SVI.
         inference: ``svi`` (default) or ``nuts``: full-data NUTS, for small models and data only;
             with NUTS the weights stay fixed and ``draws`` are its samples after ``warmup`` steps.
+        forgetting: ``rho`` of the carried prior (:mod:`bayesprune.bayes.carry`): after a cut the
+            survivors' tempered posterior is the next round's prior; 0 refits the GSM every round.
+
+    Iterative use (one object across rounds): :meth:`select` also predicts, from the same draws,
+    which channels the *final* budget will prune (:mod:`bayesprune.bayes.prediction`) and cuts
+    the channels most likely to be pruned by the end first: the round's kept set maximises the
+    expected number of kept channels that survive the final round, ``sum P(c kept at the final
+    budget)``, under this round's budget (ties: keep probability at this round's budget, then
+    mean effect). This thresholds the predicted pruning probability at the level that meets
+    the round's budget. :meth:`reparameterization` returns the gates' posterior means, which the
+    engine folds into the weights before the cut (the network's function at the posterior mean).
     """
 
     name = "bayes"
@@ -52,12 +64,19 @@ class BayesGSM(Criterion):
 
     def __init__(self, prior: str = "horseshoe", per_layer: bool = False, tau0: float = 0.1,
                  svi: SVIConfig | None = None, draws: int = 200, train_weights: bool = False,
-                 seed: int = 0, progress: bool = False, inference: str = "svi", warmup: int = 100):
+                 seed: int = 0, progress: bool = False, inference: str = "svi", warmup: int = 100,
+                 forgetting: float = 0.5):
         if inference not in ("svi", "nuts"):
             raise BayesPruneError(f"unknown inference {inference!r}; choose svi or nuts")
         self.inference, self.warmup, self.seed = inference, warmup, seed
         prior_kwargs = {} if prior == "normal-jeffreys" else {"tau0": tau0}
         self.prior = make_prior(prior, per_layer=per_layer, **prior_kwargs)
+        if not 0.0 <= forgetting <= 1.0:
+            raise BayesPruneError(f"--forgetting must be in [0, 1] (0: refit every round), got {forgetting}")
+        self.forgetting = forgetting
+        self.carried: CarriedPrior | None = None  # set by after_cut when forgetting > 0
+        self.gate_loc = self.gate_scale = None  # Gaussian posterior of the gates, per channel
+        self.keep_final: np.ndarray | None = None
         self.svi = svi or SVIConfig(seed=seed)
         self.draws, self.train_weights, self.progress = draws, train_weights, progress
         self.gates: ChannelGates | None = None
@@ -66,18 +85,25 @@ class BayesGSM(Criterion):
         self.elbo: list[float] = []
         self.posterior: ChannelPosterior | None = None
 
+    def check(self, data) -> None:
+        if self.inference == "nuts" and len(data.train_y) > NUTS_MAX_EXAMPLES:
+            raise BayesPruneError(f"--inference nuts evaluates the full training set at every leapfrog step; "
+                                  f"{len(data.train_y)} examples is too many (at most "
+                                  f"{NUTS_MAX_EXAMPLES}): add --train-subset {NUTS_MAX_EXAMPLES} or use --inference svi")
+
     def prepare(self, model, graph, calibration: Calibration) -> None:
         pyro.clear_param_store()
         self.gates = ChannelGates(graph)
         nuts = self.inference == "nuts"
-        if nuts and len(calibration.data.train_y) > NUTS_MAX_EXAMPLES:
-            raise BayesPruneError(f"--inference nuts evaluates the full training set at every leapfrog step; "
-                                  f"{len(calibration.data.train_y)} examples is too many (at most "
-                                  f"{NUTS_MAX_EXAMPLES}): add --train-subset {NUTS_MAX_EXAMPLES} or use --inference svi")
-        gated = GatedNetworkModel(model, self.gates, self.prior, calibration.data, calibration.device,
+        self.check(calibration.data)
+        prior = self.carried if self.carried is not None else self.prior
+        gated = GatedNetworkModel(model, self.gates, prior, calibration.data, calibration.device,
                                   None if nuts else calibration.batch_size, self.train_weights and not nuts)
         was_training = model.training
         model.eval()
+        frozen = [p for p in model.parameters() if p.requires_grad] if not gated.train_weights else []
+        for parameter in frozen:  # fixed weights: no gradients to compute (about a third of SVI's time)
+            parameter.requires_grad_(False)
         try:
             with self.gates:
                 if nuts:
@@ -89,9 +115,17 @@ class BayesGSM(Criterion):
         finally:
             self.gates.values = None
             model.train(was_training)
+            for parameter in frozen:
+                parameter.requires_grad_(True)
         self.gate_draws = draws.pop("s")
         self.hyper_draws = draws
+        if nuts:  # moment-matched Gaussian of the draws
+            self.gate_loc, self.gate_scale = self.gate_draws.mean(0), self.gate_draws.std(0, ddof=1)
+        else:
+            self.gate_loc = pyro.param("s_loc").detach().cpu().numpy().copy()
+            self.gate_scale = pyro.param("s_scale").detach().cpu().numpy().copy()
         self.posterior = None
+        self.keep_final = None
 
     def _require_prepared(self) -> None:
         if self.gate_draws is None:
@@ -112,14 +146,18 @@ class BayesGSM(Criterion):
         effect = self.effect_draws()[:, self.gates.group_slice(index)].mean(0)
         return torch.as_tensor(effect[list(group[0].root_idxs)], dtype=torch.float64)
 
-    def select(self, graph, cost_model, target, kind, allocation, max_fraction):
+    def select(self, graph, cost_model, target, kind, allocation, max_fraction, final_target=None):
         """Budgeted Bayes decision: global and MAC-aware, or per layer (``allocation="uniform"``)."""
         self._require_prepared()
         group_of_channel = self.gates.layer_of_channel.numpy()
         selector = BudgetedSelector(cost_model, group_of_channel, target, kind, max_fraction, allocation)
         effect = self.effect_draws()
         kept_draws, keep_probability, cut = keep_probabilities(effect, selector)
-        decision = bayes_decision(keep_probability, effect.mean(0), selector)
+        self.keep_final = keep_probability
+        if final_target is not None and final_target < target:
+            final = BudgetedSelector(cost_model, group_of_channel, final_target, kind, max_fraction, allocation)
+            self.keep_final = keep_probabilities(effect, final)[1]
+        decision = bayes_decision(keep_probability, effect.mean(0), selector, self.keep_final)
         ratio = effect / selector.channel_cost
         uncertain = _hdi_contains(ratio, cut)
         names = [g.name for g in graph.groups]
@@ -127,9 +165,23 @@ class BayesGSM(Criterion):
         self.posterior = ChannelPosterior([names[g] for g in group_of_channel], local, self.gate_draws,
                                           self.hyper_draws, keep_probability, kept_draws, decision,
                                           uncertain, self.elbo,
-                                          "NUTS (one chain)" if self.inference == "nuts" else "SVI (mean-field guide draws)")
+                                          "NUTS (one chain)" if self.inference == "nuts" else "SVI (mean-field guide draws)",
+                                          1.0 - self.keep_final)
         return {name: [int(c) for c in local[(group_of_channel == gi) & ~decision]]
                 for gi, name in enumerate(names)}
+
+    def reparameterization(self) -> torch.Tensor | None:
+        self._require_prepared()
+        return torch.as_tensor(self.gate_loc, dtype=torch.float32)
+
+    def prune_probability(self) -> np.ndarray | None:
+        return None if self.keep_final is None else 1.0 - self.keep_final
+
+    def after_cut(self, removal) -> None:
+        """Carry the survivors' tempered posterior into the next round (if ``forgetting > 0``)."""
+        kept = self.posterior.decision
+        self.carried = (CarriedPrior.from_posterior(self.gate_loc[kept], self.gate_scale[kept], self.forgetting)
+                        if self.forgetting > 0 else None)
 
     def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
         if self.posterior is None:

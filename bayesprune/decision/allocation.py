@@ -42,6 +42,21 @@ def removable_counts(sizes: np.ndarray, max_fraction: float) -> np.ndarray:
     return np.minimum(np.floor(max_fraction * sizes + 1e-9), sizes - 1).astype(int)
 
 
+def check_reachable(cost_model: CostModel, target: float, kind: str, max_fraction: float, rounds: int = 1) -> None:
+    """Raise :class:`BudgetError` if removing ``max_fraction`` of every group in each of ``rounds``
+    cuts still misses ``target``."""
+    sizes = cost_model.sizes.copy()
+    for _ in range(rounds):
+        sizes = sizes - removable_counts(sizes, max_fraction)
+    floor_cost = cost_model.cost(sizes, kind)
+    if floor_cost > target:
+        full = cost_model.full(kind)
+        raise BudgetError(f"the {kind} target ({target / full:.3f} of the current network) cannot be "
+                          f"met without emptying layers: at most {max_fraction:.0%} of each layer's "
+                          f"channels may go per cut, which reaches {floor_cost / full:.3f}; raise the "
+                          "target or --max-prune-fraction")
+
+
 def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: float, kind: str = "macs",
              method: str = "uniform", max_fraction: float = 0.9) -> dict[str, list[int]]:
     """Channels to remove per group (local indices, lowest score first) so that cost <= ``target``.
@@ -54,15 +69,9 @@ def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: flo
     sizes = cost_model.sizes
     orders = [np.argsort(scores[name].numpy(), kind="stable") for name in cost_model.names]
     cap = removable_counts(sizes, max_fraction)
-    floor_cost = cost_model.cost(sizes - cap, kind)
     if cost_model.cost(sizes, kind) <= target:
         return {name: [] for name in cost_model.names}
-    if floor_cost > target:
-        full = cost_model.full(kind)
-        raise BudgetError(f"the {kind} target ({target / full:.3f} of the current network) cannot be "
-                          f"met without emptying layers: at most {max_fraction:.0%} of each layer's "
-                          f"channels may go, which reaches {floor_cost / full:.3f}; raise the target "
-                          "or --max-prune-fraction")
+    check_reachable(cost_model, target, kind, max_fraction)
     if method == "uniform":
         counts = uniform_counts(cost_model, target, kind, cap)
     else:

@@ -9,7 +9,7 @@ from ..errors import ModelError
 from .mobilenetv2 import MobileNetV2
 from .resnet_cifar import CifarResNet
 from .small_cnn import SmallCNN
-from .vgg import VGG
+from .vgg import VGG, VGG16
 
 ARCHITECTURES = {
     "smallcnn": "4 conv-BN-ReLU layers (32-32-64-64), GAP head: the default for 28x28 data",
@@ -23,28 +23,40 @@ ARCHITECTURES = {
 
 @dataclass(frozen=True)
 class Architecture:
-    """What is needed to rebuild a network without pickle: its name and input/output shape."""
+    """What is needed to rebuild a network without pickle: its name, input/output shape and width.
+
+    ``width`` multiplies every hidden layer's channel count of the built-in architectures (1.0 =
+    the published network); expansion-before-pruning (:mod:`bayesprune.surgery.expand`) sets it.
+    """
 
     name: str
     in_channels: int
     num_classes: int
     image_size: int
+    width: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def scaled(channels: int, width: float) -> int:
+    """``channels`` times ``width``, rounded, at least 1."""
+    return max(1, int(round(channels * width)))
+
+
 def build_model(arch: Architecture) -> nn.Module:
     """Instantiate ``arch``: one of :data:`ARCHITECTURES`, ``tv:NAME`` or ``package.module:factory``."""
-    name, cin, classes, size = arch.name, arch.in_channels, arch.num_classes, arch.image_size
+    name, cin, classes, size, width = arch.name, arch.in_channels, arch.num_classes, arch.image_size, arch.width
     if name == "smallcnn":
-        return SmallCNN(cin, classes)
+        return SmallCNN(cin, classes, width=scaled(32, width))
     if name in ("resnet20", "resnet56", "resnet110"):
-        return CifarResNet(int(name[len("resnet"):]), cin, classes)
+        return CifarResNet(int(name[len("resnet"):]), cin, classes, base_width=scaled(16, width))
     if name == "vgg16":
-        return VGG(cin, classes, size)
+        return VGG(cin, classes, size, cfg=[c if c == "M" else scaled(c, width) for c in VGG16])
     if name == "mobilenetv2":
-        return MobileNetV2(cin, classes, size)
+        return MobileNetV2(cin, classes, size, width_mult=width, last_channels=scaled(1280, max(1.0, width)))
+    if width != 1.0:
+        raise ModelError(f"width {width} applies to the built-in architectures only, not {name!r}")
     from .external import factory_model, torchvision_model
 
     if name.startswith("tv:"):

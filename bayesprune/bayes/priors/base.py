@@ -41,6 +41,18 @@ class ScalePrior(abc.ABC):
     def guide_scales(self, num_channels: int, num_layers: int) -> None:
         """Sample the same latent sites from the variational family (guide side)."""
 
+    def gate_prior(self, layer_of_channel: torch.Tensor, num_layers: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loc, scale)`` of the conditional prior ``s_c ~ N(loc_c, scale_c^2)`` (model side).
+
+        A GSM is centred at zero; :class:`~bayesprune.bayes.carry.CarriedPrior` is not.
+        """
+        sigma = self.model_scales(layer_of_channel, num_layers)
+        return torch.zeros_like(sigma), sigma
+
+    def guide_init(self, num_channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Initial ``(loc, scale)`` of the gates' Gaussian guide: the trained network, tightly."""
+        return torch.ones(num_channels), torch.full((num_channels,), 0.05)
+
     # shared pieces -------------------------------------------------------------------------
     def layer_scale(self, layer_of_channel: torch.Tensor, num_layers: int) -> torch.Tensor:
         """Optional per-layer ``phi_l ~ HalfCauchy(1)`` between the global and local scales."""

@@ -1,0 +1,41 @@
+"""Deterministic annealing of soft channel masks toward hard 0/1 masks across rounds.
+
+Rose 1998 ("Deterministic annealing for clustering, compression, classification, regression,
+and related optimization problems", Proc. IEEE 86(11), sec. II-A, eq. 4-6): a decision made by
+minimising the free energy ``F = E[D] - T H`` at temperature T is the Gibbs distribution over
+its states, which is uniform as ``T -> inf`` and collapses onto the minimum-energy state as
+``T -> 0``. Here each channel has two states, keep (1) and drop (0), with energies given by
+the posterior predictive probability ``p_c`` that it survives the final round:
+``D(keep) = -log p_c`` and ``D(drop) = -log(1 - p_c)``. The Gibbs probability of "keep" is
+
+    m_c(T) = p_c^(1/T) / (p_c^(1/T) + (1 - p_c)^(1/T)) = sigmoid(logit(p_c) / T),
+
+and the soft mask is the expected gate under it, ``m_c(T)``: ``m(1) = p``, ``m -> 1/2`` as
+``T -> inf``, and ``m -> 1[p > 1/2]`` as ``T -> 0`` (``p = 1/2`` stays at 1/2).
+
+Schedule: ``T_r = t0 * alpha^(r-1)`` for rounds r = 1..R-1 (geometric cooling, Rose 1998,
+sec. II-C); the last round's survivors are the final network, their masks are exactly 1 and
+its fine-tuning is unmasked. During round r's fine-tuning the survivors of round r carry
+``m_c(T_r)`` as multiplicative gates after BatchNorm; the masks are folded into the weights when
+the fine-tuning ends (:func:`bayesprune.surgery.fold_gates`), so later rounds see a plain network.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+
+def annealed_mask(keep_probability: np.ndarray, temperature: float, eps: float = 1e-6) -> np.ndarray:
+    """``sigmoid(logit(p) / T)``; ``T = 0`` gives the hard mask ``1[p > 1/2]`` (1/2 at p = 1/2)."""
+    p = np.clip(np.asarray(keep_probability, dtype=np.float64), eps, 1.0 - eps)
+    logit = np.log(p) - np.log1p(-p)
+    if temperature <= 0.0:
+        return np.where(logit > 0, 1.0, np.where(logit < 0, 0.0, 0.5))
+    return expit(logit / temperature)
+
+
+def temperature_schedule(rounds: int, t0: float = 1.0, alpha: float = 0.5) -> list[float]:
+    """``T_r`` for r = 1..R: ``t0 * alpha^(r-1)``, and 0 (hard) for the last round."""
+    if t0 <= 0 or not 0.0 < alpha < 1.0:
+        raise ValueError(f"annealing needs t0 > 0 and 0 < alpha < 1, got t0={t0}, alpha={alpha}")
+    return [t0 * alpha ** (r - 1) for r in range(1, rounds)] + [0.0]
