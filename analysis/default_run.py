@@ -29,7 +29,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "bayesprune", "run", "--quiet", "--out", f"{tmp}/run"]
         if args.quick:
-            command += ["--rounds", "1", "--epochs", "0.1", "--train-subset", "256", "--test-subset", "128"]
+            command += ["--rounds", "1", "--epochs", "0.1", "--train-subset", "256", "--test-subset", "128",
+                        "--svi-steps", "10", "--posterior-draws", "20"]
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - start

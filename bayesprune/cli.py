@@ -31,6 +31,8 @@ def _run_parser(sub) -> None:
     p.add_argument("--model", default=defaults.model,
                    help="shipped id (bayesprune models), architecture, checkpoint .pt, tv:NAME or pkg.mod:factory")
     p.add_argument("--weights", help="state dict for an architecture given by name (loaded weights_only)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load --model/--weights with full pickle (runs code in the file: only for files you made)")
     p.add_argument("--data", default=defaults.data, help="mnist5k | digits | fashion-mnist | cifar10 | imagefolder")
     p.add_argument("--data-dir", help="where the data set's files are (fashion-mnist, cifar10, imagefolder)")
     p.add_argument("--criterion", default=defaults.criterion, help="scoring criterion (bayesprune criteria)")
@@ -153,6 +155,7 @@ def _cmd_train(args) -> int:
 def _evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="test accuracy, MACs and params of a checkpoint (e.g. RUN/model.pt)")
     p.add_argument("model", help="checkpoint .pt or shipped id")
+    p.add_argument("--trust-pickle", action="store_true", help="load the file with full pickle (trusted files only)")
     p.add_argument("--data", default="mnist5k")
     p.add_argument("--data-dir")
     p.add_argument("--device", default="auto")
@@ -166,7 +169,7 @@ def _cmd_evaluate(args) -> int:
 
     device = resolve_device(args.device)
     data = load_dataset(args.data, args.data_dir)
-    resolved = resolve_model(args.model, data)
+    resolved = resolve_model(args.model, data, trust_pickle=args.trust_pickle)
     macs, params = count_macs_params(resolved.model, data.test_x[:1])
     accuracy = evaluate(resolved.model, data.test_x, data.test_y, device)
     print(json.dumps({"model": resolved.source, "data": data.name, "accuracy": accuracy, "macs": macs, "params": params}))

@@ -21,6 +21,7 @@ class PruneConfig:
 
     model: str = "smallcnn-mnist5k"
     weights: str | None = None
+    trust_pickle: bool = False  # allow full-pickle loading of --model/--weights files (trusted files only)
     data: str = "mnist5k"
     data_dir: str | None = None
     criterion: str = "bayes"

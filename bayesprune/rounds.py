@@ -42,7 +42,7 @@ from .surgery import compensate, fold_gates, widen
 from .training import FitConfig, evaluate, fit, resolve_device, seed_everything
 
 SUMMARY_ROUND_KEYS = ("round", "accuracy", "accuracy_after_cut", "accuracy_after_cut_plain", "macs", "params",
-                      "temperature", "prediction_auroc", "prediction_brier", "decision_seconds",
+                      "temperature", "prediction_auroc", "prediction_brier", "statistics_seconds", "decision_seconds",
                       "finetune_seconds", "seconds")
 
 
@@ -53,7 +53,7 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     data = load_dataset(config.data, config.data_dir).subset(config.train_subset, config.test_subset)
-    resolved = resolve_model(config.model, data, config.weights)
+    resolved = resolve_model(config.model, data, config.weights, config.trust_pickle)
     model, arch = resolved.model.to(device), resolved.arch
     criterion = make_criterion(config.criterion, config.seed, **config.criterion_options())
     criterion.check(data)
@@ -114,8 +114,8 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
                   "compensation": step.get("compensation"), "temperature": temperature,
                   "accuracy": evaluate(model, data.test_x, data.test_y, device),
                   "macs": after_cut["macs"], "params": after_cut["params"], "train_loss": train_stats["loss"],
-                  "decision_seconds": decision_seconds, "finetune_seconds": finetune_seconds,
-                  "seconds": time.perf_counter() - began}
+                  "statistics_seconds": step["statistics_seconds"], "decision_seconds": decision_seconds,
+                  "finetune_seconds": finetune_seconds, "seconds": time.perf_counter() - began}
         if "prediction" in step:
             predictions[r] = step["prediction"]
         rounds.append(record)
@@ -159,11 +159,13 @@ def _cut(model, inputs, criterion, calibration, config, target, final_target, ki
     graph = ChannelGraph(model, inputs)
     cost_model = CostModel.build(graph)
     check_reachable(cost_model, target, kind, config.max_prune_fraction)  # before any costly scoring
-    if criterion.needs_data:
+    prepare_start = time.perf_counter()
+    if criterion.needs_data:  # statistics over calibration data (SVI for bayes)
         criterion.prepare(model, graph, calibration)
+    statistics_seconds = time.perf_counter() - prepare_start
     removal = criterion.select(graph, cost_model, target, kind, config.allocation,
                                config.max_prune_fraction, final_target=final_target)
-    step = {"removed_channels": sum(len(v) for v in removal.values())}
+    step = {"removed_channels": sum(len(v) for v in removal.values()), "statistics_seconds": statistics_seconds}
     prune_probability = criterion.prune_probability()
     if prune_probability is not None:
         step["prediction"] = (tracker.ids(graph), np.asarray(prune_probability))

@@ -122,3 +122,20 @@ def test_default_run_directories_never_collide(tmp_path, monkeypatch, capsys):
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert len(runs) == 2 and all(name.startswith("run-") for name in runs)
     assert all((tmp_path / "runs" / name / "summary.json").is_file() for name in runs)
+
+
+def test_trust_pickle_is_needed_for_files_with_python_objects(tmp_path, capsys):
+    from fractions import Fraction
+
+    from bayesprune.checkpoint import save_checkpoint
+    from bayesprune.nets import Architecture, build_model
+
+    arch = Architecture("smallcnn", 1, 10, 28)
+    save_checkpoint(tmp_path / "plain.pt", build_model(arch), arch)
+    ckpt = torch.load(tmp_path / "plain.pt", weights_only=True)
+    ckpt["meta"]["ratio"] = Fraction(1, 3)  # a Python object that weights_only loading refuses
+    torch.save(ckpt, tmp_path / "pickled.pt")
+    assert main(["evaluate", str(tmp_path / "pickled.pt")]) == 2
+    assert "--trust-pickle" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "pickled.pt"), "--trust-pickle"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["macs"] > 0

@@ -2,13 +2,26 @@
 from __future__ import annotations
 
 from ..errors import BayesPruneError
+from .apoz import APoZ
 from .base import Calibration, Criterion
 from .bayes import BayesGSM, BayesImportance
 from .bn_scale import BatchNormScale
+from .chip import CHIP
+from .foad import FOAD
+from .fpgm import FPGM
+from .fpum import FPUM
+from .hrank import HRank
+from .lamp import LAMP
 from .magnitude import L1Norm, L2Norm
 from .random import RandomScores
+from .slimming import Slimming
+from .taylor import Taylor
+from .thinet import ThiNet
 
-CRITERIA: dict[str, type[Criterion]] = {c.name: c for c in (BayesGSM, L1Norm, L2Norm, RandomScores, BatchNormScale)}
+CRITERIA: dict[str, type[Criterion]] = {c.name: c for c in (
+    BayesGSM, L1Norm, L2Norm, RandomScores, BatchNormScale, FPGM, LAMP, APoZ, Taylor, ThiNet, HRank, CHIP,
+    Slimming, FOAD, FPUM)}
+SEEDED = (RandomScores, CHIP, ThiNet, Slimming)  # criteria that draw random numbers
 
 
 def make_criterion(name: str, seed: int = 0, **options) -> Criterion:
@@ -19,7 +32,7 @@ def make_criterion(name: str, seed: int = 0, **options) -> Criterion:
     cls = CRITERIA[name]
     if cls is BayesGSM:
         return cls(seed=seed, **options)
-    return cls(seed=seed) if cls is RandomScores else cls()
+    return cls(seed=seed) if cls in SEEDED else cls()
 
 
 __all__ = ["BayesGSM", "BayesImportance", "CRITERIA", "Calibration", "Criterion", "make_criterion"]
