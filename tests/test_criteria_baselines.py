@@ -180,3 +180,21 @@ def test_data_dependent_baseline_inside_torch_pruning_pruner():
                                   ignored_layers=[net.head, net.conv2])
     pruner.step()
     assert net.conv1.weight.flatten().tolist() == [1.0, 3.0]  # the mostly-zero channel went
+
+
+def test_every_criterion_runs_through_the_engine():
+    import warnings
+
+    from bayesprune.config import PruneConfig
+    from bayesprune.criteria import CRITERIA
+    from bayesprune.rounds import run_pruning
+
+    for name in CRITERIA:
+        config = PruneConfig(model="smallcnn", data="digits", criterion=name, rounds=2, epochs=0.1,
+                             train_subset=128, test_subset=32, calibration_batches=1, batch_size=64,
+                             svi_steps=3, posterior_draws=10, device="cpu", progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # random weights: the warning is expected
+            summary = run_pruning(config)
+        assert summary["final_ratio"]["macs"] <= 0.5, name
+        assert all(r["statistics_seconds"] >= 0 for r in summary["rounds"]), name
