@@ -75,6 +75,7 @@ def main() -> None:
     from bayesprune.config import PruneConfig
     from bayesprune.rounds import run_pruning
 
+    commit = _commit()  # the code the numbers come from, taken before any run
     rows = []
     for seed in range(args.seeds):
         for method in methods:
@@ -116,7 +117,7 @@ def main() -> None:
               "summary": summary_by_method,
               "environment": {"python": platform.python_version(), "torch": torch.__version__,
                               "torch_pruning": tp.__version__, "device": "cpu", "threads": torch.get_num_threads(),
-                              "machine": platform.machine(), "commit": _commit()}}
+                              "machine": platform.machine(), "commit": commit}}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
