@@ -1,7 +1,7 @@
 """Deterministic annealing of soft channel masks toward hard 0/1 masks across rounds.
 
 Rose 1998 ("Deterministic annealing for clustering, compression, classification, regression,
-and related optimization problems", Proc. IEEE 86(11), sec. II-A, eq. 4-6): a decision made by
+and related optimization problems", Proc. IEEE 86(11), sec. II): a decision made by
 minimising the free energy ``F = E[D] - T H`` at temperature T is the Gibbs distribution over
 its states, which is uniform as ``T -> inf`` and collapses onto the minimum-energy state as
 ``T -> 0``. Here each channel has two states, keep (1) and drop (0), with energies given by
@@ -13,8 +13,8 @@ the posterior predictive probability ``p_c`` that it survives the final round:
 and the soft mask is the expected gate under it, ``m_c(T)``: ``m(1) = p``, ``m -> 1/2`` as
 ``T -> inf``, and ``m -> 1[p > 1/2]`` as ``T -> 0`` (``p = 1/2`` stays at 1/2).
 
-Schedule: ``T_r = t0 * alpha^(r-1)`` for rounds r = 1..R-1 (geometric cooling, Rose 1998,
-sec. II-C); the last round's survivors are the final network, their masks are exactly 1 and
+Schedule: ``T_r = t0 * alpha^(r-1)`` for rounds r = 1..R-1 (geometric cooling, Rose 1998); the
+last round's survivors are the final network, their masks are exactly 1 and
 its fine-tuning is unmasked. During round r's fine-tuning the survivors of round r carry
 ``m_c(T_r)`` as multiplicative gates after BatchNorm; the masks are folded into the weights when
 the fine-tuning ends (:func:`bayesprune.surgery.fold_gates`), so later rounds see a plain network.

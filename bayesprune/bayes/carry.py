@@ -7,7 +7,7 @@ coordinates the carried posterior is ``N(1, (v_c / |m_c|)^2)``.
 
 The same training data are seen again in round t+1, and the network has been cut and fine-tuned
 in between, so the carried posterior is **tempered** by a forgetting factor ``rho`` in (0, 1]
-(a power prior, Ibrahim & Chen 2000, eq. 2.1: ``p_{t+1}(s) ∝ q_t(s)^rho``). For a Gaussian
+(a power prior, Ibrahim & Chen 2000, sec. 2: ``p_{t+1}(s) ∝ q_t(s)^rho``). For a Gaussian
 ``q^rho`` is ``N(m, v^2 / rho)``: ``rho = 1`` carries the full evidence, small ``rho`` lets round
 t+1's likelihood overrule it. ``rho = 0`` means "do not carry": every round refits the GSM prior.
 
@@ -27,7 +27,7 @@ from .priors.base import ScalePrior
 
 class CarriedPrior(ScalePrior):
     """The tempered previous posterior ``s_c ~ N(1, (v_c / |m_c|)^2 / rho)`` of the survivors
-    (Ibrahim & Chen 2000, power prior, eq. 2.1; sequential Bayes in relative coordinates).
+    (Ibrahim & Chen 2000, power prior, sec. 2; sequential Bayes in relative coordinates).
 
     Params:
         relative_scale: ``v_c / |m_c|`` per surviving channel, in the current network's channel order.
@@ -35,7 +35,7 @@ class CarriedPrior(ScalePrior):
     """
 
     name = "carried"
-    source = "Ibrahim & Chen 2000, Statistical Science, eq. 2.1 (power prior)"
+    source = "Ibrahim & Chen 2000, Statistical Science, sec. 2 (power prior)"
     max_relative_scale = 10.0
 
     def __init__(self, relative_scale: np.ndarray | torch.Tensor, rho: float):

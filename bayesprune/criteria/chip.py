@@ -31,7 +31,7 @@ class _ChannelIndependence(Statistic):
 
 
 class CHIP(FeatureMapCriterion, Criterion):
-    """Sui et al. 2021, "CHIP: CHannel Independence-based Pruning", eq. 5-6: CI(c) =
+    """Sui et al. 2021, "CHIP: CHannel Independence-based Pruning", sec. 3: CI(c) =
     ||A||_* - ||M_c ⊙ A||_*, A the layer's feature maps as a (channels x positions) matrix and M_c
     the mask that zeroes row c, averaged over images; a channel the others can express
     (low independence) goes first. Memory and time bounds (our choice): at most ``max_images`` images
@@ -40,7 +40,7 @@ class CHIP(FeatureMapCriterion, Criterion):
 
     name = "chip"
     description = "channel independence: nuclear-norm drop when the channel is removed (Sui et al. 2021)"
-    source = "Sui et al. 2021, NeurIPS, eq. 5-6"
+    source = "Sui et al. 2021, NeurIPS, sec. 3"
 
     def __init__(self, max_positions: int = 256, max_images: int = 64, seed: int = 0):
         self.max_positions, self.max_images, self.seed = max_positions, max_images, seed

@@ -18,7 +18,7 @@ def concatenated_filters(group) -> torch.Tensor:
 
 
 class FPGM(Criterion):
-    """He et al. 2019, "Filter Pruning via Geometric Median", eq. 6: the filter minimising
+    """He et al. 2019, "Filter Pruning via Geometric Median", sec. 3: the filter minimising
     ``sum_k ||F_j - F_k||_2`` over its layer is (closest to) the geometric median, whose
     information the others carry; score_j = sum_k ||F_j - F_k||_2, lowest pruned first. A coupled
     group's filters are concatenated per channel (our extension, as for ``l2``).
@@ -26,7 +26,7 @@ class FPGM(Criterion):
 
     name = "fpgm"
     description = "total distance to the layer's other filters (geometric median, He et al. 2019)"
-    source = "He et al. 2019, CVPR, eq. 6"
+    source = "He et al. 2019, CVPR, sec. 3"
 
     def __call__(self, group) -> torch.Tensor:
         filters = concatenated_filters(group)

@@ -15,7 +15,7 @@ class _MeanRank(Statistic):
 
 
 class HRank(FeatureMapCriterion, Criterion):
-    """Lin et al. 2020, "HRank: Filter Pruning using High-Rank Feature Map", eq. 9: the expected
+    """Lin et al. 2020, "HRank: Filter Pruning using High-Rank Feature Map", sec. 3: the expected
     rank of channel c's H x W feature map, estimated by its mean over the calibration images
     (``torch.linalg.matrix_rank`` with its default tolerance); higher rank keeps. Lin et al. use
     500 images and note the rank is stable after a few batches; here ``--calibration-batches``.
@@ -23,5 +23,5 @@ class HRank(FeatureMapCriterion, Criterion):
 
     name = "hrank"
     description = "average rank of the channel's feature maps (Lin et al. 2020)"
-    source = "Lin et al. 2020, CVPR, eq. 9"
+    source = "Lin et al. 2020, CVPR, sec. 3"
     statistic_class = _MeanRank

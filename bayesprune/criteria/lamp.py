@@ -8,7 +8,7 @@ from .fpgm import concatenated_filters
 
 
 class LAMP(Criterion):
-    """Lee et al. 2021, "Layer-adaptive Sparsity for the Magnitude-based Pruning", eq. 1, at channel
+    """Lee et al. 2021, "Layer-adaptive Sparsity for the Magnitude-based Pruning", sec. 3, at channel
     level: with ``w_j = ||F_j||_2^2`` (the channel's concatenated filters) sorted ascending, score_j =
     ``w_j / sum_{k : w_k >= w_j} w_k``. The largest channel of every layer scores 1, so a global
     ranking never empties a layer by magnitude scale alone. (Lee et al. score single weights; the
@@ -17,7 +17,7 @@ class LAMP(Criterion):
 
     name = "lamp"
     description = "layer-adaptive magnitude: norm^2 over the norm^2 of all larger channels (Lee et al. 2021)"
-    source = "Lee et al. 2021, ICLR, eq. 1"
+    source = "Lee et al. 2021, ICLR, sec. 3"
 
     def __call__(self, group) -> torch.Tensor:
         squared = concatenated_filters(group).pow(2).sum(1)

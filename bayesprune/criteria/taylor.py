@@ -12,7 +12,7 @@ from .feature_maps import group_index
 
 
 class Taylor(Criterion):
-    """Molchanov et al. 2019, "Importance Estimation for Neural Network Pruning", eq. 7-8:
+    """Molchanov et al. 2019, "Importance Estimation for Neural Network Pruning", sec. 3:
     ``I_c = (sum_{s in S_c} g_s w_s)^2`` per minibatch, averaged over minibatches, with S_c the
     channel's gate parameters: the BatchNorm's gamma and beta after the channel (their "BN"
     variant) or, without BatchNorm, the filter and bias that produce it. Parameters of a coupled
@@ -22,7 +22,7 @@ class Taylor(Criterion):
 
     name = "taylor"
     description = "first-order Taylor estimate of the loss change, (sum g*w)^2 (Molchanov et al. 2019)"
-    source = "Molchanov et al. 2019, CVPR, eq. 7-8"
+    source = "Molchanov et al. 2019, CVPR, sec. 3"
     needs_data = True
 
     def prepare(self, model, graph, calibration) -> None:

@@ -12,20 +12,20 @@ from .feature_maps import group_index
 
 
 class ThiNet(Criterion):
-    """Luo et al. 2017, "ThiNet", sec. 3.2, eq. 5 and Algorithm 1: sample (image, position, output
+    """Luo et al. 2017, "ThiNet", sec. 3.2 and Algorithm 1: sample (image, position, output
     channel) triples of the layers that *consume* the group's channels; each sample's output is
     ``y = sum_c x_c``, with ``x_c`` channel c's contribution (its input patch times the filter's
     weights); greedily grow the removed set T, always adding the channel that keeps
     ``sum_samples (sum_{c in T} x_c)^2`` smallest. A channel's score is the step at which the greedy
     sequence adds it (higher keeps), so any budget cuts a prefix of that sequence. The paper's
-    least-squares rescaling of the kept weights (eq. 6) is ``--reparameterize lsq`` (which refits all
+    least-squares rescaling of the kept weights (sec. 3.2) is ``--reparameterize lsq`` (which refits all
     kept weights of the consumer, a superset of the per-channel scaling). Samples: ``samples`` triples
     per consumer, streamed over the calibration batches.
     """
 
     name = "thinet"
     description = "greedy subset whose removal least changes the next layer's output (Luo et al. 2017)"
-    source = "Luo et al. 2017, ICCV, sec. 3.2, eq. 5, Algorithm 1"
+    source = "Luo et al. 2017, ICCV, sec. 3.2, Algorithm 1"
     needs_data = True
 
     def __init__(self, samples: int = 4096, seed: int = 0):

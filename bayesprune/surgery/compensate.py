@@ -9,7 +9,7 @@ channel) loses the term ``sum_k W[o, c, k] a_c(x + k)``. Two repairs:
   without bias that feeds a BatchNorm gets ``running_mean -= delta`` instead, which is the same
   function. Exact for a linear consumer whenever a removed input is constant; for a padded
   convolution, border positions (which see zero padding, not ``mu_c``) make it approximate.
-- ``lsq`` (ThiNet-style, Luo et al. 2017, sec. 3.3, eq. 6, generalised from per-channel scaling to
+- ``lsq`` (ThiNet-style, Luo et al. 2017, sec. 3.2, generalised from per-channel scaling to
   all kept weights): refit the consumer's weights on the kept input channels, plus an intercept
   that plays the role of ``delta``, by ridge-regularised least squares on sampled output positions
   so that its output matches the unpruned output.

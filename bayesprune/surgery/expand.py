@@ -1,13 +1,13 @@
 """Expansion before pruning: widen a trained network without changing its function (Net2Wider).
 
-Chen, Goodfellow & Shlens 2016 ("Net2Net", sec. 2.2, eq. 1-2): every channel group of width n
+Chen, Goodfellow & Shlens 2016 ("Net2Net", sec. 2, Net2WiderNet): every channel group of width n
 grows to width n' by a mapping ``g: {0..n'-1} -> {0..n-1}`` that keeps ``g(j) = j`` for j < n and
 picks a random existing channel for each new one. Producers copy: the new channel j gets channel
 ``g(j)``'s filter, bias and BatchNorm parameters/statistics. Consumers split: input channel j's
 weights become ``W[:, g(j)] / |{j' : g(j') = g(j)}|``, so the copies' outputs add up to the
 original one. With ``noise = 0`` the wide network computes exactly the same function. ``noise > 0``
 adds Gaussian noise of ``noise * std(filter)`` to the new copies' filters, which breaks their
-symmetry so that fine-tuning and pruning can tell them apart (Net2Net, sec. 2.2: "add noise").
+symmetry so that fine-tuning and pruning can tell them apart (Net2Net recommends adding noise).
 
 The wide network is a built-in architecture with ``width`` multiplied by ``factor`` (see
 :func:`bayesprune.nets.build_model`), so it saves and reloads like any other. The seed-003 thesis
