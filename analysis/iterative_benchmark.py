@@ -6,9 +6,11 @@ budget per round and the same seeds. Methods (``--methods``, comma-separated):
 - ``bayes-iterative``: the default of ``bayesprune run`` (rounds, carried posterior, predictions,
   annealed masks, reparameterization);
 - ``bayes-oneshot``: one round, same posterior and reparameterization;
-- ``l1``: the classic magnitude criterion, same rounds and the same bias compensation;
+- any other criterion by name (``l1``, ``bn-scale``, ``taylor``, ...): same rounds and the same
+  bias compensation;
 - ablations: ``bayes-no-annealing``, ``bayes-no-carry`` (forgetting 0: refit each round),
-  ``bayes-no-reparam``, ``bayes-expand`` (Net2Wider x1.5 first, same final MACs of the base).
+  ``bayes-no-reparam``, ``bayes-global`` (the global MAC-aware decision instead of per-layer
+  counts), ``bayes-expand`` (Net2Wider x1.5 first, same final MACs of the base).
 
 Reported per method: final accuracy (mean ± sd over seeds), accuracy right after each cut with and
 without reparameterization, and for the Bayes methods round 1's prediction AUROC/Brier against
@@ -36,12 +38,23 @@ RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = {
     "bayes-iterative": {},
     "bayes-oneshot": {"rounds": 1},
-    "l1": {"criterion": "l1"},
     "bayes-no-annealing": {"annealing": False},
     "bayes-no-carry": {"forgetting": 0.0},
     "bayes-no-reparam": {"reparameterize": "none"},
     "bayes-expand": {"expand": 1.5},
+    "bayes-global": {"allocation": "global"},
 }
+
+
+def method_settings(method: str) -> dict:
+    """The PruneConfig overrides of a method: a Bayes variant above, or a criterion by name."""
+    from bayesprune.criteria import CRITERIA
+
+    if method in METHODS:
+        return METHODS[method]
+    if method in CRITERIA:
+        return {"criterion": method}
+    raise KeyError(method)
 
 
 def main() -> None:
@@ -60,9 +73,11 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     methods = args.methods.split(",")
-    unknown = set(methods) - set(METHODS)
+    from bayesprune.criteria import CRITERIA
+
+    unknown = set(methods) - set(METHODS) - set(CRITERIA)
     if unknown:
-        parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)} or a criterion")
     if args.quick:
         args.model, args.data, args.seeds, args.rounds = "smallcnn-mnist5k", "mnist5k", 1, 2
         args.epochs, args.train_subset, args.test_subset, args.svi_steps = 0.1, 256, 128, 5
@@ -82,7 +97,7 @@ def main() -> None:
             settings = {"model": args.model, "data": args.data, "target_macs": args.target_macs,
                         "rounds": args.rounds, "epochs": args.epochs, "train_subset": args.train_subset,
                         "test_subset": args.test_subset, "svi_steps": args.svi_steps, "seed": seed,
-                        "device": "cpu", "progress": False, **METHODS[method]}
+                        "device": "cpu", "progress": False, **method_settings(method)}
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
                 summary = run_pruning(PruneConfig(**settings, out=f"{tmp}/run"))
@@ -113,7 +128,7 @@ def main() -> None:
             "round1_prediction_auroc": mean_sd([r["prediction_auroc"][0] for r in mine]),
             "round1_prediction_brier": mean_sd([r["prediction_brier"][0] for r in mine]),
             "seconds": mean_sd([r["seconds"] for r in mine])}
-    result = {"arguments": vars(args), "methods": {m: METHODS[m] for m in methods}, "rows": rows,
+    result = {"arguments": vars(args), "methods": {m: method_settings(m) for m in methods}, "rows": rows,
               "summary": summary_by_method,
               "environment": {"python": platform.python_version(), "torch": torch.__version__,
                               "torch_pruning": tp.__version__, "device": "cpu", "threads": torch.get_num_threads(),

@@ -103,3 +103,18 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.d
         correct += (model(xb).argmax(1) == yb).sum().item()
     model.train(was_training)
     return correct / max(1, len(y))
+
+
+@torch.no_grad()
+def forward_with_hooks(model: nn.Module, batches, handles: list) -> None:
+    """Run ``batches`` through ``model`` in eval mode for the hooks behind ``handles`` to observe;
+    the hooks are removed and the model's mode restored afterwards, whatever happens."""
+    was_training = model.training
+    model.eval()
+    try:
+        for xb, _yb in batches:
+            model(xb)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..bayes.gates import ChannelGates
 from ..groups import ChannelGraph
+from ..training import forward_with_hooks
 
 
 class Statistic(abc.ABC):
@@ -46,7 +47,6 @@ class Statistic(abc.ABC):
         return self.totals[group] / self.counts[group].clamp_min(1.0)
 
 
-@torch.no_grad()
 def collect(model, graph: ChannelGraph, batches, statistic: Statistic) -> Statistic:
     """Run ``batches`` through ``model`` (eval mode) and fold every group's feature maps into ``statistic``."""
     gates = ChannelGates(graph)
@@ -59,15 +59,7 @@ def collect(model, graph: ChannelGraph, batches, statistic: Statistic) -> Statis
         def record(_module, _inputs, output, group=group, local=local):
             statistic.update(group, local, F.relu(output.detach()))
         hooks.append(module.register_forward_hook(record))
-    was_training = model.training
-    model.eval()
-    try:
-        for xb, _yb in batches:
-            model(xb)
-    finally:
-        for handle in hooks:
-            handle.remove()
-        model.train(was_training)
+    forward_with_hooks(model, batches, hooks)
     return statistic
 
 

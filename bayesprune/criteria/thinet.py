@@ -6,7 +6,8 @@ import time
 import torch
 from torch import nn
 
-from ..surgery.compensate import _patches, consumers_of
+from ..surgery.compensate import input_patches, consumers_of
+from ..training import forward_with_hooks
 from .base import Criterion
 from .feature_maps import group_index
 
@@ -42,7 +43,7 @@ class ThiNet(Criterion):
 
         def hook(module):
             def record(_module, inputs):
-                patches = _patches(module, inputs[0].detach())  # (positions, C * K)
+                patches = input_patches(module, inputs[0].detach())  # (positions, C * K)
                 weight = module.weight.detach()
                 out, channels = weight.shape[0], weight.shape[1]
                 rows = torch.randint(0, len(patches), (per_batch,), generator=generator).to(patches.device)
@@ -51,17 +52,8 @@ class ThiNet(Criterion):
                 contributions[module].append(x.sum(2).double().cpu())  # (samples, C): x_c per sample
             return record
 
-        handles = [c.module.register_forward_pre_hook(hook(c.module)) for c in consumers]
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                for xb, _yb in calibration.batches():
-                    model(xb)
-        finally:
-            for h in handles:
-                h.remove()
-            model.train(was_training)
+        forward_with_hooks(model, calibration.batches(),
+                           [c.module.register_forward_pre_hook(hook(c.module)) for c in consumers])
         self.graph, self.scores = graph, []
         for group in graph.groups:
             blocks = []

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..groups import ChannelGraph
+from ..training import forward_with_hooks
 
 METHODS = ("none", "mean", "lsq")
 
@@ -54,7 +55,7 @@ def consumers_of(graph: ChannelGraph, removal: dict[str, list[int]]) -> list[_Co
     return [_Consumer(m, sorted(r)) for m, r in removed.items() if r]
 
 
-def _patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def input_patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Inputs as rows ``(positions, in_channels * kernel)`` in the layout of ``weight.flatten(1)``."""
     if isinstance(module, nn.Linear):
         return x.reshape(-1, x.shape[-1])
@@ -84,22 +85,12 @@ def compensate(graph: ChannelGraph, removal: dict[str, list[int]], batches, meth
             consumer.input_sum = total if consumer.input_sum is None else consumer.input_sum + total
             consumer.count += x.numel() // x.shape[1]
             if method == "lsq" and sum(len(r) for r in consumer.rows_x) < max_rows:
-                rows = _patches(consumer.module, x)
+                rows = input_patches(consumer.module, x)
                 pick = torch.randperm(len(rows), generator=generator)[:per_batch].to(rows.device)
                 consumer.rows_x.append(rows[pick].double().cpu())
         return record
 
-    model = graph.model
-    was_training = model.training
-    model.eval()
-    handles = [c.module.register_forward_pre_hook(hook(c)) for c in consumers]
-    try:
-        for xb, _yb in batches:
-            model(xb)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    forward_with_hooks(graph.model, batches, [c.module.register_forward_pre_hook(hook(c)) for c in consumers])
     unplaced = sum(not _apply(graph, c, method, ridge) for c in consumers)
     return {"method": method, "layers": len(consumers) - unplaced, "skipped": len(skipped) + unplaced}
 
