@@ -8,9 +8,10 @@ budget per round and the same seeds. Methods (``--methods``, comma-separated):
 - ``bayes-oneshot``: one round, same posterior and reparameterization;
 - any other criterion by name (``l1``, ``bn-scale``, ``taylor``, ...): same rounds and the same
   bias compensation;
-- ablations: ``bayes-no-annealing``, ``bayes-no-carry`` (forgetting 0: refit each round),
-  ``bayes-no-reparam``, ``bayes-global`` (the global MAC-aware decision instead of per-layer
-  counts), ``bayes-expand`` (Net2Wider x1.5 first, same final MACs of the base).
+- ablations (``bayesprune.compare.VARIANTS``): ``bayes-no-annealing``, ``bayes-no-carry``
+  (forgetting 0: refit each round), ``bayes-no-reparam``, ``bayes-global`` (the global MAC-aware
+  decision instead of per-layer counts), ``bayes-expand`` (Net2Wider x1.5 first, same final MACs
+  of the base).
 
 Reported per method: final accuracy (mean ± sd over seeds), accuracy right after each cut with and
 without reparameterization, and for the Bayes methods round 1's prediction AUROC/Brier against
@@ -35,28 +36,6 @@ import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-METHODS = {
-    "bayes-iterative": {},
-    "bayes-oneshot": {"rounds": 1},
-    "bayes-no-annealing": {"annealing": False},
-    "bayes-no-carry": {"forgetting": 0.0},
-    "bayes-no-reparam": {"reparameterize": "none"},
-    "bayes-expand": {"expand": 1.5},
-    "bayes-global": {"allocation": "global"},
-}
-
-
-def method_settings(method: str) -> dict:
-    """The PruneConfig overrides of a method: a Bayes variant above, or a criterion by name."""
-    from bayesprune.criteria import CRITERIA
-
-    if method in METHODS:
-        return METHODS[method]
-    if method in CRITERIA:
-        return {"criterion": method}
-    raise KeyError(method)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet20-fashion-mnist")
@@ -73,11 +52,13 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     methods = args.methods.split(",")
-    from bayesprune.criteria import CRITERIA
+    from bayesprune.compare import method_settings
+    from bayesprune.errors import BudgetError
 
-    unknown = set(methods) - set(METHODS) - set(CRITERIA)
-    if unknown:
-        parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)} or a criterion")
+    try:
+        [method_settings(m) for m in methods]
+    except BudgetError as exc:
+        parser.error(str(exc))
     if args.quick:
         args.model, args.data, args.seeds, args.rounds = "smallcnn-mnist5k", "mnist5k", 1, 2
         args.epochs, args.train_subset, args.test_subset, args.svi_steps = 0.1, 256, 128, 5

@@ -1,4 +1,4 @@
-"""Command line: ``bayesprune run | train | evaluate | criteria | models``.
+"""Command line: ``bayesprune run | compare | train | evaluate | criteria | models``.
 
 Every user mistake ends in one line on stderr naming the problem and the fix, and exit code 2.
 """
@@ -10,6 +10,7 @@ import sys
 import time
 import warnings
 from dataclasses import fields
+from pathlib import Path
 
 from .errors import BayesPruneError
 
@@ -23,11 +24,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _run_parser(sub) -> None:
+    p = sub.add_parser("run", help="prune a network in rounds and write a run directory",
+                       description="Prune a trained CNN to a MACs/params budget in iterative rounds.")
+    _prune_options(p, compare=False)
+
+
+def _compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="run several methods x budgets x seeds on one base model (resumable)",
+                       description="Compare pruning methods under the same budget, rounds, fine-tuning and "
+                                   "seeds; rerun the same command to resume.")
+    _prune_options(p, compare=True)
+
+
+def _prune_options(p, compare: bool) -> None:
     from .config import PruneConfig
 
     defaults = PruneConfig()
-    p = sub.add_parser("run", help="prune a network in rounds and write a run directory",
-                       description="Prune a trained CNN to a MACs/params budget in iterative rounds.")
     p.add_argument("--model", default=defaults.model,
                    help="shipped id (bayesprune models), architecture, checkpoint .pt, tv:NAME or pkg.mod:factory")
     p.add_argument("--weights", help="state dict for an architecture given by name (loaded weights_only)")
@@ -35,10 +47,16 @@ def _run_parser(sub) -> None:
                    help="load --model/--weights with full pickle (runs code in the file: only for files you made)")
     p.add_argument("--data", default=defaults.data, help="mnist5k | digits | fashion-mnist | cifar10 | imagefolder")
     p.add_argument("--data-dir", help="where the data set's files are (fashion-mnist, cifar10, imagefolder)")
-    p.add_argument("--criterion", default=defaults.criterion, help="scoring criterion (bayesprune criteria)")
-    p.add_argument("--target-macs", type=str, default=None,
-                   help="fraction of the base MACs to keep, in (0, 1] (default 0.5)")
-    p.add_argument("--target-params", type=str, default=None, help="fraction of the base params to keep instead")
+    if compare:
+        p.add_argument("--methods", required=True,
+                       help="comma-separated criteria (bayesprune criteria) and Bayes variants, e.g. bayes,l1,bn-scale")
+        p.add_argument("--target-macs", default="0.5", help="comma-separated MACs fractions, e.g. 0.5,0.3")
+        p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method and budget")
+    else:
+        p.add_argument("--criterion", default=defaults.criterion, help="scoring criterion (bayesprune criteria)")
+        p.add_argument("--target-macs", type=str, default=None,
+                       help="fraction of the base MACs to keep, in (0, 1] (default 0.5)")
+        p.add_argument("--target-params", type=str, default=None, help="fraction of the base params to keep instead")
     p.add_argument("--rounds", type=int, default=defaults.rounds)
     p.add_argument("--schedule", default=defaults.schedule, help="budget per round: geometric | linear")
     p.add_argument("--allocation", default=defaults.allocation, help="uniform (per layer) | global")
@@ -75,10 +93,13 @@ def _run_parser(sub) -> None:
                    help="cooling factor per round, in (0, 1)")
     p.add_argument("--train-subset", type=int, help="use only the first N training images (quick runs)")
     p.add_argument("--test-subset", type=int, help="use only the first N test images")
-    p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=defaults.device, help="auto | cpu | cuda")
-    p.add_argument("--out", help="run directory (default: a new runs/run-YYYYmmdd-HHMMSS)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    if compare:
+        p.add_argument("--out", required=True, help="comparison directory (rerun with the same --out to resume)")
+    else:
+        p.add_argument("--seed", type=int, default=defaults.seed)
+        p.add_argument("--out", help="run directory (default: a new runs/run-YYYYmmdd-HHMMSS)")
+        p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -96,10 +117,28 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from .compare import run_grid
+    from .config import PruneConfig
+    from .errors import BudgetError
+
+    names = {f.name for f in fields(PruneConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names and k not in ("target_macs", "out")}
+    try:
+        targets = [float(t) for t in args.target_macs.split(",")]
+    except ValueError:
+        raise BudgetError(f"--target-macs must be comma-separated numbers, got {args.target_macs!r}") from None
+    if args.seeds < 1:
+        raise BudgetError(f"--seeds must be >= 1, got {args.seeds}")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    run_grid(PruneConfig(**values), methods, targets, args.seeds, args.out, progress=not args.quiet)
+    print((Path(args.out) / "table.md").read_text())
+    print(f"comparison directory: {args.out} (results.csv, table.md, pareto.png)")
+    return 0
+
+
 def _fresh_run_dir() -> str:
     """``runs/run-<timestamp>``, with a numeric suffix if a run started in the same second."""
-    from pathlib import Path
-
     stamp = time.strftime("%Y%m%d-%H%M%S")
     candidate, n = Path("runs") / f"run-{stamp}", 1
     while candidate.exists():
@@ -202,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bayesprune", description="Bayesian channel pruning for CNNs.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _run_parser(sub)
+    _compare_parser(sub)
     _train_parser(sub)
     _evaluate_parser(sub)
     sub.add_parser("criteria", help="list the scoring criteria")
@@ -209,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"run": _cmd_run, "train": _cmd_train, "evaluate": _cmd_evaluate,
+COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "train": _cmd_train, "evaluate": _cmd_evaluate,
             "criteria": _cmd_criteria, "models": _cmd_models}
 
 

@@ -139,3 +139,34 @@ def test_trust_pickle_is_needed_for_files_with_python_objects(tmp_path, capsys):
     assert "--trust-pickle" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "pickled.pt"), "--trust-pickle"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["macs"] > 0
+
+
+def test_compare_grid_writes_tables_and_resumes(tmp_path, capsys, monkeypatch):
+    import csv
+
+    from bayesprune import rounds
+
+    calls = []
+    real = rounds.run_pruning
+
+    def counting(config):
+        calls.append((config.criterion, config.target_macs, config.seed))
+        return real(config)
+
+    monkeypatch.setattr(rounds, "run_pruning", counting)
+    args = ["compare", "--methods", "l1,random", "--target-macs", "0.6,0.4", "--seeds", "2", "--model", "smallcnn",
+            "--data", "digits", "--rounds", "1", "--epochs", "0.1", "--train-subset", "128", "--test-subset", "64",
+            "--quiet", "--device", "cpu", "--out", str(tmp_path / "cmp")]
+    assert main(args) == 0
+    assert len(calls) == 8
+    rows = list(csv.DictReader(open(tmp_path / "cmp" / "results.csv")))
+    assert len(rows) == 8 and {r["method"] for r in rows} == {"l1", "random"}
+    assert all(float(r["macs_ratio"]) <= float(r["target"]) for r in rows)
+    table = (tmp_path / "cmp" / "table.md").read_text()
+    assert table.count("**") == 4  # one bold (best) cell per budget
+    assert (tmp_path / "cmp" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "cmp" / "cells" / "random__macs0.4__seed1.json").unlink()  # as if killed mid-grid
+    assert main(args) == 0
+    assert len(calls) == 9 and calls[-1] == ("random", 0.4, 1)  # only the missing cell ran again
+    assert main([*args[:-1], str(tmp_path / "cmp"), "--epochs", "0.2"]) == 2  # other settings: refused
+    assert "other settings" in capsys.readouterr().err

@@ -1,0 +1,170 @@
+"""``bayesprune compare``: the same base model, budget, rounds, fine-tuning and seeds for every method.
+
+The grid is methods x budgets x seeds. Each finished cell is written to ``cells/<key>.json``
+(atomically) and the cell's run directory to ``runs/<key>/``; rerunning the same command skips the
+finished cells, so an interrupted comparison resumes where it stopped. When the grid is complete:
+
+- ``results.csv``: method, target, seed, accuracy, macs, params, macs_ratio, seconds;
+- ``table.md``: mean ± sd over seeds per method and budget, the best accuracy per budget in bold;
+- ``pareto.png``: accuracy against kept MACs with error bars, one line per method.
+
+A *method* is a criterion name (``bayesprune criteria``) or one of the Bayes variants in
+:data:`VARIANTS` (ablations of the iterative method).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .config import PruneConfig
+from .errors import BudgetError, RunDirError
+from .runs import atomic_write_json, atomic_write_text
+
+VARIANTS: dict[str, dict] = {
+    "bayes-iterative": {"criterion": "bayes"},
+    "bayes-oneshot": {"criterion": "bayes", "rounds": 1},
+    "bayes-no-annealing": {"criterion": "bayes", "annealing": False},
+    "bayes-no-carry": {"criterion": "bayes", "forgetting": 0.0},
+    "bayes-no-reparam": {"criterion": "bayes", "reparameterize": "none"},
+    "bayes-expand": {"criterion": "bayes", "expand": 1.5},
+    "bayes-global": {"criterion": "bayes", "allocation": "global"},
+}
+
+
+def method_settings(method: str) -> dict:
+    """PruneConfig overrides of a method: a Bayes variant or a criterion by name."""
+    from .criteria import CRITERIA
+
+    if method in VARIANTS:
+        return dict(VARIANTS[method])
+    if method in CRITERIA:
+        return {"criterion": method}
+    raise BudgetError(f"unknown method {method!r}; choose criteria (bayesprune criteria) or "
+                      f"{', '.join(VARIANTS)}")
+
+
+def cell_key(method: str, target: float, seed: int) -> str:
+    return f"{method}__macs{target:g}__seed{seed}"
+
+
+def run_grid(base: PruneConfig, methods: list[str], targets: list[float], seeds: int, out: str | Path,
+             progress: bool = True, runner=None) -> list[dict]:
+    """Run (or resume) the grid; return one row per cell. ``runner`` defaults to ``run_pruning``."""
+    from .rounds import run_pruning
+
+    runner = runner or run_pruning
+    out = Path(out)
+    settings = {m: method_settings(m) for m in methods}  # bad names fail before any work
+    for target in targets:
+        replace(base, target_macs=target).validate()
+    _check_same_grid(out, base, methods, targets, seeds)
+    (out / "cells").mkdir(exist_ok=True)
+    cells = [(m, t, s) for t in targets for m in methods for s in range(seeds)]
+    rows = []
+    bar = tqdm(cells, desc="compare", disable=not progress, unit="run")
+    for method, target, seed in bar:
+        key = cell_key(method, target, seed)
+        done = out / "cells" / f"{key}.json"
+        if done.is_file():
+            rows.append(json.loads(done.read_text()))
+            continue
+        bar.set_postfix(cell=key)
+        config = replace(base, **settings[method], target_macs=target, seed=seed,
+                         out=str(out / "runs" / key), overwrite=True, progress=False)
+        summary = runner(config)
+        row = {"method": method, "target": target, "seed": seed, "accuracy": summary["final"]["accuracy"],
+               "macs": summary["final"]["macs"], "params": summary["final"]["params"],
+               "macs_ratio": summary["final_ratio"]["macs"],
+               "seconds": sum(r["seconds"] for r in summary["rounds"])}
+        atomic_write_json(done, row)
+        rows.append(row)
+    write_outputs(out, rows, methods, targets)
+    return rows
+
+
+def _check_same_grid(out: Path, base: PruneConfig, methods, targets, seeds) -> None:
+    """A directory holds one comparison: resuming needs the same base settings."""
+    spec = {"base": {k: v for k, v in asdict(base).items() if k not in ("out", "overwrite", "progress", "seed")},
+            "methods": methods, "targets": targets, "seeds": seeds}
+    path = out / "compare.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old["base"] != spec["base"]:
+            raise RunDirError(f"{out} holds a comparison with other settings; use a new --out or the "
+                              "same options to resume it")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, spec)
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def write_outputs(out: Path, rows: list[dict], methods: list[str], targets: list[float]) -> None:
+    fields = ["method", "target", "seed", "accuracy", "macs", "params", "macs_ratio", "seconds"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "results.csv", buffer.getvalue())
+    atomic_write_text(out / "table.md", markdown_table(rows, methods, targets))
+    pareto_plot(out / "pareto.png", rows, methods)
+
+
+def markdown_table(rows: list[dict], methods: list[str], targets: list[float]) -> str:
+    """Mean ± sd accuracy (%) per method (rows) and MACs target (columns); the best per target bold."""
+    cells = {}
+    for method in methods:
+        for target in targets:
+            accuracies = [r["accuracy"] for r in rows if r["method"] == method and r["target"] == target]
+            if accuracies:
+                cells[method, target] = _mean_sd([100 * a for a in accuracies])
+    best = {t: max((cells[m, t][0] for m in methods if (m, t) in cells), default=None) for t in targets}
+    header = "| method | " + " | ".join(f"accuracy at {t:g} MACs" for t in targets) + " |"
+    lines = [header, "|---|" + "---|" * len(targets)]
+    for method in methods:
+        values = []
+        for target in targets:
+            if (method, target) not in cells:
+                values.append("-")
+                continue
+            mean, sd = cells[method, target]
+            text = f"{mean:.2f} ± {sd:.2f}%"
+            values.append(f"**{text}**" if mean == best[target] else text)
+        lines.append(f"| `{method}` | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def pareto_plot(path: Path, rows: list[dict], methods: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .runs import atomic_path
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for method in methods:
+        points = []
+        for target in sorted({r["target"] for r in rows if r["method"] == method}):
+            mine = [r for r in rows if r["method"] == method and r["target"] == target]
+            macs, _ = _mean_sd([r["macs_ratio"] for r in mine])
+            mean, sd = _mean_sd([100 * r["accuracy"] for r in mine])
+            points.append((macs, mean, sd))
+        if points:
+            x, y, e = zip(*points)
+            axes.errorbar(x, y, yerr=e, marker="o", capsize=3, label=method)
+    axes.set_xlabel("MACs kept (fraction of base)")
+    axes.set_ylabel("test accuracy (%)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)
