@@ -187,6 +187,10 @@ def test_posterior_carried_to_round_2_is_round_1_posterior_tempered(tiny_mnist):
     removal = criterion.select(graph, CostModel.build(graph), 0.6 * macs, "macs", "uniform", 0.9)
     kept = criterion.posterior.decision
     loc, scale = criterion.gate_loc[kept], criterion.gate_scale[kept]
+    criterion.after_cut(removal)  # nothing folded: the prior keeps the gate's own units
+    assert np.allclose(criterion.carried.loc.numpy(), loc, rtol=1e-6)
+    assert np.allclose(criterion.carried.scale.numpy(), scale / math.sqrt(0.25), rtol=1e-5)
+    fold_gates(ChannelGates(graph), criterion.reparameterization())  # as the engine does before the cut
     graph.prune(removal)
     criterion.after_cut(removal)
     graph2 = ChannelGraph(net, inputs)

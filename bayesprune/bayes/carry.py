@@ -3,7 +3,8 @@
 After round t the mean-field posterior of a surviving channel's gate is ``N(m_c, v_c^2)``. Its
 posterior mean is then folded into the network's weights (:mod:`bayesprune.surgery.fold`), so in
 round t+1 the gate multiplies a channel that already carries ``m_c``: in these *relative*
-coordinates the carried posterior is ``N(1, (v_c / |m_c|)^2)``.
+coordinates the carried posterior is ``N(1, (v_c / |m_c|)^2)``. When nothing is folded
+(``--reparameterize none``) it stays ``N(m_c, v_c^2)`` in the gate's own units.
 
 The same training data are seen again in round t+1, and the network has been cut and fine-tuned
 in between, so the carried posterior is **tempered** by a forgetting factor ``rho`` in (0, 1]
@@ -38,18 +39,26 @@ class CarriedPrior(ScalePrior):
     source = "Ibrahim & Chen 2000, Statistical Science, sec. 2 (power prior)"
     max_relative_scale = 10.0
 
-    def __init__(self, relative_scale: np.ndarray | torch.Tensor, rho: float):
+    def __init__(self, relative_scale: np.ndarray | torch.Tensor, rho: float, loc: np.ndarray | None = None):
         super().__init__(per_layer=False)
         if not 0.0 < rho <= 1.0:
             raise ValueError(f"forgetting factor rho must be in (0, 1], got {rho}")
         relative = torch.as_tensor(np.asarray(relative_scale, dtype=np.float32))
         self.rho = float(rho)
-        self.scale = relative.clamp(1e-4, self.max_relative_scale) / math.sqrt(self.rho)
+        # loc = 1 in relative coordinates (the mean was folded into the weights); otherwise the
+        # previous posterior mean itself, with the scale in the same absolute units
+        self.loc = torch.ones_like(relative) if loc is None else torch.as_tensor(np.asarray(loc, dtype=np.float32))
+        unit = self.loc.abs().clamp_min(1e-6)
+        self.scale = (relative / unit).clamp(1e-4, self.max_relative_scale) * unit / math.sqrt(self.rho)
 
     @classmethod
-    def from_posterior(cls, loc: np.ndarray, scale: np.ndarray, rho: float) -> "CarriedPrior":
-        """From the previous round's Gaussian posterior (``loc``, ``scale``) of the survivors."""
-        return cls(np.asarray(scale) / np.maximum(np.abs(np.asarray(loc)), 1e-6), rho)
+    def from_posterior(cls, loc: np.ndarray, scale: np.ndarray, rho: float, folded: bool = True) -> "CarriedPrior":
+        """From the previous round's Gaussian posterior (``loc``, ``scale``) of the survivors;
+        ``folded``: whether ``loc`` was folded into the weights (then the prior is relative)."""
+        loc, scale = np.asarray(loc), np.asarray(scale)
+        if folded:
+            return cls(scale / np.maximum(np.abs(loc), 1e-6), rho)
+        return cls(scale, rho, loc=loc)
 
     def _check(self, num_channels: int) -> None:
         if num_channels != len(self.scale):
@@ -61,11 +70,11 @@ class CarriedPrior(ScalePrior):
 
     def gate_prior(self, layer_of_channel, num_layers):
         self._check(len(layer_of_channel))
-        return torch.ones_like(self.scale), self.scale
+        return self.loc, self.scale
 
     def guide_scales(self, num_channels, num_layers):
         """No latent scales: the carried prior is a fixed Gaussian."""
 
     def guide_init(self, num_channels):
         self._check(num_channels)
-        return torch.ones(num_channels), self.scale.clamp(1e-3, 0.5)
+        return self.loc.clone(), torch.minimum(self.scale, 0.5 * self.loc.abs()).clamp_min(1e-3)

@@ -126,6 +126,7 @@ class BayesGSM(Criterion):
             self.gate_scale = pyro.param("s_scale").detach().cpu().numpy().copy()
         self.posterior = None
         self.keep_final = None
+        self.folded = False  # set when the engine takes the means to fold (reparameterization)
 
     def _require_prepared(self) -> None:
         if self.gate_draws is None:
@@ -171,7 +172,10 @@ class BayesGSM(Criterion):
                 for gi, name in enumerate(names)}
 
     def reparameterization(self) -> torch.Tensor | None:
+        """The gates' posterior means, for the engine to fold in before the cut (the carried
+        prior then lives in relative coordinates, see :mod:`bayesprune.bayes.carry`)."""
         self._require_prepared()
+        self.folded = True
         return torch.as_tensor(self.gate_loc, dtype=torch.float32)
 
     def prune_probability(self) -> np.ndarray | None:
@@ -180,7 +184,8 @@ class BayesGSM(Criterion):
     def after_cut(self, removal) -> None:
         """Carry the survivors' tempered posterior into the next round (if ``forgetting > 0``)."""
         kept = self.posterior.decision
-        self.carried = (CarriedPrior.from_posterior(self.gate_loc[kept], self.gate_scale[kept], self.forgetting)
+        self.carried = (CarriedPrior.from_posterior(self.gate_loc[kept], self.gate_scale[kept], self.forgetting,
+                                                    folded=self.folded)
                         if self.forgetting > 0 else None)
 
     def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
