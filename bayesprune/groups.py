@@ -104,6 +104,14 @@ class ChannelGraph:
     def by_name(self) -> dict[str, ChannelGroup]:
         return {g.name: g for g in self.groups}
 
+    def index_of(self, module: nn.Module) -> int:
+        """Index of the group whose output channels ``module`` produces (matched by identity, so
+        a group of another DependencyGraph of the same network, e.g. Torch-Pruning's, finds it)."""
+        for index, group in enumerate(self.groups):
+            if any(m is module for m, _, _ in group.layers(out_channels=True)):
+                return index
+        raise KeyError(f"{type(module).__name__} is in no channel group of this network")
+
     def prune(self, removals: dict[str, list[int]]) -> list:
         """Remove ``removals[group name]`` channels (indices local to the current group) physically.
 

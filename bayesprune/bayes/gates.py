@@ -49,13 +49,6 @@ class ChannelGates:
             targets += found
         return targets
 
-    def group_of_module(self, module: nn.Module) -> int:
-        """Index of the group whose output channels ``module`` produces (or consumes)."""
-        for index, group in enumerate(self.graph.groups):
-            if any(m is module for m, _, _ in group.layers(out_channels=True)):
-                return index
-        raise KeyError(f"{type(module).__name__} is in no channel group of this network")
-
     def group_slice(self, index: int) -> slice:
         return slice(self.offsets[index], self.offsets[index] + self.graph.groups[index].size)
 

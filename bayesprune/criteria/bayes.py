@@ -143,7 +143,7 @@ class BayesGSM(Criterion):
         DependencyGraph of the same network (e.g. Torch-Pruning's own pruner), so it is matched
         by the layers it contains, not by object identity."""
         root = group[0].dep.target.module
-        index = self.gates.group_of_module(root)
+        index = self.gates.graph.index_of(root)
         effect = self.effect_draws()[:, self.gates.group_slice(index)].mean(0)
         return torch.as_tensor(effect[list(group[0].root_idxs)], dtype=torch.float64)
 

@@ -72,20 +72,26 @@ def flatten_maps(maps: torch.Tensor, max_positions: int | None = None, generator
     return flat
 
 
-def group_index(graph: ChannelGraph, tp_group) -> int:
-    """Index in ``graph.groups`` of a torch-pruning group, matched by its root layer (so a group
-    of another DependencyGraph of the same network, e.g. Torch-Pruning's own pruner's, works)."""
-    root = tp_group[0].dep.target.module
-    for index, group in enumerate(graph.groups):
-        if any(m is root for m, _, _ in group.layers(out_channels=True)):
-            return index
-    raise KeyError(f"{type(root).__name__} is in no channel group seen by prepare()")
+class PreparedScores:
+    """Mixin: ``__call__`` for criteria whose ``prepare`` stores ``self.graph`` and whose
+    :meth:`group_scores` gives the scores of a group (by its index in that graph)."""
+
+    graph: ChannelGraph | None = None
+
+    def group_scores(self, index: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, group) -> torch.Tensor:
+        if self.graph is None:
+            raise RuntimeError(f"criterion {self.name}: prepare(model, graph, calibration) must run before scoring")
+        scores = self.group_scores(self.graph.index_of(group[0].dep.target.module))
+        return scores[torch.as_tensor(list(group[0].root_idxs))]
 
 
-class FeatureMapCriterion:
+class FeatureMapCriterion(PreparedScores):
     """Mixin for criteria scored from a :class:`Statistic` gathered in ``prepare``.
 
-    Subclasses set ``statistic_class`` (called with the graph) and inherit ``prepare``/``__call__``;
+    Subclasses set ``statistic_class`` (called with the graph) or override ``make_statistic``;
     ``transform`` turns the per-channel statistic into a score (higher keeps).
     """
 
@@ -93,12 +99,8 @@ class FeatureMapCriterion:
     statistic_class: type[Statistic]
 
     def prepare(self, model, graph, calibration) -> None:
-        import time
-
-        start = time.perf_counter()
-        self.graph = graph
         self.statistic = collect(model, graph, calibration.batches(), self.make_statistic(graph))
-        self.prepare_seconds = time.perf_counter() - start
+        self.graph = graph
 
     def make_statistic(self, graph: ChannelGraph) -> Statistic:
         return self.statistic_class(graph)
@@ -106,9 +108,5 @@ class FeatureMapCriterion:
     def transform(self, values: torch.Tensor) -> torch.Tensor:
         return values
 
-    def __call__(self, group) -> torch.Tensor:
-        if getattr(self, "statistic", None) is None:
-            raise RuntimeError(f"criterion {self.name}: prepare(model, graph, calibration) must run before scoring")
-        index = group_index(self.graph, group)
-        values = self.transform(self.statistic.result(index))
-        return values[torch.as_tensor(list(group[0].root_idxs))]
+    def group_scores(self, index: int) -> torch.Tensor:
+        return self.transform(self.statistic.result(index))

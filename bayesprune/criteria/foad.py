@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .base import Criterion
-from .feature_maps import FeatureMapCriterion, flatten_maps, group_index
+from .feature_maps import FeatureMapCriterion, flatten_maps
 from .pairwise import PairwiseStatistic, greedy_removal_scores
 
 
@@ -35,9 +35,5 @@ class FOAD(FeatureMapCriterion, Criterion):
     def make_statistic(self, graph):
         return _MapDistance(graph)
 
-    def __call__(self, group):
-        if getattr(self, "statistic", None) is None:
-            raise RuntimeError("criterion foad: prepare(model, graph, calibration) must run before scoring")
-        index = group_index(self.graph, group)
-        scores = greedy_removal_scores(self.statistic.matrix(index))
-        return scores[torch.as_tensor(list(group[0].root_idxs))]
+    def group_scores(self, index):
+        return greedy_removal_scores(self.statistic.matrix(index))

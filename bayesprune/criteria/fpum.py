@@ -5,7 +5,7 @@ import torch
 from scipy.fft import dctn
 
 from .base import Criterion
-from .feature_maps import FeatureMapCriterion, group_index
+from .feature_maps import FeatureMapCriterion
 from .pairwise import PairwiseStatistic
 
 
@@ -44,10 +44,9 @@ class FPUM(FeatureMapCriterion, Criterion):
     def make_statistic(self, graph):
         return _FrequencySimilarity(graph, self.frequencies)
 
-    def __call__(self, group):
-        if getattr(self, "statistic", None) is None:
-            raise RuntimeError("criterion fpum: prepare(model, graph, calibration) must run before scoring")
-        similarity = self.statistic.matrix(group_index(self.graph, group)).clone()
+    def group_scores(self, index):
+        similarity = self.statistic.matrix(index).clone()
+        if len(similarity) == 1:
+            return torch.ones(1, dtype=torch.float64)
         similarity.fill_diagonal_(float("-inf"))
-        uniqueness = 1.0 - similarity.max(1).values if len(similarity) > 1 else torch.ones(1, dtype=torch.float64)
-        return uniqueness[torch.as_tensor(list(group[0].root_idxs))]
+        return 1.0 - similarity.max(1).values

@@ -1,8 +1,6 @@
 """Network slimming: train with an L1 penalty on BatchNorm scales, then score |gamma| (Liu et al. 2017)."""
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 
@@ -33,7 +31,6 @@ class Slimming(BatchNormScale):
         self.sparsity, self.epochs, self.lr, self.seed = sparsity, epochs, lr, seed
 
     def prepare(self, model, graph, calibration) -> None:
-        start = time.perf_counter()
         data = calibration.data
         scales = [m.weight for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
         optimizer = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9)
@@ -55,4 +52,3 @@ class Slimming(BatchNormScale):
                 if done >= steps:
                     break
         model.eval()
-        self.prepare_seconds = time.perf_counter() - start

@@ -1,17 +1,15 @@
 """First-order Taylor estimate of the loss change when a channel goes (Molchanov et al. 2019)."""
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 
 from ..bayes.gates import ChannelGates
 from .base import Criterion
-from .feature_maps import group_index
+from .feature_maps import PreparedScores
 
 
-class Taylor(Criterion):
+class Taylor(PreparedScores, Criterion):
     """Molchanov et al. 2019, "Importance Estimation for Neural Network Pruning", sec. 3:
     ``I_c = (sum_{s in S_c} g_s w_s)^2`` per minibatch, averaged over minibatches, with S_c the
     channel's gate parameters: the BatchNorm's gamma and beta after the channel (their "BN"
@@ -26,7 +24,6 @@ class Taylor(Criterion):
     needs_data = True
 
     def prepare(self, model, graph, calibration) -> None:
-        start = time.perf_counter()
         gates = ChannelGates(graph)
         totals = torch.zeros(gates.num_channels, dtype=torch.float64)
         batches = 0
@@ -44,16 +41,11 @@ class Taylor(Criterion):
         finally:
             model.zero_grad(set_to_none=True)
             model.train(was_training)
-        self.graph, self.gates = graph, gates
-        self.importance = totals / max(1, batches)
-        self.prepare_seconds = time.perf_counter() - start
+        self.importance, self.gates = totals / max(1, batches), gates
+        self.graph = graph
 
-    def __call__(self, group) -> torch.Tensor:
-        if getattr(self, "importance", None) is None:
-            raise RuntimeError("criterion taylor: prepare(model, graph, calibration) must run before scoring")
-        index = group_index(self.graph, group)
-        values = self.importance[self.gates.group_slice(index)]
-        return values[torch.as_tensor(list(group[0].root_idxs))]
+    def group_scores(self, index: int) -> torch.Tensor:
+        return self.importance[self.gates.group_slice(index)]
 
 
 def _gate_product(module: nn.Module) -> torch.Tensor:

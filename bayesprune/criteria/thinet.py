@@ -1,18 +1,16 @@
 """ThiNet: choose channels by how well the NEXT layer's output is rebuilt without them (Luo et al. 2017)."""
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 
 from ..surgery.compensate import input_patches, consumers_of
 from ..training import forward_with_hooks
 from .base import Criterion
-from .feature_maps import group_index
+from .feature_maps import PreparedScores
 
 
-class ThiNet(Criterion):
+class ThiNet(PreparedScores, Criterion):
     """Luo et al. 2017, "ThiNet", sec. 3.2 and Algorithm 1: sample (image, position, output
     channel) triples of the layers that *consume* the group's channels; each sample's output is
     ``y = sum_c x_c``, with ``x_c`` channel c's contribution (its input patch times the filter's
@@ -33,7 +31,6 @@ class ThiNet(Criterion):
         self.samples, self.seed = samples, seed
 
     def prepare(self, model, graph, calibration) -> None:
-        start = time.perf_counter()
         generator = torch.Generator().manual_seed(self.seed)
         everything = {g.name: list(range(g.size)) for g in graph.groups}
         consumers = [c for c in consumers_of(graph, everything)
@@ -54,7 +51,7 @@ class ThiNet(Criterion):
 
         forward_with_hooks(model, calibration.batches(),
                            [c.module.register_forward_pre_hook(hook(c.module)) for c in consumers])
-        self.graph, self.scores = graph, []
+        scores = []
         for group in graph.groups:
             blocks = []
             for module, local, root in group.layers(out_channels=False):
@@ -64,14 +61,11 @@ class ThiNet(Criterion):
                     block[:, torch.as_tensor(root)] = x[:, torch.as_tensor(local)]
                     blocks.append(block)
             x = torch.cat(blocks) if blocks else torch.zeros(1, group.size, dtype=torch.float64)
-            self.scores.append(greedy_thinet_order(x))
-        self.prepare_seconds = time.perf_counter() - start
+            scores.append(greedy_thinet_order(x))
+        self.scores, self.graph = scores, graph
 
-    def __call__(self, group) -> torch.Tensor:
-        if getattr(self, "scores", None) is None:
-            raise RuntimeError("criterion thinet: prepare(model, graph, calibration) must run before scoring")
-        scores = self.scores[group_index(self.graph, group)]
-        return scores[torch.as_tensor(list(group[0].root_idxs))]
+    def group_scores(self, index: int) -> torch.Tensor:
+        return self.scores[index]
 
 
 def greedy_thinet_order(contributions: torch.Tensor) -> torch.Tensor:
