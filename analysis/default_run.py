@@ -1,6 +1,7 @@
 """Time the main job (`bayesprune run` with no arguments) as a user runs it, in a subprocess.
 
-Writes analysis/results/default_run.json: wall time, the run's summary, versions and machine.
+Writes analysis/results/default_run.json: wall time, the run's summary, versions and machine,
+and copies the run's report to analysis/results/default_run_report/ (an example report).
 Usage: python analysis/default_run.py [--quick]
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,15 +37,27 @@ def main() -> None:
         subprocess.run(command, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - start
         summary = json.loads(Path(tmp, "run", "summary.json").read_text())
+        report = Path(args.out).parent / "default_run_report"
+        if not args.quick:
+            shutil.rmtree(report, ignore_errors=True)
+            shutil.copytree(Path(tmp, "run", "report"), report)
     result = {"command": "bayesprune run" + (" (quick)" if args.quick else ""), "wall_seconds": round(wall, 1),
               "summary": summary, "cpu_count": os.cpu_count(), "machine": platform.machine(),
               "processor": platform.processor(), "python": platform.python_version(),
               "torch": torch.__version__, "torch_pruning": tp.__version__, "torch_threads": torch.get_num_threads(),
-              "seed": 0}
+              "seed": 0, "commit": _commit()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{result['command']}: {wall:.1f} s wall, accuracy {summary['base']['accuracy']:.4f} -> "
           f"{summary['final']['accuracy']:.4f} at {summary['final_ratio']['macs']:.3f} of base MACs")
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 if __name__ == "__main__":

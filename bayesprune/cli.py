@@ -80,7 +80,10 @@ def _prune_options(p, compare: bool) -> None:
     b.add_argument("--per-layer-scale", action="store_true", help="add a per-layer scale (hierarchical)")
     b.add_argument("--svi-steps", type=int, default=defaults.svi_steps)
     b.add_argument("--svi-lr", type=float, default=defaults.svi_lr)
-    b.add_argument("--posterior-draws", type=int, default=defaults.posterior_draws)
+    b.add_argument("--posterior-draws", type=int, default=defaults.posterior_draws, help="draws per chain")
+    b.add_argument("--chains", type=int, default=defaults.chains,
+                   help="independent SVI fits (or NUTS chains) from different seeds, pooled; "
+                        "2 or more give R-hat in the report (default 2)")
     b.add_argument("--inference", default=defaults.inference, help="svi | nuts (full-data NUTS, small models)")
     b.add_argument("--svi-train-weights", action="store_true",
                    help="update the network's weights (MAP) jointly with the gates during SVI")
@@ -100,6 +103,8 @@ def _prune_options(p, compare: bool) -> None:
         p.add_argument("--seed", type=int, default=defaults.seed)
         p.add_argument("--out", help="run directory (default: a new runs/run-YYYYmmdd-HHMMSS)")
         p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+        p.add_argument("--no-report", dest="report", action="store_false",
+                       help="do not write RUN_DIR/report at the end (`bayesprune report RUN_DIR` can later)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -215,6 +220,18 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _report_parser(sub) -> None:
+    p = sub.add_parser("report", help="(re)write RUN_DIR/report: index.html with figures, summary.md, diagnostics")
+    p.add_argument("run_dir", help="a run directory (the --out of `bayesprune run`)")
+
+
+def _cmd_report(args) -> int:
+    from .report import build_report
+
+    print(f"report: {build_report(args.run_dir)}")
+    return 0
+
+
 def _cmd_criteria(_args) -> int:
     from .criteria import CRITERIA
 
@@ -244,13 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     _compare_parser(sub)
     _train_parser(sub)
     _evaluate_parser(sub)
+    _report_parser(sub)
     sub.add_parser("criteria", help="list the scoring criteria")
     sub.add_parser("models", help="list shipped networks and architectures")
     return parser
 
 
 COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "criteria": _cmd_criteria, "models": _cmd_models}
+            "report": _cmd_report, "criteria": _cmd_criteria, "models": _cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,7 +76,7 @@ def run_grid(base: PruneConfig, methods: list[str], targets: list[float], seeds:
             continue
         bar.set_postfix(cell=key)
         config = replace(base, **settings[method], target_macs=target, seed=seed,
-                         out=str(out / "runs" / key), overwrite=True, progress=False)
+                         out=str(out / "runs" / key), overwrite=True, progress=False, report=False)
         summary = runner(config)
         row = {"method": method, "target": target, "seed": seed, "accuracy": summary["final"]["accuracy"],
                "macs": summary["final"]["macs"], "params": summary["final"]["params"],
@@ -90,7 +90,7 @@ def run_grid(base: PruneConfig, methods: list[str], targets: list[float], seeds:
 
 def _check_same_grid(out: Path, base: PruneConfig, methods, targets, seeds) -> None:
     """A directory holds one comparison: resuming needs the same base settings."""
-    spec = {"base": {k: v for k, v in asdict(base).items() if k not in ("out", "overwrite", "progress", "seed")},
+    spec = {"base": {k: v for k, v in asdict(base).items() if k not in ("out", "overwrite", "progress", "seed", "report")},
             "methods": methods, "targets": targets, "seeds": seeds}
     path = out / "compare.json"
     if path.is_file():

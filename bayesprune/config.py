@@ -45,7 +45,8 @@ class PruneConfig:
     per_layer_scale: bool = False  # a per-layer scale between global and local
     svi_steps: int = 300
     svi_lr: float = 0.02
-    posterior_draws: int = 200
+    posterior_draws: int = 200  # per chain
+    chains: int = 2  # independent SVI fits (or NUTS chains), pooled; >= 2 gives R-hat in the report
     inference: str = "svi"  # svi | nuts (full-data NUTS, small models only)
     svi_train_weights: bool = False  # update weights (MAP) jointly with the gates in SVI
     forgetting: float = 0.5  # rho of the carried prior; 0 refits the GSM prior every round
@@ -59,6 +60,7 @@ class PruneConfig:
     device: str = "auto"
     out: str | None = None
     overwrite: bool = False
+    report: bool = True  # write RUN_DIR/report (HTML, figures, diagnostics) when the run ends
     progress: bool = True
 
     def budget(self) -> Budget:
@@ -104,7 +106,8 @@ class PruneConfig:
         return {"prior": self.prior, "tau0": self.tau0, "per_layer": self.per_layer_scale,
                 "svi": SVIConfig(steps=self.svi_steps, lr=self.svi_lr, seed=self.seed),
                 "draws": self.posterior_draws, "progress": self.progress, "inference": self.inference,
-                "train_weights": self.svi_train_weights, "forgetting": self.forgetting}
+                "train_weights": self.svi_train_weights, "forgetting": self.forgetting,
+                "chains": self.chains}
 
 
 def _fraction(value, flag: str) -> float:

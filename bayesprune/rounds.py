@@ -111,7 +111,7 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
         record = {"round": r, "target_fraction": fraction, "removed_channels": step["removed_channels"],
                   "accuracy_after_cut": after_cut["accuracy"],
                   "accuracy_after_cut_plain": step.get("accuracy_after_cut_plain"),
-                  "compensation": step.get("compensation"), "temperature": temperature,
+                  "compensation": step.get("compensation"), "temperature": temperature, "widths": step["widths"],
                   "accuracy": evaluate(model, data.test_x, data.test_y, device),
                   "macs": after_cut["macs"], "params": after_cut["params"], "train_loss": train_stats["loss"],
                   "statistics_seconds": step["statistics_seconds"], "decision_seconds": decision_seconds,
@@ -147,6 +147,11 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
                "rounds": [{k: rec.get(k) for k in SUMMARY_ROUND_KEYS} for rec in rounds]}
     if run_dir:
         run_dir.write_json("summary.json", summary)
+        if config.report:
+            from .report import build_report
+
+            build_report(run_dir.path)
+            echo(f"report: {run_dir.path / 'report' / 'index.html'}")
     return summary
 
 
@@ -165,7 +170,8 @@ def _cut(model, inputs, criterion, calibration, config, target, final_target, ki
     statistics_seconds = time.perf_counter() - prepare_start
     removal = criterion.select(graph, cost_model, target, kind, config.allocation,
                                config.max_prune_fraction, final_target=final_target)
-    step = {"removed_channels": sum(len(v) for v in removal.values()), "statistics_seconds": statistics_seconds}
+    step = {"removed_channels": sum(len(v) for v in removal.values()), "statistics_seconds": statistics_seconds,
+            "widths": {g.name: [g.size, g.size - len(removal.get(g.name, []))] for g in graph.groups}}
     prune_probability = criterion.prune_probability()
     if prune_probability is not None:
         step["prediction"] = (tracker.ids(graph), np.asarray(prune_probability))

@@ -104,10 +104,15 @@ def test_bayes_run_writes_posterior_and_keep_probabilities(tmp_path):
         # round 1 fits the horseshoe; round 2's prior is round 1's carried posterior (no tau/lambda)
         names = set(idata.posterior.data_vars)
         assert {"s", "tau", "lambda"} <= names if r == 1 else "s" in names and not {"tau", "lambda"} & names
-        assert idata.posterior["s"].shape[:2] == (1, 40) and idata.svi_trace["elbo"].shape[-1] == 10
-    rows = list(csv.DictReader(open(out / "keep_probability.csv")))
+        # the default two independent SVI fits are two chains of 40 draws, with their ELBO traces
+        assert idata.posterior["s"].shape[:2] == (2, 40) and idata.svi_trace["elbo"].shape == (2, 10)
+        assert idata.posterior["layer_surviving"].shape[2] == idata.posterior["layer_rms_gate"].shape[2] > 1
+    rows = list(csv.DictReader(open(out / "keep_probability_round2.csv")))
     assert list(rows[0]) == ["layer", "channel", "mean", "sd", "hdi_low", "hdi_high", "keep_probability",
-                             "prune_probability_final", "kept", "uncertain"]
+                             "keep_probability_low", "keep_probability_high", "prune_probability_final",
+                             "kept", "uncertain"]
+    assert all(float(r["keep_probability_low"]) <= float(r["keep_probability"]) <= float(r["keep_probability_high"])
+               for r in rows)
     assert all(0.0 <= float(r["keep_probability"]) <= 1.0 for r in rows)
     assert all(float(r["hdi_low"]) <= float(r["mean"]) <= float(r["hdi_high"]) for r in rows)
     rounds = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()][1:]

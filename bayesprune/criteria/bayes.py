@@ -1,6 +1,7 @@
 """The Bayesian criterion: GSM posterior over channel gates, budgeted Bayes decision."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,9 @@ class BayesGSM(Criterion):
         train_weights: update the network's weights as MAP point estimates during SVI.
         inference: ``svi`` (default) or ``nuts``: full-data NUTS, for small models and data only;
             with NUTS the weights stay fixed and ``draws`` are its samples after ``warmup`` steps.
+        chains: independent fits (SVI from seeds ``seed, seed+1, ...``, or NUTS chains), ``draws``
+            each, pooled for every decision; with two or more, R-hat across the fits says whether
+            they agree (for SVI that diagnoses the optimisation, not a sampler's mixing).
         forgetting: ``rho`` of the carried prior (:mod:`bayesprune.bayes.carry`): after a cut the
             survivors' tempered posterior is the next round's prior; 0 refits the GSM every round.
 
@@ -65,7 +69,7 @@ class BayesGSM(Criterion):
     def __init__(self, prior: str = "horseshoe", per_layer: bool = False, tau0: float = 0.1,
                  svi: SVIConfig | None = None, draws: int = 200, train_weights: bool = False,
                  seed: int = 0, progress: bool = False, inference: str = "svi", warmup: int = 100,
-                 forgetting: float = 0.5):
+                 forgetting: float = 0.5, chains: int = 1):
         if inference not in ("svi", "nuts"):
             raise BayesPruneError(f"unknown inference {inference!r}; choose svi or nuts")
         self.inference, self.warmup, self.seed = inference, warmup, seed
@@ -74,6 +78,9 @@ class BayesGSM(Criterion):
         if not 0.0 <= forgetting <= 1.0:
             raise BayesPruneError(f"--forgetting must be in [0, 1] (0: refit every round), got {forgetting}")
         self.forgetting = forgetting
+        if chains < 1:
+            raise BayesPruneError(f"--chains must be >= 1, got {chains}")
+        self.chains = chains
         self.carried: CarriedPrior | None = None  # set by after_cut when forgetting > 0
         self.gate_loc = self.gate_scale = None  # Gaussian posterior of the gates, per channel
         self.keep_final: np.ndarray | None = None
@@ -82,7 +89,7 @@ class BayesGSM(Criterion):
         self.gates: ChannelGates | None = None
         self.gate_draws: np.ndarray | None = None
         self.hyper_draws: dict[str, np.ndarray] = {}
-        self.elbo: list[float] = []
+        self.elbo: list[list[float]] = []  # one ELBO trace per chain (empty for NUTS)
         self.posterior: ChannelPosterior | None = None
 
     def check(self, data) -> None:
@@ -92,7 +99,6 @@ class BayesGSM(Criterion):
                                   f"{NUTS_MAX_EXAMPLES}): add --train-subset {NUTS_MAX_EXAMPLES} or use --inference svi")
 
     def prepare(self, model, graph, calibration: Calibration) -> None:
-        pyro.clear_param_store()
         self.gates = ChannelGates(graph)
         nuts = self.inference == "nuts"
         self.check(calibration.data)
@@ -106,27 +112,36 @@ class BayesGSM(Criterion):
             parameter.requires_grad_(False)
         try:
             with self.gates:
-                if nuts:
-                    self.elbo = []
-                    draws = to_numpy(sample_nuts(gated.model, self.draws, self.warmup, self.seed, self.progress))
-                else:
-                    self.elbo = fit_svi(gated.model, gated.guide, self.svi, progress=self.progress, desc="svi")
-                    draws = to_numpy(draw_from_guide(gated.guide, self.draws))
+                fits = [self._fit(gated, chain) for chain in range(self.chains)]
         finally:
             self.gates.values = None
             model.train(was_training)
             for parameter in frozen:
                 parameter.requires_grad_(True)
-        self.gate_draws = draws.pop("s")
-        self.hyper_draws = draws
-        if nuts:  # moment-matched Gaussian of the draws
+        self.elbo = [elbo for _, elbo, _ in fits]
+        # pooled draws (chain-major); arviz gets them back as (chains, draws) in ChannelPosterior
+        pooled = {name: np.concatenate([draws[name] for draws, _, _ in fits]) for name in fits[0][0]}
+        self.gate_draws = pooled.pop("s")
+        self.hyper_draws = pooled
+        if self.chains == 1 and not nuts:  # the guide's own Gaussian
+            self.gate_loc, self.gate_scale = fits[0][2]
+        else:  # moment-matched Gaussian of the pooled draws
             self.gate_loc, self.gate_scale = self.gate_draws.mean(0), self.gate_draws.std(0, ddof=1)
-        else:
-            self.gate_loc = pyro.param("s_loc").detach().cpu().numpy().copy()
-            self.gate_scale = pyro.param("s_scale").detach().cpu().numpy().copy()
         self.posterior = None
         self.keep_final = None
         self.folded = False  # set when the engine takes the means to fold (reparameterization)
+
+    def _fit(self, gated: GatedNetworkModel, chain: int):
+        """One independent fit: (draws, ELBO trace, guide's (loc, scale) or None)."""
+        pyro.clear_param_store()
+        seed = (self.seed if self.inference == "nuts" else self.svi.seed) + chain
+        desc = f"svi chain {chain + 1}/{self.chains}" if self.chains > 1 else "svi"
+        if self.inference == "nuts":
+            return to_numpy(sample_nuts(gated.model, self.draws, self.warmup, seed, self.progress)), [], None
+        elbo = fit_svi(gated.model, gated.guide, replace(self.svi, seed=seed), progress=self.progress, desc=desc)
+        draws = to_numpy(draw_from_guide(gated.guide, self.draws))
+        guide = (pyro.param("s_loc").detach().cpu().numpy().copy(), pyro.param("s_scale").detach().cpu().numpy().copy())
+        return draws, elbo, guide
 
     def _require_prepared(self) -> None:
         if self.gate_draws is None:
@@ -165,11 +180,16 @@ class BayesGSM(Criterion):
         local = np.concatenate([np.arange(g.size) for g in graph.groups])
         self.posterior = ChannelPosterior([names[g] for g in group_of_channel], local, self.gate_draws,
                                           self.hyper_draws, keep_probability, kept_draws, decision,
-                                          uncertain, self.elbo,
-                                          "NUTS (one chain)" if self.inference == "nuts" else "SVI (mean-field guide draws)",
-                                          1.0 - self.keep_final)
+                                          uncertain, self.elbo, self._inference_label(),
+                                          1.0 - self.keep_final, self.chains)
         return {name: [int(c) for c in local[(group_of_channel == gi) & ~decision]]
                 for gi, name in enumerate(names)}
+
+    def _inference_label(self) -> str:
+        if self.inference == "nuts":
+            return f"NUTS, {self.chains} independent chain(s) of {self.draws} draws"
+        return (f"SVI, {self.chains} independent fit(s) from different seeds, "
+                f"{self.draws} mean-field guide draws each")
 
     def reparameterization(self) -> torch.Tensor | None:
         """The gates' posterior means, for the engine to fold in before the cut (the carried
@@ -194,8 +214,9 @@ class BayesGSM(Criterion):
         netcdf = f"posterior_round{round_index}.nc"
         with atomic_path(Path(directory) / netcdf) as tmp:
             self.posterior.inference_data().to_netcdf(str(tmp))
-        atomic_write_text(Path(directory) / "keep_probability.csv", self.posterior.keep_probability_csv())
-        return [netcdf, "keep_probability.csv"]
+        table = f"keep_probability_round{round_index}.csv"
+        atomic_write_text(Path(directory) / table, self.posterior.keep_probability_csv())
+        return [netcdf, table]
 
 
 def _hdi_contains(samples: np.ndarray, level: float, hdi_prob: float = 0.9) -> np.ndarray:
