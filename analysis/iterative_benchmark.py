@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--train-subset", type=int, default=8000)
     parser.add_argument("--test-subset", type=int, default=2000)
     parser.add_argument("--svi-steps", type=int, default=150)
+    parser.add_argument("--chains", type=int, default=1,
+                        help="independent SVI fits per round (the committed results used 1)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run on mnist5k")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -78,7 +80,7 @@ def main() -> None:
             settings = {"model": args.model, "data": args.data, "target_macs": args.target_macs,
                         "rounds": args.rounds, "epochs": args.epochs, "train_subset": args.train_subset,
                         "test_subset": args.test_subset, "svi_steps": args.svi_steps, "seed": seed,
-                        "device": "cpu", "progress": False, **method_settings(method)}
+                        "chains": args.chains, "device": "cpu", "progress": False, "report": False, **method_settings(method)}
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
                 summary = run_pruning(PruneConfig(**settings, out=f"{tmp}/run"))

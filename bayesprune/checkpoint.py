@@ -27,14 +27,19 @@ FORMAT = "bayesprune-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, arch: Architecture,
-                    pruning_history: list | None = None, meta: dict | None = None) -> None:
-    atomic_torch_save(path, {
+def checkpoint_payload(model: nn.Module, arch: Architecture, pruning_history: list | None = None,
+                       meta: dict | None = None) -> dict:
+    return {
         "format": FORMAT, "version": VERSION, "architecture": arch.to_dict(),
         "pruning_history": [[str(n), bool(o), [int(i) for i in idx]] for n, o, idx in (pruning_history or [])],
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "meta": meta or {},
-    })
+    }
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, arch: Architecture,
+                    pruning_history: list | None = None, meta: dict | None = None) -> None:
+    atomic_torch_save(path, checkpoint_payload(model, arch, pruning_history, meta))
 
 
 def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict:
@@ -53,7 +58,7 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict:
         raise ModelError(f"{path} holds objects other than tensors and plain data; it is not a "
                          "bayesprune checkpoint (re-save it as a state dict, or pass --trust-pickle "
                          "if you created it)") from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # torch.load's errors on a damaged file vary (EOFError, IndexError, ...)
         raise ModelError(f"{path} is not a readable checkpoint (corrupted or truncated: "
                          f"{str(exc).splitlines()[0][:120]}); restore it from its source") from exc
     return obj
@@ -62,6 +67,12 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict:
 def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> tuple[nn.Module, Architecture, dict]:
     """Rebuild the network stored at ``path``: returns ``(model, architecture, checkpoint)``."""
     obj = read_checkpoint(path, trust_pickle)
+    model, arch = model_from_payload(obj, str(path))
+    return model, arch, obj
+
+
+def model_from_payload(obj, path: str) -> tuple[nn.Module, Architecture]:
+    """The network described by a checkpoint dict (see :func:`checkpoint_payload`)."""
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ModelError(f"{path} is not a bayesprune checkpoint; for a plain state dict pass "
                          "--model ARCH --weights FILE")
@@ -74,8 +85,8 @@ def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> tuple[nn.Mo
         from .groups import replay_pruning_history
 
         replay_pruning_history(model, arch, obj["pruning_history"])
-    load_weights(model, obj["state_dict"], str(path), arch.name)
-    return model, arch, obj
+    load_weights(model, obj["state_dict"], path, arch.name)
+    return model, arch
 
 
 def load_weights(model: nn.Module, state_dict: dict, source: str, arch_name: str) -> None:

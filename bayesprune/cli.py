@@ -103,6 +103,9 @@ def _prune_options(p, compare: bool) -> None:
         p.add_argument("--seed", type=int, default=defaults.seed)
         p.add_argument("--out", help="run directory (default: a new runs/run-YYYYmmdd-HHMMSS)")
         p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+        p.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue an interrupted run from its last finished round, with its own "
+                            "config.json (other options are ignored)")
         p.add_argument("--no-report", dest="report", action="store_false",
                        help="do not write RUN_DIR/report at the end (`bayesprune report RUN_DIR` can later)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -112,6 +115,13 @@ def _cmd_run(args) -> int:
     from .config import PruneConfig
     from .rounds import run_pruning
 
+    if args.resume:
+        from .resume import resume_run
+
+        summary = resume_run(args.resume, echo=print, progress=not args.quiet)
+        print(_table(summary))
+        print(f"run directory: {args.resume}")
+        return 0
     names = {f.name for f in fields(PruneConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
     values["out"] = args.out or _fresh_run_dir()

@@ -90,7 +90,7 @@ class ChannelGraph:
         self.ignored = ignored
         was_training = model.training
         model.eval()
-        self.dg = tp.DependencyGraph().build_dependency(model, example_inputs=inputs)
+        self.dg = tp.DependencyGraph().build_dependency(model, example_inputs=inputs, verbose=False)
         model.train(was_training)
         self.module_names = {m: n for n, m in model.named_modules()}
         self.groups: list[ChannelGroup] = []
@@ -135,10 +135,31 @@ def replay_pruning_history(model: nn.Module, arch: Architecture, history: list) 
     """Re-apply a cumulative pruning history to a freshly built (unpruned) ``model``."""
     was_training = model.training
     model.eval()
-    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input(arch))
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input(arch), verbose=False)
     model.train(was_training)
     try:
         dg.load_pruning_history([[n, o, list(i)] for n, o, i in history])
     except (AttributeError, ValueError, IndexError, RuntimeError) as exc:
         raise ModelError(f"the checkpoint's pruning history does not fit architecture {arch.name} "
                          f"({exc}); pass the --model it was pruned from") from exc
+
+
+def check_prunable(model: nn.Module, inputs: torch.Tensor) -> None:
+    """Cut one channel of every group on a copy and run it. A layer torch-pruning cannot follow
+    (custom channel mixing, ...) fails here, before any work is done, with its name."""
+    trial = copy.deepcopy(model).eval()
+    try:
+        graph = ChannelGraph(trial, inputs)
+        graph.prune({g.name: [0] for g in graph.groups if g.size > 1})
+        with torch.no_grad():
+            trial(inputs)
+    except ModelError:
+        raise
+    except Exception as exc:  # whatever the layer raises, the user's fix is the same
+        custom = sorted({f"{name} ({type(m).__name__})" for name, m in model.named_modules()
+                         if name and not type(m).__module__.startswith("torch.")
+                         and any(True for _ in m.parameters(recurse=False))})
+        where = f"layer {', '.join(custom)}" if custom else "a layer of this model"
+        raise ModelError(f"cannot prune this model: {where} is not supported by torch-pruning's channel "
+                         f"groups ({str(exc).splitlines()[0][:100]}); register a torch-pruning pruner "
+                         "for it or build the model from standard layers") from None

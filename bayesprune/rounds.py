@@ -28,15 +28,17 @@ import torch
 from .bayes.annealing import annealed_mask, temperature_schedule
 from .bayes.gates import ChannelGates
 from .bayes.prediction import ChannelTracker, score_predictions
-from .checkpoint import save_checkpoint
+from .checkpoint import checkpoint_payload, model_from_payload, save_checkpoint
 from .config import PruneConfig, environment, round_targets
 from .criteria import make_criterion
 from .criteria.base import Calibration
 from .data import load_dataset
 from .decision import CostModel, check_reachable
-from .errors import ModelError
-from .groups import ChannelGraph, count_macs_params
+from .errors import ModelError, TrainingError
+from .groups import ChannelGraph, check_prunable, count_macs_params
 from .pretrained import resolve_model
+from .resume import STATE_FILE, RoundState, capture_rng, restore_rng
+from .resume import save_state as save_round_state
 from .runs import RunDir
 from .surgery import compensate, fold_gates, widen
 from .training import FitConfig, evaluate, fit, resolve_device, seed_everything
@@ -46,15 +48,16 @@ SUMMARY_ROUND_KEYS = ("round", "accuracy", "accuracy_after_cut", "accuracy_after
                       "finetune_seconds", "seconds")
 
 
-def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: None) -> dict:
-    """Run the whole job and return the summary (also written to ``summary.json`` if ``config.out``)."""
+def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: None,
+                state: RoundState | None = None) -> dict:
+    """Run the whole job and return the summary (also written to ``summary.json`` if ``config.out``).
+
+    ``state``: continue a run from its saved state (see :mod:`bayesprune.resume`)."""
     config.validate()
     budget = config.budget()
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     data = load_dataset(config.data, config.data_dir).subset(config.train_subset, config.test_subset)
-    resolved = resolve_model(config.model, data, config.weights, config.trust_pickle)
-    model, arch = resolved.model.to(device), resolved.arch
     criterion = make_criterion(config.criterion, config.seed, **config.criterion_options())
     criterion.check(data)
     inputs = data.test_x[:1].to(device)
@@ -64,49 +67,68 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
         macs, params = count_macs_params(net, inputs)
         return {"accuracy": evaluate(net, data.test_x, data.test_y, device), "macs": macs, "params": params}
 
-    base = measure(model)
-    echo(f"{data.describe()}\nmodel {resolved.source}: accuracy {base['accuracy']:.4f}, "
-         f"{base['macs'] / 1e6:.2f} M MACs, {base['params'] / 1e3:.1f} k params")
-    history = list(resolved.pruning_history)
-    start = base
-    expanded = None
-    if config.expand > 1.0:
-        if history:
-            raise ModelError("--expand needs an unpruned model; this one was pruned already")
-        model, arch = widen(model, arch, config.expand, config.expand_noise, config.seed)
+    if state is None:
+        model, arch, history, base, expanded, source = _start(config, data, measure, echo, device)
+    else:
+        model, arch = model_from_payload(state.checkpoint, f"{config.out}/{STATE_FILE}")
         model.to(device)
-        start = expanded = {"factor": config.expand, **measure(model)}
-        echo(f"expanded x{config.expand} (Net2Wider): accuracy {expanded['accuracy']:.4f}, "
-             f"{expanded['macs'] / 1e6:.2f} M MACs, {expanded['params'] / 1e3:.1f} k params")
+        history, base, expanded = list(state.checkpoint["pruning_history"]), state.base, state.expanded
+        source = None
+        echo(f"resuming {config.out} at round {state.next_round} of {config.rounds}")
+    start = expanded or base
     base_cost = base[budget.kind]
     targets = round_targets(budget.fraction, config.rounds, config.schedule, start[budget.kind] / base_cost)
-    # pre-flight: a budget that no sequence of capped cuts can reach fails before anything is written
-    start_cost_model = CostModel.build(ChannelGraph(model, inputs))
-    check_reachable(start_cost_model, targets[0] * base_cost, budget.kind, config.max_prune_fraction)
-    check_reachable(start_cost_model, targets[-1] * base_cost, budget.kind, config.max_prune_fraction, config.rounds)
-    run_dir = RunDir(config.out, config.overwrite) if config.out else None
-    if run_dir:
-        run_dir.write_json("config.json", {"config": asdict(config), "model_source": resolved.source,
+    if state is None:  # pre-flight: a budget no sequence of capped cuts can reach fails before any write
+        check_prunable(model, inputs)
+        start_cost_model = CostModel.build(ChannelGraph(model, inputs))
+        check_reachable(start_cost_model, targets[0] * base_cost, budget.kind, config.max_prune_fraction)
+        check_reachable(start_cost_model, targets[-1] * base_cost, budget.kind, config.max_prune_fraction,
+                        config.rounds)
+    run_dir = RunDir(config.out, config.overwrite, resume=state is not None) if config.out else None
+    tracker = ChannelTracker(ChannelGraph(model, inputs))
+    rounds, predictions, first = [], {}, 1
+    if state is not None:
+        rounds, predictions, first = state.rounds, state.predictions, state.next_round
+        tracker.alive = {name: np.asarray(alive, dtype=np.int64) for name, alive in state.alive.items()}
+        criterion.load_state_dict(state.criterion)
+        run_dir.restore_metrics(state.events)
+        restore_rng(state.rng, generator)  # last: building the network above drew random numbers
+    elif run_dir:
+        run_dir.write_json("config.json", {"config": asdict(config), "model_source": source,
                                             "architecture": arch.to_dict(), "environment": environment()})
         run_dir.log_metrics({"event": "base", **base})
         if expanded:
             run_dir.log_metrics({"event": "expanded", **expanded})
+
+    def save_state(next_round: int) -> None:
+        save_round_state(run_dir.path, RoundState(
+            next_round, checkpoint_payload(model, arch, history), run_dir.events(),
+            {name: alive.tolist() for name, alive in tracker.alive.items()}, predictions,
+            criterion.state_dict(), capture_rng(generator)))
+
+    if run_dir and state is None:
+        save_state(1)
     temperatures = temperature_schedule(config.rounds, config.anneal_t0, config.anneal_alpha)
-    tracker = ChannelTracker(ChannelGraph(model, inputs))
     calibration = Calibration(data, device, config.batch_size, config.calibration_batches, config.seed)
-    rounds, predictions = [], {}
-    for r, fraction in enumerate(targets, start=1):
+    for r in range(first, config.rounds + 1):
+        fraction = targets[r - 1]
         began = time.perf_counter()
-        step = _cut(model, inputs, criterion, calibration, config, fraction * base_cost,
-                    targets[-1] * base_cost, budget.kind, history, tracker)
+        try:
+            step = _cut(model, inputs, criterion, calibration, config, fraction * base_cost,
+                        targets[-1] * base_cost, budget.kind, history, tracker)
+        except TrainingError as exc:
+            raise _stopped(exc, r, run_dir) from None
         decision_seconds = time.perf_counter() - began  # scoring (SVI for bayes), decision, surgery
         after_cut = measure(model)
         # the last round's survivors are the final network: no masks (its T is 0 and all keep)
         anneal = config.annealing and "prediction" in step and r < config.rounds
         temperature = temperatures[r - 1] if anneal else None
         fit_start = time.perf_counter()
-        train_stats = _finetune(model, inputs, data, fit_config, generator, device, config, tracker,
-                                step.get("prediction"), temperature, desc=f"round {r} fine-tune")
+        try:
+            train_stats = _finetune(model, inputs, data, fit_config, generator, device, config, tracker,
+                                    step.get("prediction"), temperature, desc=f"round {r} fine-tune")
+        except TrainingError as exc:
+            raise _stopped(exc, r, run_dir) from None
         finetune_seconds = time.perf_counter() - fit_start
         record = {"round": r, "target_fraction": fraction, "removed_channels": step["removed_channels"],
                   "accuracy_after_cut": after_cut["accuracy"],
@@ -136,6 +158,7 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
                             {"round": r, "accuracy": record["accuracy"], "macs": record["macs"],
                              "params": record["params"], "data": config.data, "criterion": config.criterion})
             model.to(device)
+            save_state(r + 1)
     survivors = tracker.survivors()
     for record in rounds:  # predictions of every round against the final network
         if record["round"] in predictions:
@@ -152,7 +175,35 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
 
             build_report(run_dir.path)
             echo(f"report: {run_dir.path / 'report' / 'index.html'}")
+        run_dir.file(STATE_FILE).unlink(missing_ok=True)  # finished: nothing left to resume
     return summary
+
+
+def _stopped(exc: TrainingError, r: int, run_dir: RunDir | None) -> TrainingError:
+    """The one-line error of a round that could not finish; the run directory still holds the
+    complete files of the last finished round (nothing of round r was written)."""
+    kept = f"{run_dir.file('model.pt')} holds round {r - 1}'s network" if run_dir and r > 1 else "no round finished"
+    return TrainingError(f"{exc}. The run stopped in round {r}; {kept}.")
+
+
+def _start(config: PruneConfig, data, measure, echo, device):
+    """The network of round 1: the resolved model, widened with ``--expand``; and its numbers."""
+    resolved = resolve_model(config.model, data, config.weights, config.trust_pickle)
+    model, arch = resolved.model.to(device), resolved.arch
+    base = measure(model)
+    echo(f"{data.describe()}\nmodel {resolved.source}: accuracy {base['accuracy']:.4f}, "
+         f"{base['macs'] / 1e6:.2f} M MACs, {base['params'] / 1e3:.1f} k params")
+    history = list(resolved.pruning_history)
+    expanded = None
+    if config.expand > 1.0:
+        if history:
+            raise ModelError("--expand needs an unpruned model; this one was pruned already")
+        model, arch = widen(model, arch, config.expand, config.expand_noise, config.seed)
+        model.to(device)
+        expanded = {"factor": config.expand, **measure(model)}
+        echo(f"expanded x{config.expand} (Net2Wider): accuracy {expanded['accuracy']:.4f}, "
+             f"{expanded['macs'] / 1e6:.2f} M MACs, {expanded['params'] / 1e3:.1f} k params")
+    return model, arch, history, base, expanded, resolved.source
 
 
 def _cut(model, inputs, criterion, calibration, config, target, final_target, kind, history, tracker) -> dict:

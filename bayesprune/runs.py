@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -13,8 +14,11 @@ from typing import Any, Iterator
 import torch
 
 from .errors import RunDirError
+from .faults import crash_point
 
 RUN_MARKER = "config.json"  # a directory holding this file is a bayesprune run
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "model.pt", "resume.pt")
+RUN_PATTERNS = ("posterior_round*.nc", "keep_probability_round*.csv")
 
 
 def _umask() -> int:
@@ -32,6 +36,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point("atomic-write")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -80,13 +85,16 @@ def _json_default(value):
 class RunDir:
     """A run's output folder: ``config.json``, ``metrics.jsonl``, ``summary.json``, ``model.pt``."""
 
-    def __init__(self, path: str | Path, overwrite: bool = False):
+    def __init__(self, path: str | Path, overwrite: bool = False, resume: bool = False):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"output path {self.path} is a file; pass --out with a directory path")
-        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
+        if self.path.is_dir() and any(self.path.iterdir()) and not (overwrite or resume):
+            if (self.path / RUN_MARKER).is_file():
+                raise RunDirError(f"output directory {self.path} already holds a run; pass --resume {self.path} "
+                                  "to continue it, --overwrite to replace it, or choose another --out")
             raise RunDirError(f"output directory {self.path} is not empty; choose another --out "
-                              "or pass --overwrite to replace its run")
+                              "or pass --overwrite to replace its contents")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"
@@ -96,9 +104,23 @@ class RunDir:
             raise RunDirError(f"cannot write to output directory {self.path} ({exc.strerror}); "
                               "choose a writable --out") from exc
         if overwrite:
-            for name in ("config.json", "metrics.jsonl", "summary.json", "model.pt"):
+            for name in RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
+            for pattern in RUN_PATTERNS:
+                for stale in self.path.glob(pattern):
+                    stale.unlink()
+            shutil.rmtree(self.path / "report", ignore_errors=True)
+        for orphan in self.path.glob(".*.tmp"):  # temp files of a killed process: never complete
+            orphan.unlink()
         self._metrics: list[str] = []
+
+    def events(self) -> list[dict]:
+        return [json.loads(line) for line in self._metrics]
+
+    def restore_metrics(self, events: list[dict]) -> None:
+        """Rewrite ``metrics.jsonl`` to ``events`` (on resume: drop lines of an unfinished round)."""
+        self._metrics = [json.dumps(e, default=_json_default) for e in events]
+        atomic_write_text(self.file("metrics.jsonl"), "\n".join(self._metrics) + "\n")
 
     def file(self, name: str) -> Path:
         return self.path / name

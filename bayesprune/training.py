@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from .data import ImageData, iterate_batches
 from .errors import TrainingError
+from .faults import crash_point
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -72,6 +73,7 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
     while step < total:
         for xb, yb in iterate_batches(data.train_x, data.train_y, config.batch_size, shuffle=True,
                                       generator=generator, augment=data.augment, device=device):
+            crash_point("finetune-step")
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
             loss = loss_fn(model(xb), yb)

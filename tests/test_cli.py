@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,7 +48,31 @@ def test_refuses_to_overwrite_a_run(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text("{}")
     assert main(["run", "--out", str(tmp_path / "run"), *QUICK]) == 2
-    assert "not empty" in capsys.readouterr().err
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert main(["run", "--out", str(tmp_path / "other"), *QUICK]) == 2
+    assert "is not empty" in capsys.readouterr().err and (tmp_path / "other" / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("args,message,stopped_in", [
+    # one step per round: round 1's step is finite (and wrecks the weights), round 2's first is not
+    (["--criterion", "l1", "--lr", "1e30", "--train-subset", "128", "--epochs", "1"],
+     "at step 0 of round 2 fine-tune; lower the learning rate", 2),
+    (["--criterion", "bayes", "--svi-lr", "1e12", "--svi-steps", "20"], "the ELBO diverged", 1),
+])
+def test_training_failures_stop_the_round_and_keep_the_last_good_model(tmp_path, capsys, args, message, stopped_in):
+    out = tmp_path / "run"
+    assert main(["run", *QUICK, "--rounds", "2", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and f"The run stopped in round {stopped_in}" in err[0]
+    assert not (out / "summary.json").exists() and (out / "resume.pt").exists()
+    if stopped_in == 2:  # the last good model: round 1's, complete and loadable
+        assert "model.pt holds round 1's network" in err[0]
+        model, _, checkpoint = load_checkpoint(out / "model.pt")
+        assert checkpoint["meta"]["round"] == 1 and all(torch.isfinite(p).all() for p in model.parameters())
+    else:
+        assert "no round finished" in err[0] and not (out / "model.pt").exists()
 
 
 @pytest.mark.parametrize("args,message", [
@@ -66,15 +91,50 @@ def test_refuses_to_overwrite_a_run(tmp_path, capsys):
     (["--reparameterize", "magic"], "unknown --reparameterize"),
     (["--expand", "0.5"], "--expand must be >= 1"),
     (["--forgetting", "2"], "--forgetting must be in [0, 1]"),
+    (["--chains", "0"], "--chains must be >= 1"),
+    (["--data", "fashion-mnist", "--data-dir", "{tmp}/wrong-magic"], "wrong magic number"),
+    (["--data", "fashion-mnist", "--data-dir", "{tmp}/truncated-idx"], "truncated"),
+    (["--model", "{tmp}/rgb.pt"], "takes 3-channel images but mnist5k has 1"),
+    (["--model", "{tmp}/plain.pt"], "is not a bayesprune checkpoint"),
+    (["--model", "{tmp}/text.pt"], "not a readable checkpoint"),
+    (["--model", "{tmp}/truncated.pt"], "not a readable checkpoint"),
+    (["--model", "smallcnn", "--weights", "{tmp}/resnet20-state.pt"], "does not fit architecture smallcnn"),
+    (["--model", "odd_models:no_convolution"], "no prunable channel group"),
+    (["--model", "odd_models:with_channel_mixer"], "layer 3 (ChannelMixer) is not supported by torch-pruning"),
+    (["--out", "{tmp}/a-file/run"], "choose a writable --out"),
 ])
 def test_bad_inputs_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
-    (tmp_path / "garbage.pt").write_bytes(b"\x00not a zip file")
+    _bad_files(tmp_path)
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     out = tmp_path / "out"
-    assert main(["run", *QUICK, *args, "--out", str(out)]) == 2  # args last: they override QUICK
+    assert main(["run", *QUICK, "--out", str(out), *args]) == 2  # args last: they override QUICK
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and err[0].startswith("bayesprune: error:")
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "a-file").is_dir()
+
+
+def _bad_files(tmp: Path) -> None:
+    """The broken inputs of the catalogue."""
+    import gzip
+
+    from bayesprune.checkpoint import save_checkpoint
+    from bayesprune.nets import Architecture, build_model
+    from bayesprune.pretrained import models_dir
+
+    (tmp / "garbage.pt").write_bytes(b"\x00not a zip file")
+    (tmp / "text.pt").write_text("these are not weights\n")
+    (tmp / "a-file").write_text("")
+    torch.save({"weights": torch.ones(3)}, tmp / "plain.pt")
+    shipped = (models_dir() / "smallcnn-mnist5k.pt").read_bytes()
+    (tmp / "truncated.pt").write_bytes(shipped[: len(shipped) // 2])
+    torch.save(build_model(Architecture("resnet20", 1, 10, 28)).state_dict(), tmp / "resnet20-state.pt")
+    save_checkpoint(tmp / "rgb.pt", build_model(Architecture("smallcnn", 3, 10, 28)), Architecture("smallcnn", 3, 10, 28))
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    for folder, payload in (("wrong-magic", b"\x00\x00\x09\x03" + bytes(16)), ("truncated-idx", b"\x00\x00\x08")):
+        (tmp / folder).mkdir()
+        for name in names:
+            with gzip.open(tmp / folder / f"{name}.gz", "wb") as handle:
+                handle.write(payload)
 
 
 def test_console_script_exit_code_and_no_traceback(tmp_path):

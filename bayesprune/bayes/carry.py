@@ -60,6 +60,15 @@ class CarriedPrior(ScalePrior):
             return cls(scale / np.maximum(np.abs(loc), 1e-6), rho)
         return cls(scale, rho, loc=loc)
 
+    def state_dict(self) -> dict:
+        return {"loc": self.loc.clone(), "scale": self.scale.clone(), "rho": self.rho}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "CarriedPrior":
+        prior = cls(torch.ones_like(state["loc"]), state["rho"], loc=state["loc"])
+        prior.scale = state["scale"].clone()  # exactly as saved (no re-tempering)
+        return prior
+
     def _check(self, num_channels: int) -> None:
         if num_channels != len(self.scale):
             raise ValueError(f"carried prior holds {len(self.scale)} channels, the network has {num_channels}")

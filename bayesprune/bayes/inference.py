@@ -19,6 +19,7 @@ from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
 from ..errors import TrainingError
+from ..faults import crash_point
 
 
 @dataclass
@@ -49,11 +50,17 @@ def fit_svi(model: Callable, guide: Callable, config: SVIConfig, *args, progress
     trace: list[float] = []
     bar = tqdm(range(config.steps), desc=desc, disable=not progress, leave=False, unit="step")
     for step in bar:
-        loss = svi.step(*args, kl_scale=config.kl_scale(step), **kwargs)
+        crash_point("svi-step")
+        try:
+            loss = svi.step(*args, kl_scale=config.kl_scale(step), **kwargs)
+        except ValueError as exc:  # Pyro's argument validation: a parameter left its support
+            if "constraint" not in str(exc):
+                raise
+            loss = float("nan")
         if not math.isfinite(loss):
             bar.close()
             raise TrainingError(f"the ELBO diverged (loss {loss}) at SVI step {step} of {desc}; "
-                                f"lower the SVI learning rate (now {config.lr})")
+                                f"lower the SVI learning rate (--svi-lr, now {config.lr:g})")
         trace.append(-loss)
         if step % 20 == 0:
             bar.set_postfix(elbo=f"{-loss:.4g}")

@@ -83,6 +83,16 @@ class Criterion(tp.importance.Importance):
         """Write per-round outputs (posteriors, tables) into the run directory; return file names."""
         return []
 
+    # What --resume must restore between rounds (tensors and plain data only: no pickle). -----
+    def state_dict(self) -> dict:
+        """State carried from one round to the next. Default: the states of the criterion's own
+        random generators, so a resumed run draws what the uninterrupted one would have."""
+        return {name: value.get_state() for name, value in vars(self).items() if isinstance(value, torch.Generator)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, value in state.items():
+            getattr(self, name).set_state(value)
+
 
 def _items(group):
     graph = group._DG

@@ -208,6 +208,13 @@ class BayesGSM(Criterion):
                                                     folded=self.folded)
                         if self.forgetting > 0 else None)
 
+    def state_dict(self) -> dict:
+        """The carried prior (the only state that crosses rounds; each round refits the rest)."""
+        return {"carried": None if self.carried is None else self.carried.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.carried = None if state["carried"] is None else CarriedPrior.from_state_dict(state["carried"])
+
     def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
         if self.posterior is None:
             return []

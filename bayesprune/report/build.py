@@ -139,8 +139,8 @@ def _diagnostics_section(round_index: int, d: Diagnostics, trace: str) -> tuple[
         verdict = "every diagnosed quantity is constant over the draws"
     elif d.chains > 1:
         verdict = (f"largest R-hat {d.max_r_hat:.3f} across {d.chains} chains "
-                   + ("(all below 1.01)" if d.max_r_hat < 1.01 else "(above 1.01: the chains disagree; "
-                      "more SVI steps or a smaller --svi-lr usually help)"))
+                   + ("(all below 1.01)" if d.max_r_hat < 1.01 else "(above 1.01: the chains disagree, so one "
+                      "chain alone would be overconfident; pool more with --chains, or try more --svi-steps)"))
     else:
         verdict = "R-hat needs two or more chains; rerun with --chains 4 to get it"
     intro = (f"Round {round_index}: {d.inference}; {d.chains} chain(s) x {d.draws} draws; {verdict}.")
