@@ -80,7 +80,8 @@ def main() -> None:
             settings = {"model": args.model, "data": args.data, "target_macs": args.target_macs,
                         "rounds": args.rounds, "epochs": args.epochs, "train_subset": args.train_subset,
                         "test_subset": args.test_subset, "svi_steps": args.svi_steps, "seed": seed,
-                        "chains": args.chains, "device": "cpu", "progress": False, "report": False, **method_settings(method)}
+                        "chains": args.chains, "device": "cpu", "progress": False, "report": False,
+                        **method_settings(method)}
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
                 summary = run_pruning(PruneConfig(**settings, out=f"{tmp}/run"))

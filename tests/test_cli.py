@@ -128,7 +128,8 @@ def _bad_files(tmp: Path) -> None:
     shipped = (models_dir() / "smallcnn-mnist5k.pt").read_bytes()
     (tmp / "truncated.pt").write_bytes(shipped[: len(shipped) // 2])
     torch.save(build_model(Architecture("resnet20", 1, 10, 28)).state_dict(), tmp / "resnet20-state.pt")
-    save_checkpoint(tmp / "rgb.pt", build_model(Architecture("smallcnn", 3, 10, 28)), Architecture("smallcnn", 3, 10, 28))
+    rgb = Architecture("smallcnn", 3, 10, 28)
+    save_checkpoint(tmp / "rgb.pt", build_model(rgb), rgb)
     names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
     for folder, payload in (("wrong-magic", b"\x00\x00\x09\x03" + bytes(16)), ("truncated-idx", b"\x00\x00\x08")):
         (tmp / folder).mkdir()

@@ -60,7 +60,8 @@ def _overview(run: RunRecord, folder: Path) -> tuple[list[str], list[str]]:
                         f"{final['params'] / run.base['params']:.3f} of the params")]
     rows = [_round_row(run, record) for record in run.rounds]
     accuracy_png = figures.accuracy_vs_macs(run, folder)
-    html_parts = ["<table class=\"facts\">" + "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    facts_rows = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    html_parts = [f"<table class=\"facts\">{facts_rows}"
                   + "</table>", "<h2>Rounds</h2>", _html_table(ROUND_COLUMNS, rows),
                   "<p class=\"note\">AUROC/Brier: how well each round's predicted probability that a channel "
                   "is pruned by the end matches what the final network kept (bayes only; computed when "
