@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common  # analysis/_common.py: scripts run from this folder have it on sys.path
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -45,19 +47,11 @@ def main() -> None:
               "summary": summary, "cpu_count": os.cpu_count(), "machine": platform.machine(),
               "processor": platform.processor(), "python": platform.python_version(),
               "torch": torch.__version__, "torch_pruning": tp.__version__, "torch_threads": torch.get_num_threads(),
-              "seed": 0, "commit": _commit()}
+              "seed": 0, "commit": _common.commit()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{result['command']}: {wall:.1f} s wall, accuracy {summary['base']['accuracy']:.4f} -> "
           f"{summary['final']['accuracy']:.4f} at {summary['final_ratio']['macs']:.3f} of base MACs")
-
-
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 if __name__ == "__main__":

@@ -27,10 +27,11 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+import _common  # analysis/_common.py: scripts run from this folder have it on sys.path
 
 import torch
 
@@ -73,7 +74,7 @@ def main() -> None:
     from bayesprune.config import PruneConfig
     from bayesprune.rounds import run_pruning
 
-    commit = _commit()  # the code the numbers come from, taken before any run
+    commit = _common.commit()  # the code the numbers come from, taken before any run
     rows = []
     for seed in range(args.seeds):
         for method in methods:
@@ -125,17 +126,6 @@ def main() -> None:
         print(f"{method:<20} accuracy {stats['accuracy']['mean']:.4f} ± {stats['accuracy']['sd']:.4f}  "
               f"MACs {stats['macs_ratio']['mean']:.3f}"
               + (f"  round-1 AUROC {auroc['mean']:.3f}" if auroc else ""))
-
-
-def _commit() -> str | None:
-    """The git commit the numbers come from (with ``+dirty`` for uncommitted changes)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+dirty" if dirty else "")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,28 @@
+"""What every benchmark records beside its numbers: the code's commit and the library versions."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def commit() -> str | None:
+    """The git commit the numbers come from (with ``+dirty`` for uncommitted changes)."""
+    try:
+        run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, check=True,  # noqa: E731
+                                        cwd=REPO).stdout.strip()
+        head, dirty = run("rev-parse", "HEAD"), run("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def versions() -> dict:
+    import torch
+    import torch_pruning as tp
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "torch_pruning": tp.__version__,
+            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}

@@ -1,0 +1,220 @@
+"""Accuracy at budget: bayesprune's methods against Torch-Pruning's importances run through
+Torch-Pruning's own pruner, on one shared base checkpoint, budgets and seeds.
+
+Both sides follow the same schedule: ``--rounds`` cuts to the geometric round targets
+(:func:`bayesprune.config.round_targets`), each followed by ``--epochs`` of fine-tuning with the
+same optimiser (:func:`bayesprune.training.fit`: SGD, Nesterov, cosine learning rate) and data
+order seed. bayesprune methods run through ``run_pruning`` with their defaults (uniform allocation,
+``--reparameterize mean``); Torch-Pruning methods use ``tp.pruner.BasePruner`` with uniform
+per-layer ratios (``global_pruning=False``, ``max_pruning_ratio`` as ours), stepped 0.5% of the
+channels at a time until the round's MACs target is met (Torch-Pruning's counter decides).
+``tp-taylor`` accumulates gradients over 8 calibration batches once per round (not before each
+of the round's small steps: that would cost 8 backward passes per 0.5% of the channels);
+``tp-group-sl`` is ``GroupNormPruner`` (Fang et al. 2023, group-level sparse learning) after
+``--sl-epochs`` of sparse training, which count in its total epochs.
+
+Recorded per (method, budget, seed): accuracy right after the final cut and after fine-tuning,
+MACs ratio, total training epochs, seconds. The result carries ``headline`` for the 50% budget.
+Writes analysis/results/tp_compare_<model>.json. Usage: python analysis/tp_compare.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from _common import commit, versions  # analysis/_common.py: the script's folder is on sys.path
+
+HERE = Path(__file__).resolve().parent
+OURS = ("bayes", "l1", "l2", "bn-scale", "taylor", "lamp", "fpgm")
+THEIRS = ("tp-l1", "tp-l2", "tp-taylor", "tp-bnscale", "tp-lamp", "tp-fpgm", "tp-group-sl")
+
+
+def tp_importance(method: str):
+    import torch_pruning as tp
+
+    return {"tp-l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
+            "tp-l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+            "tp-taylor": lambda: tp.importance.GroupTaylorImportance(),
+            "tp-bnscale": lambda: tp.importance.BNScaleImportance(),
+            "tp-lamp": lambda: tp.importance.LAMPImportance(p=2),
+            "tp-fpgm": lambda: tp.importance.FPGMImportance(p=2),
+            "tp-group-sl": lambda: tp.importance.GroupMagnitudeImportance(p=2)}[method]()
+
+
+def run_theirs(method: str, settings: dict, seed: int) -> dict:
+    """Torch-Pruning's pruner on the same schedule and fine-tuning as ours."""
+    import torch_pruning as tp
+
+    from bayesprune.config import round_targets
+    from bayesprune.data import iterate_batches, load_dataset
+    from bayesprune.groups import count_macs_params, output_layers
+    from bayesprune.pretrained import resolve_model
+    from bayesprune.training import FitConfig, evaluate, fit, seed_everything
+
+    generator = seed_everything(seed)
+    data = load_dataset(settings["data"]).subset(settings["train_subset"], settings["test_subset"])
+    model = resolve_model(settings["model"], data).model
+    inputs = data.test_x[:1]
+    base_macs = count_macs_params(model, inputs)[0]
+    fit_config = FitConfig(epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"])
+    kwargs = dict(importance=tp_importance(method), global_pruning=False, pruning_ratio=settings["max_prune_fraction"],
+                  max_pruning_ratio=settings["max_prune_fraction"], iterative_steps=200,
+                  ignored_layers=output_layers(model, inputs))
+    pruner = (tp.pruner.GroupNormPruner(model, inputs, reg=5e-4, **kwargs) if method == "tp-group-sl"
+              else tp.pruner.BasePruner(model, inputs, **kwargs))
+    loss_fn, epochs = nn.CrossEntropyLoss(), 0.0
+    if method == "tp-group-sl":  # sparse training first (counts in the epochs)
+        epochs += _sparse_training(model, data, pruner, settings, generator)
+    record = {"method": method, "seed": seed, "rounds": []}
+    for target in round_targets(settings["target_macs"], settings["rounds"], "geometric"):
+        if method == "tp-taylor":  # gradients of the calibration batches, once per round
+            model.zero_grad()
+            for _, (xb, yb) in zip(range(8), iterate_batches(data.train_x, data.train_y, 128)):
+                loss_fn(model(xb), yb).backward()
+        while count_macs_params(model, inputs)[0] > target * base_macs:
+            if pruner.current_step >= pruner.iterative_steps:
+                raise RuntimeError(f"{method}: the pruner's steps ran out above {target} of the MACs")
+            pruner.step()  # torch-pruning cuts .grad with the weights, so Taylor's scores stay aligned
+        model.zero_grad(set_to_none=True)
+        after_cut = evaluate(model, data.test_x, data.test_y, torch.device("cpu"))
+        fit(model, data, fit_config, generator, torch.device("cpu"), progress=False)
+        epochs += settings["epochs"]
+        record["rounds"].append({"accuracy_after_cut": after_cut,
+                                 "accuracy": evaluate(model, data.test_x, data.test_y, torch.device("cpu"))})
+    macs = count_macs_params(model, inputs)[0]
+    return {**record, "accuracy": record["rounds"][-1]["accuracy"],
+            "accuracy_after_final_cut": record["rounds"][-1]["accuracy_after_cut"], "macs_ratio": macs / base_macs,
+            "epochs": epochs}
+
+
+def _sparse_training(model, data, pruner, settings, generator) -> float:
+    from bayesprune.data import iterate_batches
+
+    opt = torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=0.9, nesterov=True, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(int(settings["sl_epochs"])):
+        for xb, yb in iterate_batches(data.train_x, data.train_y, settings["batch_size"], shuffle=True,
+                                      generator=generator):
+            opt.zero_grad()
+            loss_fn(model(xb), yb).backward()
+            pruner.regularize(model)
+            opt.step()
+    model.eval()
+    return float(int(settings["sl_epochs"]))
+
+
+def run_ours(method: str, settings: dict, seed: int) -> dict:
+    from bayesprune.config import PruneConfig
+    from bayesprune.rounds import run_pruning
+
+    options = {k: settings[k] for k in ("model", "data", "target_macs", "rounds", "epochs", "lr", "batch_size",
+                                        "train_subset", "test_subset", "max_prune_fraction")}
+    if method == "bayes":
+        options.update(svi_steps=settings["svi_steps"], chains=settings["chains"])
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = run_pruning(PruneConfig(criterion=method, seed=seed, device="cpu", progress=False, report=False,
+                                          out=f"{tmp}/run", **options))
+    extra = 0.5 * settings["rounds"] if method == "slimming" else 0.0  # its sparsity training per round
+    return {"method": method, "seed": seed, "accuracy": summary["final"]["accuracy"],
+            "accuracy_after_final_cut": summary["rounds"][-1]["accuracy_after_cut"],
+            "macs_ratio": summary["final_ratio"]["macs"], "epochs": settings["rounds"] * settings["epochs"] + extra,
+            "rounds": [{k: r[k] for k in ("accuracy_after_cut", "accuracy", "prediction_auroc")}
+                       for r in summary["rounds"]]}
+
+
+def summarise(rows: list[dict]) -> dict:
+    table = {}
+    for row in rows:
+        table.setdefault(f"{row['target']}", {}).setdefault(row["method"], []).append(row)
+    out = {}
+    for target, methods in table.items():
+        out[target] = {}
+        for method, runs in methods.items():
+            accuracies = [100 * r["accuracy"] for r in runs]
+            after_cut = [100 * r["accuracy_after_final_cut"] for r in runs]
+            out[target][method] = {"accuracy_mean": statistics.mean(accuracies),
+                                   "accuracy_sd": statistics.stdev(accuracies) if len(runs) > 1 else None,
+                                   "after_final_cut_mean": statistics.mean(after_cut), "seeds": len(runs),
+                                   "macs_ratio": statistics.mean(r["macs_ratio"] for r in runs),
+                                   "epochs": runs[0]["epochs"]}
+    return out
+
+
+def headline(summary: dict, target: str = "0.5") -> dict | None:
+    methods = summary.get(target)
+    if not methods or "bayes" not in methods:
+        return None
+    others = {m: v["accuracy_mean"] for m, v in methods.items() if m != "bayes"}
+    if not others:
+        return None
+    best = max(others, key=others.get)
+    bayes = methods["bayes"]["accuracy_mean"]
+    return {"bayes": bayes, "best_other": others[best], "best_other_name": best, "margin_points": bayes - others[best]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet20-fashion-mnist")
+    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--methods", default=",".join(OURS + THEIRS))
+    parser.add_argument("--targets", default="0.5,0.2")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--train-subset", type=int, default=4000)
+    parser.add_argument("--test-subset", type=int, default=2000)
+    parser.add_argument("--svi-steps", type=int, default=150)
+    parser.add_argument("--chains", type=int, default=1)
+    parser.add_argument("--sl-epochs", type=int, default=1)
+    parser.add_argument("--max-prune-fraction", type=float, default=0.9)
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.quick:
+        args.model, args.data, args.methods, args.targets, args.seeds = ("smallcnn-mnist5k", "mnist5k",
+                                                                         "bayes,l1,tp-l1,tp-taylor,tp-group-sl", "0.5", 1)
+        args.rounds, args.epochs, args.train_subset, args.test_subset, args.svi_steps = 2, 0.1, 256, 128, 5
+    out = Path(args.out) if args.out else (Path(tempfile.mkdtemp()) / "quick.json" if args.quick
+                                           else HERE / "results" / f"tp_compare_{args.model}.json")
+    code = commit()  # the code the numbers come from, taken before any run
+    rows = []
+    for target in [float(t) for t in args.targets.split(",")]:
+        for seed in range(args.seeds):
+            for method in args.methods.split(","):
+                settings = {**vars(args), "target_macs": target}
+                start = time.perf_counter()
+                row = (run_theirs if method.startswith("tp-") else run_ours)(method, settings, seed)
+                rows.append({**row, "target": target, "seconds": time.perf_counter() - start})
+                print(f"{target} seed {seed} {method}: {100 * row['accuracy']:.2f}% "
+                      f"(after final cut {100 * row['accuracy_after_final_cut']:.2f}%), "
+                      f"MACs {row['macs_ratio']:.3f}, {rows[-1]['seconds']:.0f} s", flush=True)
+                _write(out, args, rows, code)
+    print(json.dumps(headline(summarise(rows)), indent=1))
+    print(f"wrote {out}")
+
+
+def _write(out: Path, args, rows: list[dict], code: str | None) -> None:
+    """Rewritten after every cell, so an interrupted benchmark keeps what it measured."""
+    summary = summarise(rows)
+    result = {"script": "analysis/tp_compare.py", "arguments": vars(args), "device": "cpu",
+              "label": "CPU-sized (2 cores): subsets, few epochs; not the GPU benchmark of issue 7",
+              "headline": headline(summary), "summary": summary, "rows": rows, "commit": code, **versions(),
+              "torch_threads": torch.get_num_threads()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
+
+
+if __name__ == "__main__":
+    main()
