@@ -26,7 +26,7 @@ from pathlib import Path
 from _common import commit, versions  # analysis/_common.py: the script's folder is on sys.path
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("resnet20", "resnet56", "resnet110", "vgg16_bn")
+MODELS = ("resnet20", "resnet56", "resnet110", "vgg16")  # vgg16 is VGG-16-BN
 
 
 def _rss_mb() -> float:

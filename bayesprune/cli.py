@@ -62,6 +62,9 @@ def _prune_options(p, compare: bool) -> None:
     p.add_argument("--allocation", default=defaults.allocation, help="uniform (per layer) | global")
     p.add_argument("--max-prune-fraction", type=float, default=defaults.max_prune_fraction,
                    help="most any one group may lose (default 0.9)")
+    p.add_argument("--round-to", type=int, default=defaults.round_to,
+                   help="keep a multiple of this many channels per layer (8 or 16 for real speed-ups on "
+                        "CPU/GPU kernels; needs --allocation uniform)")
     p.add_argument("--epochs", type=float, default=defaults.epochs, help="fine-tune epochs per round")
     p.add_argument("--lr", type=float, default=defaults.lr, help="fine-tune learning rate")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)

@@ -31,6 +31,7 @@ class PruneConfig:
     schedule: str = "geometric"
     allocation: str = "uniform"
     max_prune_fraction: float = 0.9
+    round_to: int = 1  # keep a multiple of this many channels per group (8: CPU/GPU-friendly widths)
     epochs: float = 1.0
     lr: float = 0.01
     batch_size: int = 128
@@ -82,6 +83,9 @@ class PruneConfig:
             raise BudgetError(f"unknown --schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.allocation not in ALLOCATIONS:
             raise BudgetError(f"unknown --allocation {self.allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
+        if self.round_to < 1 or (self.round_to > 1 and self.allocation != "uniform"):
+            raise BudgetError(f"--round-to must be >= 1 and needs --allocation uniform, got {self.round_to} "
+                              f"with --allocation {self.allocation}")
         if not 0.0 < self.max_prune_fraction < 1.0:
             raise BudgetError(f"--max-prune-fraction must be in (0, 1), got {self.max_prune_fraction}")
         if self.epochs < 0 or self.lr <= 0 or self.batch_size < 1:

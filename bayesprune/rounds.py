@@ -81,9 +81,10 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     if state is None:  # pre-flight: a budget no sequence of capped cuts can reach fails before any write
         check_prunable(model, inputs)
         start_cost_model = CostModel.build(ChannelGraph(model, inputs))
-        check_reachable(start_cost_model, targets[0] * base_cost, budget.kind, config.max_prune_fraction)
+        check_reachable(start_cost_model, targets[0] * base_cost, budget.kind, config.max_prune_fraction,
+                        round_to=config.round_to)
         check_reachable(start_cost_model, targets[-1] * base_cost, budget.kind, config.max_prune_fraction,
-                        config.rounds)
+                        config.rounds, config.round_to)
     run_dir = RunDir(config.out, config.overwrite, resume=state is not None) if config.out else None
     tracker = ChannelTracker(ChannelGraph(model, inputs))
     rounds, predictions, first = [], {}, 1
@@ -214,13 +215,14 @@ def _cut(model, inputs, criterion, calibration, config, target, final_target, ki
     """
     graph = ChannelGraph(model, inputs)
     cost_model = CostModel.build(graph)
-    check_reachable(cost_model, target, kind, config.max_prune_fraction)  # before any costly scoring
+    check_reachable(cost_model, target, kind, config.max_prune_fraction,  # before any costly scoring
+                    round_to=config.round_to)
     prepare_start = time.perf_counter()
     if criterion.needs_data:  # statistics over calibration data (SVI for bayes)
         criterion.prepare(model, graph, calibration)
     statistics_seconds = time.perf_counter() - prepare_start
     removal = criterion.select(graph, cost_model, target, kind, config.allocation,
-                               config.max_prune_fraction, final_target=final_target)
+                               config.max_prune_fraction, final_target=final_target, round_to=config.round_to)
     step = {"removed_channels": sum(len(v) for v in removal.values()), "statistics_seconds": statistics_seconds,
             "widths": {g.name: [g.size, g.size - len(removal.get(g.name, []))] for g in graph.groups}}
     prune_probability = criterion.prune_probability()

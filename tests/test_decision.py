@@ -79,3 +79,32 @@ def test_unreachable_budget_and_bad_fractions():
 def test_round_targets():
     assert round_targets(0.25, 2, "geometric") == pytest.approx([0.5, 0.25])
     assert round_targets(0.4, 3, "linear") == pytest.approx([0.8, 0.6, 0.4])
+
+
+def test_aligned_removals_by_hand():
+    from bayesprune.decision.allocation import aligned
+
+    # keep 11 -> 16, 22 -> 24; a group of 6 is smaller than 8, so it keeps all 6
+    np.testing.assert_array_equal(aligned(np.array([16, 32, 6]), np.array([5, 10, 3]), 8), [0, 8, 0])
+    np.testing.assert_array_equal(aligned(np.array([16, 32]), np.array([5, 10]), 1), [5, 10])
+
+
+@pytest.mark.parametrize("fraction", [0.7, 0.5, 0.3])
+def test_round_to_keeps_multiples_and_meets_the_budget(fraction):
+    from bayesprune.bayes.decision import BudgetedSelector
+    from bayesprune.nets import Architecture, build_model
+
+    model = build_model(Architecture("smallcnn", 1, 10, 28))
+    graph = ChannelGraph(model, torch.randn(1, 1, 28, 28))
+    cost = CostModel.build(graph)
+    target = fraction * cost.full()
+    removal = allocate(_scores(graph), cost, target, "macs", "uniform", max_fraction=0.9, round_to=8)
+    keep = cost.sizes - np.array([len(removal[n]) for n in cost.names])
+    assert cost.cost(keep) <= target and (keep % 8 == 0).all() and (keep >= 8).all()
+    group_of_channel = np.repeat(np.arange(len(cost.sizes)), cost.sizes.astype(int))
+    selector = BudgetedSelector(cost, group_of_channel, target, "macs", 0.9, "uniform", round_to=8)
+    kept = selector.select(np.random.default_rng(0).random(len(group_of_channel)))[0]
+    per_group = np.bincount(group_of_channel[kept], minlength=len(cost.sizes))
+    assert (per_group % 8 == 0).all() and cost.cost(per_group) <= target
+    with pytest.raises(BudgetError, match="uniform only"):
+        allocate(_scores(graph), cost, target, "macs", "global", round_to=8)

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..decision.allocation import check_reachable, removable_counts, uniform_counts
 from ..decision.cost import CostModel
+from ..errors import BudgetError
 
 
 def marginal_channel_cost(cost_model: CostModel, kind: str) -> np.ndarray:
@@ -53,16 +54,18 @@ class BudgetedSelector:
     """Cuts to a budget along removal orders, with per-group caps, using the cost model."""
 
     def __init__(self, cost_model: CostModel, group_of_channel: np.ndarray, target: float, kind: str,
-                 max_fraction: float, allocation: str = "global"):
+                 max_fraction: float, allocation: str = "global", round_to: int = 1):
         self.cost_model, self.group_of_channel = cost_model, group_of_channel
         self.target, self.kind = target, kind
         sizes = cost_model.sizes
-        self.cap = removable_counts(sizes, max_fraction)
+        if round_to > 1 and allocation != "uniform":
+            raise BudgetError("--round-to works with --allocation uniform only")
+        self.cap = removable_counts(sizes, max_fraction, round_to)
         self.channel_cost = marginal_channel_cost(cost_model, kind)[group_of_channel]
         self.per_group_counts = None
         if allocation == "uniform":
-            self.per_group_counts = uniform_counts(cost_model, target, kind, self.cap)
-        check_reachable(cost_model, target, kind, max_fraction)
+            self.per_group_counts = uniform_counts(cost_model, target, kind, self.cap, round_to)
+        check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
 
     def _capped(self, order: np.ndarray) -> np.ndarray:
         groups = self.group_of_channel[order]

@@ -162,16 +162,17 @@ class BayesGSM(Criterion):
         effect = self.effect_draws()[:, self.gates.group_slice(index)].mean(0)
         return torch.as_tensor(effect[list(group[0].root_idxs)], dtype=torch.float64)
 
-    def select(self, graph, cost_model, target, kind, allocation, max_fraction, final_target=None):
+    def select(self, graph, cost_model, target, kind, allocation, max_fraction, final_target=None, round_to=1):
         """Budgeted Bayes decision: global and MAC-aware, or per layer (``allocation="uniform"``)."""
         self._require_prepared()
         group_of_channel = self.gates.layer_of_channel.numpy()
-        selector = BudgetedSelector(cost_model, group_of_channel, target, kind, max_fraction, allocation)
+        selector = BudgetedSelector(cost_model, group_of_channel, target, kind, max_fraction, allocation, round_to)
         effect = self.effect_draws()
         kept_draws, keep_probability, cut = keep_probabilities(effect, selector)
         self.keep_final = keep_probability
         if final_target is not None and final_target < target:
-            final = BudgetedSelector(cost_model, group_of_channel, final_target, kind, max_fraction, allocation)
+            final = BudgetedSelector(cost_model, group_of_channel, final_target, kind, max_fraction, allocation,
+                                     round_to)
             self.keep_final = keep_probabilities(effect, final)[1]
         decision = bayes_decision(keep_probability, effect.mean(0), selector, self.keep_final)
         ratio = effect / selector.channel_cost

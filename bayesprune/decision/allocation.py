@@ -9,6 +9,10 @@ Two allocations (the usual pair in the literature, e.g. Torch-Pruning's ``global
 
 Both keep at least one channel and at most remove ``max_fraction`` of any group: a layer pruned
 to nothing disconnects the network, and a layer pruned to a sliver collapses accuracy.
+
+``round_to=k`` (uniform allocation) keeps a multiple of k channels in every group (all of a group
+smaller than k): CPU and GPU convolution kernels work on channel blocks (e.g. oneDNN's 8 or 16),
+and a layer cut from 16 to 11 channels costs about as much time as one of 16.
 """
 from __future__ import annotations
 
@@ -38,27 +42,36 @@ class Budget:
                               "--target-macs 0.5 for half the base MACs")
 
 
-def removable_counts(sizes: np.ndarray, max_fraction: float) -> np.ndarray:
-    return np.minimum(np.floor(max_fraction * sizes + 1e-9), sizes - 1).astype(int)
+def aligned(sizes: np.ndarray, counts: np.ndarray, round_to: int = 1) -> np.ndarray:
+    """Removal counts reduced so that every group keeps a multiple of ``round_to`` channels."""
+    if round_to <= 1:
+        return counts
+    kept = np.minimum(sizes, np.ceil((sizes - counts) / round_to) * round_to)
+    return (sizes - kept).astype(int)
 
 
-def check_reachable(cost_model: CostModel, target: float, kind: str, max_fraction: float, rounds: int = 1) -> None:
+def removable_counts(sizes: np.ndarray, max_fraction: float, round_to: int = 1) -> np.ndarray:
+    return aligned(sizes, np.minimum(np.floor(max_fraction * sizes + 1e-9), sizes - 1).astype(int), round_to)
+
+
+def check_reachable(cost_model: CostModel, target: float, kind: str, max_fraction: float, rounds: int = 1,
+                    round_to: int = 1) -> None:
     """Raise :class:`BudgetError` if removing ``max_fraction`` of every group in each of ``rounds``
-    cuts still misses ``target``."""
+    cuts (keeping multiples of ``round_to``) still misses ``target``."""
     sizes = cost_model.sizes.copy()
     for _ in range(rounds):
-        sizes = sizes - removable_counts(sizes, max_fraction)
+        sizes = sizes - removable_counts(sizes, max_fraction, round_to)
     floor_cost = cost_model.cost(sizes, kind)
     if floor_cost > target:
         full = cost_model.full(kind)
         raise BudgetError(f"the {kind} target ({target / full:.3f} of the current network) cannot be "
                           f"met without emptying layers: at most {max_fraction:.0%} of each layer's "
-                          f"channels may go per cut, which reaches {floor_cost / full:.3f}; raise the "
-                          "target or --max-prune-fraction")
+                          f"channels may go per cut{f' (keeping multiples of {round_to})' if round_to > 1 else ''}, "
+                          f"which reaches {floor_cost / full:.3f}; raise the target or --max-prune-fraction")
 
 
 def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: float, kind: str = "macs",
-             method: str = "uniform", max_fraction: float = 0.9) -> dict[str, list[int]]:
+             method: str = "uniform", max_fraction: float = 0.9, round_to: int = 1) -> dict[str, list[int]]:
     """Channels to remove per group (local indices, lowest score first) so that cost <= ``target``.
 
     ``target`` is an absolute MACs/params count. Raises :class:`BudgetError` if even the maximal
@@ -68,22 +81,25 @@ def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: flo
         raise BudgetError(f"unknown allocation {method!r}; choose one of {', '.join(ALLOCATIONS)}")
     sizes = cost_model.sizes
     orders = [np.argsort(scores[name].numpy(), kind="stable") for name in cost_model.names]
-    cap = removable_counts(sizes, max_fraction)
+    if round_to > 1 and method != "uniform":
+        raise BudgetError("--round-to works with --allocation uniform only")
+    cap = removable_counts(sizes, max_fraction, round_to)
     if cost_model.cost(sizes, kind) <= target:
         return {name: [] for name in cost_model.names}
-    check_reachable(cost_model, target, kind, max_fraction)
+    check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
     if method == "uniform":
-        counts = uniform_counts(cost_model, target, kind, cap)
+        counts = uniform_counts(cost_model, target, kind, cap, round_to)
     else:
         counts = _global_counts(scores, cost_model, target, kind, cap, orders)
     return {name: sorted(int(i) for i in order[:n]) for name, order, n in zip(cost_model.names, orders, counts)}
 
 
-def uniform_counts(cost_model: CostModel, target: float, kind: str, cap: np.ndarray) -> np.ndarray:
+def uniform_counts(cost_model: CostModel, target: float, kind: str, cap: np.ndarray,
+                   round_to: int = 1) -> np.ndarray:
     sizes = cost_model.sizes
 
-    def counts_at(fraction: float) -> np.ndarray:
-        return np.minimum(np.floor(fraction * sizes + 1e-9).astype(int), cap)
+    def counts_at(fraction: float) -> np.ndarray:  # monotone in fraction, so bisection works
+        return aligned(sizes, np.minimum(np.floor(fraction * sizes + 1e-9).astype(int), cap), round_to)
 
     low, high = 0.0, 1.0
     for _ in range(50):
