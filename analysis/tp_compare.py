@@ -179,10 +179,16 @@ def main() -> None:
     parser.add_argument("--max-prune-fraction", type=float, default=0.9)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
     parser.add_argument("--out")
+    parser.add_argument("--table", metavar="RESULT_JSON", help="only write RESULT_JSON's Markdown table (.md)")
     args = parser.parse_args()
+    if args.table:
+        path = Path(args.table)
+        path.with_suffix(".md").write_text(markdown(json.loads(path.read_text())))
+        print(path.with_suffix(".md").read_text())
+        return
     if args.quick:
-        args.model, args.data, args.methods, args.targets, args.seeds = ("smallcnn-mnist5k", "mnist5k",
-                                                                         "bayes,l1,tp-l1,tp-taylor,tp-group-sl", "0.5", 1)
+        args.model, args.data, args.targets, args.seeds = "smallcnn-mnist5k", "mnist5k", "0.5", 1
+        args.methods = "bayes,l1,tp-l1,tp-taylor,tp-group-sl"
         args.rounds, args.epochs, args.train_subset, args.test_subset, args.svi_steps = 2, 0.1, 256, 128, 5
     out = Path(args.out) if args.out else (Path(tempfile.mkdtemp()) / "quick.json" if args.quick
                                            else HERE / "results" / f"tp_compare_{args.model}.json")
@@ -201,6 +207,27 @@ def main() -> None:
                 _write(out, args, rows, code)
     print(json.dumps(headline(summarise(rows)), indent=1))
     print(f"wrote {out}")
+
+
+def markdown(result: dict) -> str:
+    """The README's table: mean (sd) over seeds per budget and method, best of each budget in bold."""
+    lines = []
+    for target, methods in result["summary"].items():
+        best = max(v["accuracy_mean"] for v in methods.values())
+        lines += [f"MACs target {target} ({result['arguments']['model']}, {result['label']}):", "",
+                  "| method | accuracy after fine-tuning | right after the final cut | MACs ratio | epochs | seeds |",
+                  "|---|---|---|---|---|---|"]
+        for method, v in sorted(methods.items(), key=lambda kv: -kv[1]["accuracy_mean"]):
+            accuracy = f"{v['accuracy_mean']:.2f}" + (f" ± {v['accuracy_sd']:.2f}" if v["accuracy_sd"] else "")
+            accuracy = f"**{accuracy}**" if v["accuracy_mean"] == best else accuracy
+            lines.append(f"| `{method}` | {accuracy}% | {v['after_final_cut_mean']:.2f}% | {v['macs_ratio']:.3f} | "
+                         f"{v['epochs']:g} | {v['seeds']} |")
+        lines.append("")
+    if result.get("headline"):
+        h = result["headline"]
+        lines.append(f"Headline (50%): bayes {h['bayes']:.2f}%, best other `{h['best_other_name']}` "
+                     f"{h['best_other']:.2f}%, margin {h['margin_points']:+.2f} points.")
+    return "\n".join(lines) + "\n"
 
 
 def _write(out: Path, args, rows: list[dict], code: str | None) -> None:
