@@ -90,7 +90,8 @@ def run_grid(base: PruneConfig, methods: list[str], targets: list[float], seeds:
 
 def _check_same_grid(out: Path, base: PruneConfig, methods, targets, seeds) -> None:
     """A directory holds one comparison: resuming needs the same base settings."""
-    spec = {"base": {k: v for k, v in asdict(base).items() if k not in ("out", "overwrite", "progress", "seed", "report")},
+    ignored = ("out", "overwrite", "progress", "seed", "report")
+    spec = {"base": {k: v for k, v in asdict(base).items() if k not in ignored},
             "methods": methods, "targets": targets, "seeds": seeds}
     path = out / "compare.json"
     if path.is_file():
@@ -126,8 +127,9 @@ def markdown_table(rows: list[dict], methods: list[str], targets: list[float]) -
             if accuracies:
                 cells[method, target] = _mean_sd([100 * a for a in accuracies])
     best = {t: max((cells[m, t][0] for m in methods if (m, t) in cells), default=None) for t in targets}
-    header = "| method | " + " | ".join(f"accuracy at {t:g} MACs" for t in targets) + " |"
-    lines = [header, "|---|" + "---|" * len(targets)]
+    from .report.build import markdown_table as table
+
+    lines = []
     for method in methods:
         values = []
         for target in targets:
@@ -137,19 +139,14 @@ def markdown_table(rows: list[dict], methods: list[str], targets: list[float]) -
             mean, sd = cells[method, target]
             text = f"{mean:.2f} ± {sd:.2f}%"
             values.append(f"**{text}**" if mean == best[target] else text)
-        lines.append(f"| `{method}` | " + " | ".join(values) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append([f"`{method}`", *values])
+    return table(["method"] + [f"accuracy at {t:g} MACs" for t in targets], lines) + "\n"
 
 
 def pareto_plot(path: Path, rows: list[dict], methods: list[str]) -> None:
-    import matplotlib
+    from .report.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .runs import atomic_path
-
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure, axes = pyplot().subplots(figsize=(6, 4))
     for method in methods:
         points = []
         for target in sorted({r["target"] for r in rows if r["method"] == method}):
@@ -165,6 +162,4 @@ def pareto_plot(path: Path, rows: list[dict], methods: list[str]) -> None:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)

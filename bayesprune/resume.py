@@ -46,8 +46,7 @@ class RoundState:
 
     @property
     def expanded(self) -> dict | None:
-        expanded = _event(self.events, "expanded")
-        return None if expanded is None else {k: v for k, v in expanded.items() if k != "event"}
+        return _event(self.events, "expanded")
 
     @property
     def rounds(self) -> list[dict]:

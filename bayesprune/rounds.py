@@ -114,18 +114,15 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     for r in range(first, config.rounds + 1):
         fraction = targets[r - 1]
         began = time.perf_counter()
-        try:
+        try:  # a diverging ELBO (cut) or a non-finite loss (fine-tune) stops the run here
             step = _cut(model, inputs, criterion, calibration, config, fraction * base_cost,
                         targets[-1] * base_cost, budget.kind, history, tracker)
-        except TrainingError as exc:
-            raise _stopped(exc, r, run_dir) from None
-        decision_seconds = time.perf_counter() - began  # scoring (SVI for bayes), decision, surgery
-        after_cut = measure(model)
-        # the last round's survivors are the final network: no masks (its T is 0 and all keep)
-        anneal = config.annealing and "prediction" in step and r < config.rounds
-        temperature = temperatures[r - 1] if anneal else None
-        fit_start = time.perf_counter()
-        try:
+            decision_seconds = time.perf_counter() - began  # scoring (SVI for bayes), decision, surgery
+            after_cut = measure(model)
+            # the last round's survivors are the final network: no masks (its T is 0 and all keep)
+            anneal = config.annealing and "prediction" in step and r < config.rounds
+            temperature = temperatures[r - 1] if anneal else None
+            fit_start = time.perf_counter()
             train_stats = _finetune(model, inputs, data, fit_config, generator, device, config, tracker,
                                     step.get("prediction"), temperature, desc=f"round {r} fine-tune")
         except TrainingError as exc:

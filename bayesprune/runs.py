@@ -120,6 +120,9 @@ class RunDir:
     def restore_metrics(self, events: list[dict]) -> None:
         """Rewrite ``metrics.jsonl`` to ``events`` (on resume: drop lines of an unfinished round)."""
         self._metrics = [json.dumps(e, default=_json_default) for e in events]
+        self._write_metrics()
+
+    def _write_metrics(self) -> None:
         atomic_write_text(self.file("metrics.jsonl"), "\n".join(self._metrics) + "\n")
 
     def file(self, name: str) -> Path:
@@ -131,4 +134,4 @@ class RunDir:
     def log_metrics(self, record: dict) -> None:
         """Append one JSON line; the whole file is rewritten atomically (it stays small)."""
         self._metrics.append(json.dumps(record, default=_json_default))
-        atomic_write_text(self.file("metrics.jsonl"), "\n".join(self._metrics) + "\n")
+        self._write_metrics()

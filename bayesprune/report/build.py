@@ -67,7 +67,7 @@ def _overview(run: RunRecord, folder: Path) -> tuple[list[str], list[str]]:
                   "is pruned by the end matches what the final network kept (bayes only; computed when "
                   "the run ends). Plain: the same cut without reparameterization.</p>",
                   _img(accuracy_png, "accuracy vs MACs")]
-    md_parts = ["\n".join(f"- **{k}**: {v}" for k, v in facts), "## Rounds", _md_table(ROUND_COLUMNS, rows),
+    md_parts = ["\n".join(f"- **{k}**: {v}" for k, v in facts), "## Rounds", markdown_table(ROUND_COLUMNS, rows),
                 f"![accuracy vs MACs]({accuracy_png})"]
     if all("widths" in record for record in run.rounds):
         widths_png = figures.widths(run, folder)
@@ -163,7 +163,7 @@ def _diagnostics_section(round_index: int, d: Diagnostics, trace: str) -> tuple[
     if worst:
         md.append(f"Largest disagreement between chains on a keep probability: {worst['max_difference']:.3f} "
                   f"({worst['layer']}).")
-    md += [_md_table(columns, rows), f"![trace]({trace})"]
+    md += [markdown_table(columns, rows), f"![trace]({trace})"]
     return html_parts, md
 
 
@@ -177,7 +177,7 @@ def _html_table(columns, rows) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _md_table(columns, rows) -> str:
+def markdown_table(columns, rows) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from ..runs import atomic_path
 from .load import RoundPosterior, RunRecord
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never a window
@@ -22,17 +22,22 @@ def _pyplot():
     return plt
 
 
-def _save(fig, folder: Path, name: str) -> str:
-    plt = _pyplot()
-    with atomic_path(folder / name) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+def save_figure(fig, path: Path, **savefig_options) -> None:
+    """Write ``fig`` as a PNG atomically and close it."""
+    plt = pyplot()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", **savefig_options)
     plt.close(fig)
+
+
+def _save(fig, folder: Path, name: str) -> str:
+    save_figure(fig, folder / name, dpi=110, bbox_inches="tight")
     return name
 
 
 def accuracy_vs_macs(run: RunRecord, folder: Path) -> str:
     """Every round after the cut and after fine-tuning, in fractions of the base MACs; base marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     base_macs = run.base["macs"]
     ratios = [1.0] + [r["macs"] / base_macs for r in run.rounds]
@@ -53,7 +58,7 @@ def accuracy_vs_macs(run: RunRecord, folder: Path) -> str:
 
 def widths(run: RunRecord, folder: Path) -> str:
     """Channels per layer: base, and after each round's cut."""
-    plt = _pyplot()
+    plt = pyplot()
     layers = list(run.rounds[0]["widths"])
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 3.8))
     x = np.arange(len(layers))
@@ -70,7 +75,7 @@ def widths(run: RunRecord, folder: Path) -> str:
 def keep_forest(posterior: RoundPosterior, folder: Path) -> str:
     """Per layer, every channel's keep probability with its 90% interval (forest style),
     sorted; filled = kept, hollow = pruned, red = uncertain."""
-    plt = _pyplot()
+    plt = pyplot()
     layers = list(dict.fromkeys(row["layer"] for row in posterior.table))
     ncols = min(4, len(layers))
     nrows = math.ceil(len(layers) / ncols)
@@ -100,7 +105,7 @@ def keep_forest(posterior: RoundPosterior, folder: Path) -> str:
 
 def surviving(record: dict, folder: Path) -> str:
     """Per layer: expected surviving channels with the 90% interval over draws, and the decision."""
-    plt = _pyplot()
+    plt = pyplot()
     layers = record["layers"]
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 3.8))
     x = np.arange(len(layers))
@@ -118,7 +123,7 @@ def surviving(record: dict, folder: Path) -> str:
 
 
 def keep_histogram(posteriors: list[RoundPosterior], folder: Path) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     bins = np.linspace(0, 1, 21)
     for posterior in posteriors:
@@ -133,7 +138,7 @@ def keep_histogram(posteriors: list[RoundPosterior], folder: Path) -> str:
 
 def elbo_curves(traces: dict[int, np.ndarray], folder: Path) -> str:
     """ELBO per SVI step, one panel per round, one line per chain (independent fit)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(traces), figsize=(3.6 * len(traces), 3.2), squeeze=False)
     for ax, (round_index, trace) in zip(axes.flat, traces.items()):
         for chain, values in enumerate(np.atleast_2d(trace)):
@@ -150,7 +155,7 @@ def trace_plot(idata, variables: list[str], round_index: int, folder: Path) -> s
     """arviz trace plot (density and draws per chain) of the global and per-layer scales."""
     import arviz as az
 
-    _pyplot()
+    pyplot()
     axes = az.plot_trace(idata, var_names=variables, compact=True, combined=False,
                          figsize=(9, 2.4 * len(variables)))
     fig = np.atleast_2d(axes)[0, 0].figure
