@@ -15,6 +15,10 @@ of the round's small steps: that would cost 8 backward passes per 0.5% of the ch
 
 Recorded per (method, budget, seed): accuracy right after the final cut and after fine-tuning,
 MACs ratio, total training epochs, seconds. The result carries ``headline`` for the 50% budget.
+Training-time methods (``pfam``, ``sep``, ``search-train``) prune over epochs, not rounds: they run
+one round that searches for ``(rounds - 1) * epochs`` epochs, cuts to the final target and
+fine-tunes ``epochs``, so every method trains the same total epochs;
+``METHOD@ALLOCATION`` (e.g. ``l1@lstm``) runs a criterion with another ``--allocation``.
 Writes analysis/results/tp_compare_<model>.json. Usage: python analysis/tp_compare.py [--quick]
 """
 from __future__ import annotations
@@ -33,6 +37,7 @@ from _common import commit, versions  # analysis/_common.py: the script's folder
 
 HERE = Path(__file__).resolve().parent
 OURS = ("bayes", "l1", "l2", "bn-scale", "taylor", "lamp", "fpgm")
+TRAINING_TIME = ("pfam", "sep", "search-train")  # prune while training (issue 9); "l1@lstm": an allocation
 THEIRS = ("tp-l1", "tp-l2", "tp-taylor", "tp-bnscale", "tp-lamp", "tp-fpgm", "tp-group-sl")
 
 
@@ -117,10 +122,15 @@ def run_ours(method: str, settings: dict, seed: int) -> dict:
 
     options = {k: settings[k] for k in ("model", "data", "target_macs", "rounds", "epochs", "lr", "batch_size",
                                         "train_subset", "test_subset", "max_prune_fraction")}
-    if method == "bayes":
+    criterion, _, allocation = method.partition("@")  # "l1@lstm": criterion l1 with --allocation lstm
+    options["allocation"] = allocation or "uniform"
+    if criterion == "bayes":
         options.update(svi_steps=settings["svi_steps"], chains=settings["chains"])
+    if criterion in TRAINING_TIME:  # one round: search, cut, fine-tune; the same total epochs as the others
+        total = settings["rounds"] * settings["epochs"]
+        options.update(rounds=1, search_epochs=total - settings["epochs"], epochs=settings["epochs"])
     with tempfile.TemporaryDirectory() as tmp:
-        summary = run_pruning(PruneConfig(criterion=method, seed=seed, device="cpu", progress=False, report=False,
+        summary = run_pruning(PruneConfig(criterion=criterion, seed=seed, device="cpu", progress=False, report=False,
                                           out=f"{tmp}/run", **options))
     extra = 0.5 * settings["rounds"] if method == "slimming" else 0.0  # its sparsity training per round
     return {"method": method, "seed": seed, "accuracy": summary["final"]["accuracy"],
@@ -188,7 +198,7 @@ def main() -> None:
         return
     if args.quick:
         args.model, args.data, args.targets, args.seeds = "smallcnn-mnist5k", "mnist5k", "0.5", 1
-        args.methods = "bayes,l1,tp-l1,tp-taylor,tp-group-sl"
+        args.methods = "bayes,l1,l1@lstm,pfam,sep,search-train,tp-l1,tp-group-sl"
         args.rounds, args.epochs, args.train_subset, args.test_subset, args.svi_steps = 2, 0.1, 256, 128, 5
     out = Path(args.out) if args.out else (Path(tempfile.mkdtemp()) / "quick.json" if args.quick
                                            else HERE / "results" / f"tp_compare_{args.model}.json")

@@ -53,19 +53,26 @@ def _prune_options(p, compare: bool) -> None:
         p.add_argument("--target-macs", default="0.5", help="comma-separated MACs fractions, e.g. 0.5,0.3")
         p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method and budget")
     else:
-        p.add_argument("--criterion", default=defaults.criterion, help="scoring criterion (bayesprune criteria)")
+        p.add_argument("--criterion", "--method", dest="criterion", default=defaults.criterion,
+                       help="scoring criterion or training-time method: pfam, sep, search-train (bayesprune criteria)")
         p.add_argument("--target-macs", type=str, default=None,
                        help="fraction of the base MACs to keep, in (0, 1] (default 0.5)")
         p.add_argument("--target-params", type=str, default=None, help="fraction of the base params to keep instead")
     p.add_argument("--rounds", type=int, default=defaults.rounds)
     p.add_argument("--schedule", default=defaults.schedule, help="budget per round: geometric | linear")
-    p.add_argument("--allocation", default=defaults.allocation, help="uniform (per layer) | global")
+    p.add_argument("--allocation", default=defaults.allocation,
+                   help="uniform (per layer) | global | lstm (per-layer rates from an LSTM policy)")
     p.add_argument("--max-prune-fraction", type=float, default=defaults.max_prune_fraction,
                    help="most any one group may lose (default 0.9)")
     p.add_argument("--round-to", type=int, default=defaults.round_to,
                    help="keep a multiple of this many channels per layer (8 or 16 for real speed-ups on "
                         "CPU/GPU kernels; needs --allocation uniform)")
     p.add_argument("--epochs", type=float, default=defaults.epochs, help="fine-tune epochs per round")
+    t = p.add_argument_group("training-time methods (pfam, sep, search-train)")
+    t.add_argument("--search-epochs", type=float, default=defaults.search_epochs,
+                   help="epochs the method trains (and soft-prunes) before each round's cut")
+    t.add_argument("--from-scratch", action="store_true",
+                   help="re-initialise the model's weights first: train and prune from scratch")
     p.add_argument("--lr", type=float, default=defaults.lr, help="fine-tune learning rate")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--calibration-batches", type=int, default=defaults.calibration_batches,
@@ -248,8 +255,10 @@ def _cmd_report(args) -> int:
 def _cmd_criteria(_args) -> int:
     from .criteria import CRITERIA
 
+    width = max(map(len, CRITERIA))
     for name, cls in CRITERIA.items():
-        print(f"{name:<10} {'data' if cls.needs_data else 'weights':<8} {cls.description}")
+        kind = "trains" if cls.trains else "data" if cls.needs_data else "weights"
+        print(f"{name:<{width}} {kind:<8} {cls.description}")
     return 0
 
 

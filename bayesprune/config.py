@@ -33,6 +33,8 @@ class PruneConfig:
     max_prune_fraction: float = 0.9
     round_to: int = 1  # keep a multiple of this many channels per group (8: CPU/GPU-friendly widths)
     epochs: float = 1.0
+    search_epochs: float = 1.0  # training-time methods (pfam, sep, search-train): training before each cut
+    from_scratch: bool = False  # re-initialise the model's weights first (training-time methods)
     lr: float = 0.01
     batch_size: int = 128
     calibration_batches: int = 8
@@ -88,8 +90,10 @@ class PruneConfig:
                               f"with --allocation {self.allocation}")
         if not 0.0 < self.max_prune_fraction < 1.0:
             raise BudgetError(f"--max-prune-fraction must be in (0, 1), got {self.max_prune_fraction}")
-        if self.epochs < 0 or self.lr <= 0 or self.batch_size < 1:
-            raise BudgetError("--epochs must be >= 0, --lr > 0 and --batch-size >= 1")
+        if self.epochs < 0 or self.search_epochs < 0 or self.lr <= 0 or self.batch_size < 1:
+            raise BudgetError("--epochs and --search-epochs must be >= 0, --lr > 0 and --batch-size >= 1")
+        if self.criterion == "search-train" and (self.round_to > 1 or self.allocation != "uniform"):
+            raise BudgetError("search-train chooses every layer's width itself; drop --allocation and --round-to")
         if self.reparameterize not in COMPENSATIONS:
             raise BudgetError(f"unknown --reparameterize {self.reparameterize!r}; choose one of "
                               f"{', '.join(COMPENSATIONS)}")

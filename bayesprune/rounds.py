@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -32,8 +32,10 @@ from .checkpoint import checkpoint_payload, model_from_payload, save_checkpoint
 from .config import PruneConfig, environment, round_targets
 from .criteria import make_criterion
 from .criteria.base import Calibration
+from .criteria.training_time import SearchContext
 from .data import load_dataset
 from .decision import CostModel, check_reachable
+from .decision.lstm import LSTMAllocation
 from .errors import ModelError, TrainingError
 from .groups import ChannelGraph, check_prunable, count_macs_params
 from .pretrained import resolve_model
@@ -115,8 +117,10 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
         fraction = targets[r - 1]
         began = time.perf_counter()
         try:  # a diverging ELBO (cut) or a non-finite loss (fine-tune) stops the run here
+            search = (SearchSettings(replace(fit_config, epochs=config.search_epochs), generator,
+                                     start_trained=not (config.from_scratch and r == 1)) if criterion.trains else None)
             step = _cut(model, inputs, criterion, calibration, config, fraction * base_cost,
-                        targets[-1] * base_cost, budget.kind, history, tracker)
+                        targets[-1] * base_cost, budget.kind, history, tracker, search)
             decision_seconds = time.perf_counter() - began  # scoring (SVI for bayes), decision, surgery
             after_cut = measure(model)
             # the last round's survivors are the final network: no masks (its T is 0 and all keep)
@@ -132,6 +136,8 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
                   "accuracy_after_cut": after_cut["accuracy"],
                   "accuracy_after_cut_plain": step.get("accuracy_after_cut_plain"),
                   "compensation": step.get("compensation"), "temperature": temperature, "widths": step["widths"],
+                  "search": step.get("search"), "search_epochs": step["search"]["search_epochs"] if step.get("search")
+                  else 0.0,
                   "accuracy": evaluate(model, data.test_x, data.test_y, device),
                   "macs": after_cut["macs"], "params": after_cut["params"], "train_loss": train_stats["loss"],
                   "statistics_seconds": step["statistics_seconds"], "decision_seconds": decision_seconds,
@@ -192,6 +198,15 @@ def _start(config: PruneConfig, data, measure, echo, device):
     echo(f"{data.describe()}\nmodel {resolved.source}: accuracy {base['accuracy']:.4f}, "
          f"{base['macs'] / 1e6:.2f} M MACs, {base['params'] / 1e3:.1f} k params")
     history = list(resolved.pruning_history)
+    if config.from_scratch:  # the architecture only: training-time methods train it from random weights
+        if history:
+            raise ModelError("--from-scratch needs an unpruned model; this one was pruned already")
+        torch.manual_seed(config.seed)
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        base = {**measure(model), "from_scratch": True}
+        echo(f"--from-scratch: weights re-initialised (seed {config.seed}), accuracy {base['accuracy']:.4f}")
     expanded = None
     if config.expand > 1.0:
         if history:
@@ -204,8 +219,25 @@ def _start(config: PruneConfig, data, measure, echo, device):
     return model, arch, history, base, expanded, resolved.source
 
 
-def _cut(model, inputs, criterion, calibration, config, target, final_target, kind, history, tracker) -> dict:
-    """Score, decide, reparameterize and cut once; verify the cut with torch-pruning's own count.
+@dataclass
+class SearchSettings:
+    """The training a training-time criterion does before it selects (``--search-epochs``)."""
+
+    fit: FitConfig
+    generator: torch.Generator
+    start_trained: bool = True  # False in round 1 of a --from-scratch run
+
+
+def _allocation(config: PruneConfig, graph: ChannelGraph, calibration: Calibration):
+    """The run's allocation: a name, or for ``lstm`` the policy trained on this round's network."""
+    if config.allocation != "lstm":
+        return config.allocation
+    return LSTMAllocation(graph, calibration.batches(), seed=config.seed, progress=config.progress)
+
+
+def _cut(model, inputs, criterion, calibration, config, target, final_target, kind, history, tracker,
+         search: SearchSettings | None = None) -> dict:
+    """(Search,) score, decide, reparameterize and cut once; verify the cut with torch-pruning's count.
 
     The cost model's prediction is an upper bound of that count (its constant terms can only
     shrink when channels go; see :mod:`bayesprune.decision.cost`), so one cut meets the target.
@@ -214,14 +246,24 @@ def _cut(model, inputs, criterion, calibration, config, target, final_target, ki
     cost_model = CostModel.build(graph)
     check_reachable(cost_model, target, kind, config.max_prune_fraction,  # before any costly scoring
                     round_to=config.round_to)
+    allocation = _allocation(config, graph, calibration)
     prepare_start = time.perf_counter()
+    search_stats = None
+    if search is not None:  # a training-time method trains (and soft-prunes) before it selects
+        search_stats = criterion.search(model, SearchContext(
+            graph, cost_model, target, final_target, kind, allocation, config.max_prune_fraction, config.round_to,
+            calibration, search.fit, search.generator, config.progress, search.start_trained))
+        search_stats["seconds"] = time.perf_counter() - prepare_start
     if criterion.needs_data:  # statistics over calibration data (SVI for bayes)
         criterion.prepare(model, graph, calibration)
     statistics_seconds = time.perf_counter() - prepare_start
-    removal = criterion.select(graph, cost_model, target, kind, config.allocation,
+    removal = criterion.select(graph, cost_model, target, kind, allocation,
                                config.max_prune_fraction, final_target=final_target, round_to=config.round_to)
     step = {"removed_channels": sum(len(v) for v in removal.values()), "statistics_seconds": statistics_seconds,
-            "widths": {g.name: [g.size, g.size - len(removal.get(g.name, []))] for g in graph.groups}}
+            "widths": {g.name: [g.size, g.size - len(removal.get(g.name, []))] for g in graph.groups},
+            "search": search_stats}
+    if isinstance(allocation, LSTMAllocation):
+        step["lstm_rewards"] = [allocation.history[0], allocation.history[-1]] if allocation.history else None
     prune_probability = criterion.prune_probability()
     if prune_probability is not None:
         step["prediction"] = (tracker.ids(graph), np.asarray(prune_probability))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -13,6 +14,8 @@ from tqdm.auto import tqdm
 from .data import ImageData, iterate_batches
 from .errors import TrainingError
 from .faults import crash_point
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -44,10 +47,16 @@ class FitConfig:
 
 
 def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.Generator,
-        device: torch.device, progress: bool = True, desc: str = "train") -> dict:
+        device: torch.device, progress: bool = True, desc: str = "train", *,
+        extra_parameters: Iterable[nn.Parameter] = (), loss_fn: LossFn | None = None,
+        after_step: Callable[[int], None] | None = None, after_epoch: Callable[[int], None] | None = None) -> dict:
     """Train in place with SGD (Nesterov) and a cosine learning rate; return ``{"loss", "steps"}``.
 
-    A non-finite loss raises :class:`TrainingError` before the bad step is applied.
+    A non-finite loss raises :class:`TrainingError` before the bad step is applied. For methods
+    that prune while training: ``extra_parameters`` (e.g. gate networks) are optimised with the
+    model's, ``loss_fn(model, x, y)`` replaces cross-entropy (e.g. distillation), ``after_step(step)``
+    runs after each optimiser step and ``after_epoch(epoch)`` after each full pass over the data
+    (and after the last step of a fractional epoch).
     """
     model.to(device).train()
     steps_per_epoch = math.ceil(len(data.train_y) / config.batch_size)
@@ -55,7 +64,7 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
     if total == 0 or config.epochs <= 0:
         return {"loss": float("nan"), "steps": 0}
     decay, no_decay = [], []
-    for p in model.parameters():
+    for p in [*model.parameters(), *extra_parameters]:
         (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
     opt = torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
@@ -67,7 +76,8 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
             return config.lr * (step + 1) / warmup
         return 0.5 * config.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
-    loss_fn = nn.CrossEntropyLoss()
+    cross_entropy = nn.CrossEntropyLoss()
+    loss_fn = loss_fn or (lambda net, xb, yb: cross_entropy(net(xb), yb))
     step, running = 0, 0.0
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, unit="step")
     while step < total:
@@ -76,7 +86,7 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
             crash_point("finetune-step")
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
-            loss = loss_fn(model(xb), yb)
+            loss = loss_fn(model, xb, yb)
             if not torch.isfinite(loss):
                 bar.close()
                 raise TrainingError(f"non-finite loss ({loss.item()}) at step {step} of {desc}; "
@@ -88,6 +98,10 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{running:.3f}")
+            if after_step is not None:
+                after_step(step)
+            if after_epoch is not None and (step % steps_per_epoch == 0 or step == total):
+                after_epoch(math.ceil(step / steps_per_epoch) - 1)
             if step >= total:
                 break
     bar.close()

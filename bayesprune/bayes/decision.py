@@ -54,7 +54,7 @@ class BudgetedSelector:
     """Cuts to a budget along removal orders, with per-group caps, using the cost model."""
 
     def __init__(self, cost_model: CostModel, group_of_channel: np.ndarray, target: float, kind: str,
-                 max_fraction: float, allocation: str = "global", round_to: int = 1):
+                 max_fraction: float, allocation="global", round_to: int = 1):
         self.cost_model, self.group_of_channel = cost_model, group_of_channel
         self.target, self.kind = target, kind
         sizes = cost_model.sizes
@@ -63,9 +63,11 @@ class BudgetedSelector:
         self.cap = removable_counts(sizes, max_fraction, round_to)
         self.channel_cost = marginal_channel_cost(cost_model, kind)[group_of_channel]
         self.per_group_counts = None
+        check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
         if allocation == "uniform":
             self.per_group_counts = uniform_counts(cost_model, target, kind, self.cap, round_to)
-        check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
+        elif not isinstance(allocation, str):  # a learned allocation (e.g. lstm) fixes the counts
+            self.per_group_counts = allocation.counts(cost_model, target, kind, self.cap, round_to)
 
     def _capped(self, order: np.ndarray) -> np.ndarray:
         groups = self.group_of_channel[order]

@@ -13,14 +13,18 @@ from .fpum import FPUM
 from .hrank import HRank
 from .lamp import LAMP
 from .magnitude import L1Norm, L2Norm
+from .pfam import PFAM
 from .random import RandomScores
+from .search_train import SearchTrain
+from .sep import SEP
 from .slimming import Slimming
 from .taylor import Taylor
 from .thinet import ThiNet
+from .training_time import TrainingCriterion
 
 CRITERIA: dict[str, type[Criterion]] = {c.name: c for c in (
     BayesGSM, L1Norm, L2Norm, RandomScores, BatchNormScale, FPGM, LAMP, APoZ, Taylor, ThiNet, HRank, CHIP,
-    Slimming, FOAD, FPUM)}
+    Slimming, FOAD, FPUM, PFAM, SEP, SearchTrain)}
 SEEDED = (RandomScores, CHIP, ThiNet, Slimming)  # criteria that draw random numbers
 
 
@@ -32,7 +36,8 @@ def make_criterion(name: str, seed: int = 0, **options) -> Criterion:
     cls = CRITERIA[name]
     if cls is BayesGSM:
         return cls(seed=seed, **options)
-    return cls(seed=seed) if cls in SEEDED else cls()
+    return cls(seed=seed) if cls in SEEDED or issubclass(cls, TrainingCriterion) else cls()
 
 
-__all__ = ["BayesGSM", "BayesImportance", "CRITERIA", "Calibration", "Criterion", "make_criterion"]
+__all__ = ["BayesGSM", "BayesImportance", "CRITERIA", "Calibration", "Criterion", "TrainingCriterion",
+           "make_criterion"]

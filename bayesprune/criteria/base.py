@@ -46,6 +46,7 @@ class Criterion(tp.importance.Importance):
     description: ClassVar[str]
     source: ClassVar[str]
     needs_data: ClassVar[bool] = False
+    trains: ClassVar[bool] = False  # prunes while training: see bayesprune.criteria.training_time
 
     def check(self, data: ImageData) -> None:
         """Refuse data this criterion cannot work with, before a run writes anything. Default: accept."""

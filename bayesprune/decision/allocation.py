@@ -24,7 +24,15 @@ import torch
 from ..errors import BudgetError
 from .cost import CostModel
 
-ALLOCATIONS = ("uniform", "global")
+ALLOCATIONS = ("uniform", "global", "lstm")  # lstm: bayesprune.decision.lstm.LSTMAllocation
+
+
+def _check_method(method) -> None:
+    if method == "lstm":
+        raise BudgetError("the lstm allocation is trained on the network: pass an LSTMAllocation(graph, batches) "
+                          "object (the engine builds it for --allocation lstm)")
+    if isinstance(method, str) and method not in ALLOCATIONS:
+        raise BudgetError(f"unknown allocation {method!r}; choose one of {', '.join(ALLOCATIONS)}")
 
 
 @dataclass(frozen=True)
@@ -71,14 +79,15 @@ def check_reachable(cost_model: CostModel, target: float, kind: str, max_fractio
 
 
 def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: float, kind: str = "macs",
-             method: str = "uniform", max_fraction: float = 0.9, round_to: int = 1) -> dict[str, list[int]]:
+             method="uniform", max_fraction: float = 0.9, round_to: int = 1) -> dict[str, list[int]]:
     """Channels to remove per group (local indices, lowest score first) so that cost <= ``target``.
 
-    ``target`` is an absolute MACs/params count. Raises :class:`BudgetError` if even the maximal
-    removal allowed by ``max_fraction`` stays above it.
+    ``target`` is an absolute MACs/params count; ``method`` is ``"uniform"``, ``"global"`` or an
+    object whose ``counts(cost_model, target, kind, cap, round_to)`` gives the per-group counts
+    (e.g. :class:`~bayesprune.decision.lstm.LSTMAllocation`). Raises :class:`BudgetError` if even
+    the maximal removal allowed by ``max_fraction`` stays above it.
     """
-    if method not in ALLOCATIONS:
-        raise BudgetError(f"unknown allocation {method!r}; choose one of {', '.join(ALLOCATIONS)}")
+    _check_method(method)
     sizes = cost_model.sizes
     orders = [np.argsort(scores[name].numpy(), kind="stable") for name in cost_model.names]
     if round_to > 1 and method != "uniform":
@@ -89,6 +98,8 @@ def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: flo
     check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
     if method == "uniform":
         counts = uniform_counts(cost_model, target, kind, cap, round_to)
+    elif not isinstance(method, str):
+        counts = method.counts(cost_model, target, kind, cap, round_to)
     else:
         counts = _global_counts(scores, cost_model, target, kind, cap, orders)
     return {name: sorted(int(i) for i in order[:n]) for name, order, n in zip(cost_model.names, orders, counts)}
