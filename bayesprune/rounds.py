@@ -136,8 +136,8 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
                   "accuracy_after_cut": after_cut["accuracy"],
                   "accuracy_after_cut_plain": step.get("accuracy_after_cut_plain"),
                   "compensation": step.get("compensation"), "temperature": temperature, "widths": step["widths"],
-                  "search": step.get("search"), "search_epochs": step["search"]["search_epochs"] if step.get("search")
-                  else 0.0,
+                  "search": step["search"], "lstm_rewards": step.get("lstm_rewards"),
+                  "search_epochs": step["search"]["search_epochs"] if step["search"] else 0.0,
                   "accuracy": evaluate(model, data.test_x, data.test_y, device),
                   "macs": after_cut["macs"], "params": after_cut["params"], "train_loss": train_stats["loss"],
                   "statistics_seconds": step["statistics_seconds"], "decision_seconds": decision_seconds,

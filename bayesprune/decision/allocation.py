@@ -112,10 +112,16 @@ def uniform_counts(cost_model: CostModel, target: float, kind: str, cap: np.ndar
     def counts_at(fraction: float) -> np.ndarray:  # monotone in fraction, so bisection works
         return aligned(sizes, np.minimum(np.floor(fraction * sizes + 1e-9).astype(int), cap), round_to)
 
-    low, high = 0.0, 1.0
-    for _ in range(50):
+    return least_removal(counts_at, cost_model, target, kind, 0.0, 1.0)
+
+
+def least_removal(counts_at, cost_model: CostModel, target: float, kind: str, low: float, high: float,
+                  steps: int = 50) -> np.ndarray:
+    """``counts_at(x)`` for the smallest ``x`` in ``[low, high]`` (bisection) whose removal meets
+    ``target``; ``counts_at`` must remove more as ``x`` grows."""
+    for _ in range(steps):
         mid = 0.5 * (low + high)
-        if cost_model.cost(sizes - counts_at(mid), kind) <= target:
+        if cost_model.cost(cost_model.sizes - counts_at(mid), kind) <= target:
             high = mid
         else:
             low = mid

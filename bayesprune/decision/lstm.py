@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .allocation import least_removal
 from .cost import CostModel
 
 
@@ -32,16 +33,9 @@ def counts_for(logits: np.ndarray, cost_model: CostModel, target: float, kind: s
     def at(shift: float) -> np.ndarray:
         return np.floor(cap / (1.0 + np.exp(-(logits + shift))) + 1e-9).astype(int)
 
-    low, high = -30.0, 30.0
-    if cost_model.cost(sizes - at(high), kind) > target:  # the policy's shape cannot reach it: take the caps
+    if cost_model.cost(sizes - at(30.0), kind) > target:  # the policy's shape cannot reach it: take the caps
         return cap.astype(int).copy()
-    for _ in range(60):
-        mid = 0.5 * (low + high)
-        if cost_model.cost(sizes - at(mid), kind) <= target:
-            high = mid
-        else:
-            low = mid
-    return at(high)
+    return least_removal(at, cost_model, target, kind, -30.0, 30.0, steps=60)
 
 
 class LSTMAllocation:
