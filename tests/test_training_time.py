@@ -187,6 +187,10 @@ def test_training_time_methods_run_end_to_end(tmp_path, method, extra):
         assert searched[0]["search"]["teachers"] >= 1
     model, _, _ = load_checkpoint(out / "model.pt")
     assert count_macs_params(model, torch.zeros(1, 1, 28, 28))[0] == summary["final"]["macs"]
+    if method == "pfam":  # the report says what the search consumed
+        assert main(["report", str(out)]) == 0
+        assert "0.5 epochs of training before each cut, then 0.25 of fine-tuning" in \
+            (out / "report" / "summary.md").read_text()
 
 
 def test_sep_cut_is_the_function_the_masked_search_trained(tiny_mnist):

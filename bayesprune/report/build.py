@@ -58,6 +58,12 @@ def _overview(run: RunRecord, folder: Path) -> tuple[list[str], list[str]]:
              ("result", f"{100 * run.base['accuracy']:.2f}% -> {100 * final['accuracy']:.2f}% at "
                         f"{final['macs'] / run.base['macs']:.3f} of the MACs, "
                         f"{final['params'] / run.base['params']:.3f} of the params")]
+    facts.insert(4, ("allocation", config.get("allocation", "uniform")))
+    if any(record.get("search") for record in run.rounds):  # a training-time method (pfam, sep, search-train)
+        facts.insert(5, ("search", f"{config['search_epochs']:g} epochs of training before each cut, then "
+                                   f"{config['epochs']:g} of fine-tuning"
+                                   + (" (from scratch: weights re-initialised)" if config.get("from_scratch") else "")
+                                   + "; its time is in the statistics seconds"))
     rows = [_round_row(run, record) for record in run.rounds]
     accuracy_png = figures.accuracy_vs_macs(run, folder)
     facts_rows = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
