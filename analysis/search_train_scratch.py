@@ -66,6 +66,22 @@ def _row(summary: dict) -> dict:
             "macs_ratio": summary["final_ratio"]["macs"]}
 
 
+def markdown(result: dict) -> str:
+    """The README's table: mean (sd) over seeds per arm."""
+    a = result["arguments"]
+    lines = [f"From random weights, {a['model']}'s architecture, {a['target']:g} of the MACs, "
+             f"{a['search_epochs']:g} + {a['epochs']:g} epochs ({result['label']}):", "",
+             "| method | accuracy after fine-tuning | right after the cut | MACs ratio | epochs | seeds |",
+             "|---|---|---|---|---|---|"]
+    for name, v in result["summary"].items():
+        rows = [r for r in result["rows"] if r["method"] == name]
+        after_cut = statistics.mean(100 * r["accuracy_after_cut"] for r in rows)
+        macs = statistics.mean(r["macs_ratio"] for r in rows)
+        accuracy = f"{v['accuracy_mean']:.2f}" + (f" ± {v['accuracy_sd']:.2f}" if v["accuracy_sd"] else "")
+        lines.append(f"| `{name}` | {accuracy}% | {after_cut:.2f}% | {macs:.3f} | {v['epochs']:g} | {v['seeds']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet20-fashion-mnist", help="its architecture only: weights are reset")
