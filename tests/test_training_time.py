@@ -217,3 +217,16 @@ def test_training_time_methods_in_compare_and_their_bad_options(tmp_path, capsys
                  *QUICK]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "chooses every layer's width itself" in err[0] and not (tmp_path / "x").exists()
+
+
+def test_bayes_selector_takes_the_counts_of_a_learned_allocation():
+    from bayesprune.bayes.decision import BudgetedSelector
+
+    class Fixed:  # stands in for LSTMAllocation: counts per group, whatever the scores
+        def counts(self, cost_model, target, kind, cap, round_to=1):
+            return np.array([1, 2])
+
+    cost_model = _linear_cost([3, 3])
+    selector = BudgetedSelector(cost_model, np.array([0, 0, 0, 1, 1, 1]), 5, "macs", 0.9, Fixed())
+    kept, _ = selector.select(np.array([0.5, 0.1, 0.9, 0.3, 0.2, 0.8]))
+    assert kept.tolist() == [True, False, True, False, False, True]  # group 0 loses 1, group 1 loses 2
