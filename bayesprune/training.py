@@ -46,6 +46,11 @@ class FitConfig:
     warmup_fraction: float = 0.0  # linear warm-up share of the steps, for training from scratch
 
 
+def total_steps(config: FitConfig, train_size: int) -> int:
+    """How many optimiser steps :func:`fit` takes: ``epochs`` passes, at least one step (0 for no epochs)."""
+    return max(1, round(config.epochs * math.ceil(train_size / config.batch_size))) if config.epochs > 0 else 0
+
+
 def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.Generator,
         device: torch.device, progress: bool = True, desc: str = "train", *,
         extra_parameters: Iterable[nn.Parameter] = (), loss_fn: LossFn | None = None,
@@ -60,8 +65,8 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
     """
     model.to(device).train()
     steps_per_epoch = math.ceil(len(data.train_y) / config.batch_size)
-    total = max(1, round(config.epochs * steps_per_epoch))
-    if total == 0 or config.epochs <= 0:
+    total = total_steps(config, len(data.train_y))
+    if total == 0:
         return {"loss": float("nan"), "steps": 0}
     decay, no_decay = [], []
     for p in [*model.parameters(), *extra_parameters]:

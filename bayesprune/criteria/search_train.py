@@ -10,6 +10,7 @@ from torch import nn
 
 from ..bayes.decision import BudgetedSelector
 from ..bayes.gates import ChannelGates
+from ..decision.allocation import removable_counts
 from ..training import fit
 from .base import batchnorm_scales, filter_rows, group_size, scatter_sum
 from .training_time import SearchContext, TrainingCriterion, silence, torch_cost
@@ -127,13 +128,10 @@ class SearchTrain(TrainingCriterion):
             torch.manual_seed(self.seed)
             thresholds = ThresholdNetwork().to(device)
         gates = ChannelGates(graph)
-        caps = np.array([int(np.floor(context.max_fraction * g.size)) for g in graph.groups])
-        caps = np.minimum(caps, cost_model.sizes.astype(int) - 1)
-        share = [cost_model.cost(np.where(np.arange(len(caps)) == g, 0, cost_model.sizes), context.kind)
-                 for g in range(len(caps))]
-        cost_share = 1.0 - np.array(share) / cost_model.full(context.kind)
+        caps = removable_counts(cost_model.sizes, context.max_fraction)
+        cost_share = cost_model.shares(context.kind)
         teachers = [_frozen(model)] if context.start_trained else []
-        trace = {"budget_ratio": [], "masked": []}
+        budget_ratios: list[float] = []
         optimizer = torch.optim.Adam(thresholds.parameters(), lr=self.threshold_lr)
 
         def masks():
@@ -155,8 +153,7 @@ class SearchTrain(TrainingCriterion):
             logits = net(xb)
             with torch.no_grad():
                 teacher_logits = [teacher(xb) for teacher in teachers]
-            trace["budget_ratio"].append(float(ratio.detach()))
-            trace["masked"].append(int(sum((h < 0.5).sum() for h in hard)))
+            budget_ratios.append(float(ratio.detach()))
             return (multi_teacher_loss(logits, teacher_logits, yb, self.temperature, self.alpha)
                     + self.budget_weight * (ratio - 1.0) ** 2)
 
@@ -186,7 +183,7 @@ class SearchTrain(TrainingCriterion):
         return {"search_epochs": context.fit.epochs, "threshold_masked": int(masked.sum()),
                 "removed_by_budget": int((~kept & ~masked.numpy()).sum()),
                 "restored_by_budget": int((kept & masked.numpy()).sum()), "teachers": len(teachers),
-                "final_budget_ratio": trace["budget_ratio"][-1] if trace["budget_ratio"] else None}
+                "final_budget_ratio": budget_ratios[-1] if budget_ratios else None}
 
 
 def _frozen(model: nn.Module) -> nn.Module:

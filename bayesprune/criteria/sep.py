@@ -6,8 +6,13 @@ from torch import nn
 
 from ..bayes.gates import ChannelGates
 from ..surgery import fold_gates
-from ..training import fit
-from .training_time import SearchContext, TrainingCriterion, channel_mask, search_steps, split_by_group
+from ..training import fit, total_steps
+from .training_time import SearchContext, TrainingCriterion, channel_mask, split_by_group
+
+
+def spatial_mean(y: torch.Tensor) -> torch.Tensor:
+    """(N, C, ...) -> (N, C): the mean over positions (a linear layer's (N, C) output as it is)."""
+    return y.mean(dim=tuple(range(2, y.dim()))) if y.dim() > 2 else y
 
 
 class SqueezeExcitation(nn.Module):
@@ -23,8 +28,7 @@ class SqueezeExcitation(nn.Module):
         nn.init.zeros_(self.excite.bias)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        pooled = y.mean(dim=tuple(range(2, y.dim()))) if y.dim() > 2 else y
-        return 2.0 * torch.sigmoid(self.excite(torch.relu(self.squeeze(pooled))))
+        return 2.0 * torch.sigmoid(self.excite(torch.relu(self.squeeze(spatial_mean(y)))))
 
 
 class SEGates:
@@ -58,8 +62,7 @@ class SEGates:
         def apply(_module, _inputs, output):
             gate = se(output) * self.mask[index].to(output.device)
             if self.recording:  # data-dependent importance: the expected size of the gated output
-                response = output.detach().abs().mean(dim=tuple(range(2, output.dim()))) if output.dim() > 2 \
-                    else output.detach().abs()
+                response = spatial_mean(output.detach().abs())
                 self.importance.index_add_(0, index, (gate.detach() * response).sum(0).double().cpu())
                 self.mean_gate.index_add_(0, index, gate.detach().sum(0).double().cpu())
                 self.observed.index_add_(0, index, torch.full((len(index),), float(len(output)), dtype=torch.float64))
@@ -116,7 +119,7 @@ class SEP(TrainingCriterion):
         gates = SEGates(ChannelGates(context.graph), self.reduction)
         device = context.calibration.device
         start = context.cost_model.full(context.kind)
-        total = search_steps(context.fit, len(context.calibration.data.train_y))
+        total = total_steps(context.fit, len(context.calibration.data.train_y))
         # mask updates at evenly spaced steps of the first `ramp` share; the rest trains under the final mask
         points = sorted({max(1, round(k / self.updates * self.ramp * total)) for k in range(1, self.updates + 1)})
         masked: list[dict] = []

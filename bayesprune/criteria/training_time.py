@@ -9,15 +9,12 @@ epochs. A training-time method can start from random weights (``--from-scratch``
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
 from ..bayes.gates import ChannelGates
 from ..decision import CostModel, allocate
-from ..decision.allocation import removable_counts
 from ..groups import ChannelGraph
 from ..surgery import fold_gates
 from ..training import FitConfig
@@ -80,12 +77,6 @@ def torch_cost(cost_model: CostModel, keep: torch.Tensor, kind: str) -> torch.Te
     return cost_model.constant[kind] + keep @ linear + (keep[i] * keep[j]) @ coef
 
 
-def search_steps(fit: FitConfig, train_size: int) -> int:
-    """How many optimiser steps ``fit`` takes with this configuration."""
-    steps_per_epoch = math.ceil(train_size / fit.batch_size)
-    return max(1, round(fit.epochs * steps_per_epoch)) if fit.epochs > 0 else 0
-
-
 def split_by_group(values: torch.Tensor, graph: ChannelGraph) -> dict[str, torch.Tensor]:
     """A vector over all channels of ``graph`` (groups in order) as one score tensor per group."""
     out, start = {}, 0
@@ -113,14 +104,3 @@ def silence(graph: ChannelGraph, removal: dict[str, list[int]]) -> None:
     gates = ChannelGates(graph)
     fold_gates(gates, channel_mask(graph, removal).to(next(graph.model.parameters()).device))
 
-
-def cap_removal(removal: dict[str, list[int]], graph: ChannelGraph, max_fraction: float,
-                scores: dict[str, torch.Tensor]) -> dict[str, list[int]]:
-    """At most ``max_fraction`` of any group (and never all of it): the lowest-scoring ones."""
-    sizes = np.array([g.size for g in graph.groups])
-    caps = dict(zip([g.name for g in graph.groups], removable_counts(sizes, max_fraction)))
-    capped = {}
-    for name, idxs in removal.items():
-        ranked = sorted(idxs, key=lambda i: (float(scores[name][i]), i))
-        capped[name] = sorted(ranked[:caps[name]])
-    return capped

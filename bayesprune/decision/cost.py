@@ -108,5 +108,11 @@ class CostModel:
         i, j, coef = self.pairs[kind]
         return self.constant[kind] + keep @ self.linear[kind] + (keep[..., i] * keep[..., j]) @ coef
 
+    def shares(self, kind: str = "macs") -> np.ndarray:
+        """Per group, the share of the full cost that goes if the group loses every channel."""
+        full = self.full(kind)
+        return np.array([1.0 - self.cost(np.where(np.arange(len(self.sizes)) == g, 0.0, self.sizes), kind) / full
+                         for g in range(len(self.sizes))])
+
     def full(self, kind: str = "macs") -> float:
         return self.cost(self.sizes, kind)

@@ -68,17 +68,17 @@ class LSTMAllocation:
         self.progress, self.reward = progress, reward or self._network_reward
         self.policy: RatePolicy | None = None
         self.history: list[float] = []  # reward per episode
+        self._orders: list[torch.Tensor] | None = None  # each layer's channels, lowest filter L2 first
 
     def descriptors(self, cost_model: CostModel) -> torch.Tensor:
         from ..criteria.fpgm import concatenated_filters
 
-        full = cost_model.full("macs")
+        shares = cost_model.shares("macs")
         norms = [concatenated_filters(g.tp_group).norm(dim=1) for g in self.graph.groups]
         overall = torch.cat(norms).mean().clamp_min(1e-12)
         rows = []
         for g, (group, norm) in enumerate(zip(self.graph.groups, norms)):
-            without = cost_model.cost(np.where(np.arange(len(norms)) == g, 0.0, cost_model.sizes), "macs")
-            rows.append([g / max(1, len(norms) - 1), np.log2(group.size) / 10.0, 1.0 - without / full,
+            rows.append([g / max(1, len(norms) - 1), np.log2(group.size) / 10.0, shares[g],
                          float(norm.mean() / overall), float(norm.std(unbiased=False) / norm.mean().clamp_min(1e-12))])
         return torch.tensor(rows, dtype=torch.float32)
 
@@ -114,10 +114,13 @@ class LSTMAllocation:
         from ..criteria.fpgm import concatenated_filters
 
         model = self.graph.model
+        if self._orders is None:  # the network does not change between episodes
+            self._orders = [torch.argsort(concatenated_filters(g.tp_group).norm(dim=1), stable=True)
+                            for g in self.graph.groups]
         values = []
-        for group, n in zip(self.graph.groups, counts):
+        for group, order, n in zip(self.graph.groups, self._orders, counts):
             keep = torch.ones(group.size)
-            keep[torch.argsort(concatenated_filters(group.tp_group).norm(dim=1), stable=True)[:int(n)]] = 0.0
+            keep[order[:int(n)]] = 0.0
             values.append(keep)
         gates = ChannelGates(self.graph)
         device = next(model.parameters()).device
