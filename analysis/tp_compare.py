@@ -19,7 +19,9 @@ Training-time methods (``pfam``, ``sep``, ``search-train``) prune over epochs, n
 one round that searches for ``(rounds - 1) * epochs`` epochs, cuts to the final target and
 fine-tunes ``epochs``, so every method trains the same total epochs;
 ``METHOD@ALLOCATION`` (e.g. ``l1@lstm``) runs a criterion with another ``--allocation``.
-Writes analysis/results/tp_compare_<model>.json. Usage: python analysis/tp_compare.py [--quick]
+Writes analysis/results/tp_compare_<model>.json. ``--resume`` adds to an existing result file the
+(budget, seed, method) cells it lacks; every row records the commit it was measured at.
+Usage: python analysis/tp_compare.py [--quick] [--resume --out FILE]
 """
 from __future__ import annotations
 
@@ -189,6 +191,8 @@ def main() -> None:
     parser.add_argument("--max-prune-fraction", type=float, default=0.9)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
     parser.add_argument("--out")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in --out and run only the missing (budget, seed, method) cells")
     parser.add_argument("--table", metavar="RESULT_JSON", help="only write RESULT_JSON's Markdown table (.md)")
     args = parser.parse_args()
     if args.table:
@@ -203,20 +207,42 @@ def main() -> None:
     out = Path(args.out) if args.out else (Path(tempfile.mkdtemp()) / "quick.json" if args.quick
                                            else HERE / "results" / f"tp_compare_{args.model}.json")
     code = commit()  # the code the numbers come from, taken before any run
-    rows = []
+    rows, calls = earlier_rows(out, args) if args.resume else ([], [])
+    done = {(row["target"], row["seed"], row["method"]) for row in rows}
     for target in [float(t) for t in args.targets.split(",")]:
         for seed in range(args.seeds):
             for method in args.methods.split(","):
+                if (target, seed, method) in done:
+                    continue
                 settings = {**vars(args), "target_macs": target}
                 start = time.perf_counter()
                 row = (run_theirs if method.startswith("tp-") else run_ours)(method, settings, seed)
-                rows.append({**row, "target": target, "seconds": time.perf_counter() - start})
+                rows.append({**row, "target": target, "seconds": time.perf_counter() - start, "commit": code})
                 print(f"{target} seed {seed} {method}: {100 * row['accuracy']:.2f}% "
                       f"(after final cut {100 * row['accuracy_after_final_cut']:.2f}%), "
                       f"MACs {row['macs_ratio']:.3f}, {rows[-1]['seconds']:.0f} s", flush=True)
-                _write(out, args, rows, code)
+                _write(out, args, rows, code, calls)
     print(json.dumps(headline(summarise(rows)), indent=1))
     print(f"wrote {out}")
+
+
+# arguments that may differ between a result file and the run that resumes it
+_RESUMABLE = {"methods", "targets", "seeds", "out", "resume", "quick", "table"}
+
+
+def earlier_rows(out: Path, args) -> tuple[list[dict], list[dict]]:
+    """The rows of ``out`` (each with the commit it was measured at) and the arguments of the calls
+    that wrote them, if its set-up equals ``args``'s."""
+    if not out.exists():
+        raise SystemExit(f"--resume: {out} does not exist; run without --resume to start it")
+    earlier = json.loads(out.read_text())
+    differ = sorted(k for k, v in vars(args).items()
+                    if k not in _RESUMABLE and earlier["arguments"].get(k, v) != v)
+    if differ:
+        raise SystemExit(f"--resume: {out} was measured with other settings ({', '.join(differ)}); "
+                         "pass the same ones or write to a new --out")
+    rows = [{**row, "commit": row.get("commit", earlier["commit"])} for row in earlier["rows"]]
+    return rows, earlier.get("earlier_arguments", []) + [earlier["arguments"]]
 
 
 def markdown(result: dict) -> str:
@@ -240,12 +266,14 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(out: Path, args, rows: list[dict], code: str | None) -> None:
+def _write(out: Path, args, rows: list[dict], code: str | None, calls: list[dict]) -> None:
     """Rewritten after every cell, so an interrupted benchmark keeps what it measured."""
     summary = summarise(rows)
     result = {"script": "analysis/tp_compare.py", "arguments": vars(args), "device": "cpu",
               "label": "CPU-sized (2 cores): subsets, few epochs; not the GPU benchmark of issue 7",
-              "headline": headline(summary), "summary": summary, "rows": rows, "commit": code, **versions(),
+              "headline": headline(summary), "summary": summary, "rows": rows, "commit": code,
+              "row_commits": sorted({row["commit"] for row in rows if row.get("commit")}),
+              "earlier_arguments": calls, **versions(),
               "torch_threads": torch.get_num_threads()}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
