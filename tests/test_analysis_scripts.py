@@ -1,4 +1,4 @@
-"""analysis/tp_compare.py --resume: keeps measured cells, refuses a file measured with other settings."""
+"""The analysis scripts' helpers: tp_compare --resume (keeps measured cells, refuses other settings), the figure."""
 import argparse
 import json
 import sys
@@ -26,3 +26,19 @@ def test_resume_keeps_rows_with_their_commits_and_refuses_other_settings(tmp_pat
         tp_compare.earlier_rows(out, _args(epochs=2.0))
     with pytest.raises(SystemExit, match="does not exist"):
         tp_compare.earlier_rows(tmp_path / "missing.json", _args())
+
+
+def test_accuracy_figure_merges_files_first_wins_and_draws(tmp_path):
+    import accuracy_figure
+
+    a = {"summary": {"0.5": {"bayes": {"accuracy_mean": 90.0}, "tp-l2": {"accuracy_mean": 92.0}}}}
+    b = {"summary": {"0.5": {"tp-l2": {"accuracy_mean": 91.0}, "l1": {"accuracy_mean": 91.5}},
+                     "0.2": {"l1": {"accuracy_mean": 84.0}}}}
+    merged = accuracy_figure.merged_summary([a, b])
+    assert {m: v["accuracy_mean"] for m, v in merged["0.5"].items()} == {"bayes": 90.0, "tp-l2": 92.0, "l1": 91.5}
+    assert merged["0.2"] == {"l1": {"accuracy_mean": 84.0}}
+    for values in (v for budget in merged.values() for v in budget.values()):
+        values.update(accuracy_sd=0.1, after_final_cut_mean=50.0, seeds=3)
+    merged["0.5"]["pfam"] = {"accuracy_mean": 70.0, "accuracy_sd": 2.0, "after_final_cut_mean": 10.0, "seeds": 3}
+    accuracy_figure.plot(merged, "test", tmp_path / "figure.png")
+    assert (tmp_path / "figure.png").stat().st_size > 1000
