@@ -21,7 +21,8 @@ fine-tunes ``epochs``, so every method trains the same total epochs;
 ``METHOD@ALLOCATION`` (e.g. ``l1@lstm``) runs a criterion with another ``--allocation``.
 Writes analysis/results/tp_compare_<model>.json. ``--resume`` adds to an existing result file the
 (budget, seed, method) cells it lacks; every row records the commit it was measured at.
-Usage: python analysis/tp_compare.py [--quick] [--resume --out FILE]
+``--merge A.json B.json --out C.json`` joins result files of the same set-up (e.g. cells run in
+parallel processes) into one. Usage: python analysis/tp_compare.py [--quick] [--resume --out FILE]
 """
 from __future__ import annotations
 
@@ -194,7 +195,14 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out and run only the missing (budget, seed, method) cells")
     parser.add_argument("--table", metavar="RESULT_JSON", help="only write RESULT_JSON's Markdown table (.md)")
+    parser.add_argument("--merge", nargs="+", metavar="RESULT_JSON",
+                        help="only join these result files (same set-up, no cell twice) into --out")
     args = parser.parse_args()
+    if args.merge:
+        if not args.out:
+            parser.error("--merge needs --out")
+        merge([Path(p) for p in args.merge], Path(args.out))
+        return
     if args.table:
         path = Path(args.table)
         path.with_suffix(".md").write_text(markdown(json.loads(path.read_text())))
@@ -227,7 +235,7 @@ def main() -> None:
 
 
 # arguments that may differ between a result file and the run that resumes it
-_RESUMABLE = {"methods", "targets", "seeds", "out", "resume", "quick", "table"}
+_RESUMABLE = {"methods", "targets", "seeds", "out", "resume", "quick", "table", "merge"}
 
 
 def earlier_rows(out: Path, args) -> tuple[list[dict], list[dict]]:
@@ -243,6 +251,26 @@ def earlier_rows(out: Path, args) -> tuple[list[dict], list[dict]]:
                          "pass the same ones or write to a new --out")
     rows = [{**row, "commit": row.get("commit", earlier["commit"])} for row in earlier["rows"]]
     return rows, earlier.get("earlier_arguments", []) + [earlier["arguments"]]
+
+
+def merge(paths: list[Path], out: Path) -> None:
+    """Join result files measured with the same set-up; a (budget, seed, method) cell may appear once."""
+    first = argparse.Namespace(**json.loads(paths[0].read_text())["arguments"])
+    rows, calls = [], []
+    for path in paths:
+        more, more_calls = earlier_rows(path, first)
+        rows += more
+        calls += more_calls
+    cells = [(row["target"], row["seed"], row["method"]) for row in rows]
+    twice = sorted({cell for cell in cells if cells.count(cell) > 1})
+    if twice:
+        raise SystemExit(f"--merge: cells measured in more than one file: {twice}; drop one of the files")
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    targets = list(dict.fromkeys(f"{row['target']:g}" for row in rows))
+    joined = argparse.Namespace(**{**vars(first), "methods": ",".join(methods), "targets": ",".join(targets),
+                                   "seeds": max(row["seed"] for row in rows) + 1, "out": str(out), "merge": None})
+    _write(out, joined, rows, None, calls)
+    print(f"merged {len(rows)} rows of {len(paths)} files into {out}")
 
 
 def markdown(result: dict) -> str:

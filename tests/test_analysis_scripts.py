@@ -42,3 +42,20 @@ def test_accuracy_figure_merges_files_first_wins_and_draws(tmp_path):
     merged["0.5"]["pfam"] = {"accuracy_mean": 70.0, "accuracy_sd": 2.0, "after_final_cut_mean": 10.0, "seeds": 3}
     accuracy_figure.plot(merged, "test", tmp_path / "figure.png")
     assert (tmp_path / "figure.png").stat().st_size > 1000
+
+
+def test_merge_joins_disjoint_cells_and_refuses_a_cell_twice(tmp_path):
+    row = {"method": "l1", "seed": 0, "target": 0.2, "accuracy": 0.84, "accuracy_after_final_cut": 0.2,
+           "macs_ratio": 0.2, "epochs": 3.0, "commit": "a"}
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"arguments": vars(_args(resume=False)), "commit": "a", "rows": [row]}))
+    second.write_text(json.dumps({"arguments": vars(_args(resume=False, methods="l2")), "commit": "b",
+                                  "rows": [{**row, "method": "l2", "seed": 1, "commit": "b"}]}))
+    tp_compare.merge([first, second], tmp_path / "c.json")
+    merged = json.loads((tmp_path / "c.json").read_text())
+    assert [(r["method"], r["seed"], r["commit"]) for r in merged["rows"]] == [("l1", 0, "a"), ("l2", 1, "b")]
+    assert merged["arguments"]["methods"] == "l1,l2" and merged["arguments"]["seeds"] == 2
+    assert merged["row_commits"] == ["a", "b"] and set(merged["summary"]["0.2"]) == {"l1", "l2"}
+    with pytest.raises(SystemExit, match="more than one file"):
+        tp_compare.merge([first, first], tmp_path / "d.json")
+    assert not (tmp_path / "d.json").exists()
