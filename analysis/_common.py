@@ -10,11 +10,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def commit() -> str | None:
-    """The git commit the numbers come from (with ``+dirty`` for uncommitted changes)."""
+    """The git commit the numbers come from (with ``+dirty`` for uncommitted changes to the code:
+    a benchmark that resumes or runs beside another rewrites result files, which are not code)."""
     try:
         run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, check=True,  # noqa: E731
                                         cwd=REPO).stdout.strip()
-        head, dirty = run("rev-parse", "HEAD"), run("status", "--porcelain", "--untracked-files=no")
+        head = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!analysis/results", ":!analysis/figures")
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")
