@@ -16,7 +16,8 @@ def commit() -> str | None:
         run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, check=True,  # noqa: E731
                                         cwd=REPO).stdout.strip()
         head = run("rev-parse", "HEAD")
-        dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!analysis/results", ":!analysis/figures")
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".",
+                    ":!analysis/results", ":!analysis/figures")
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")
