@@ -20,7 +20,7 @@ one round that searches for ``(rounds - 1) * epochs`` epochs, cuts to the final 
 fine-tunes ``epochs``, so every method trains the same total epochs;
 ``METHOD@ALLOCATION`` (e.g. ``l1@lstm``) runs a criterion with another ``--allocation``.
 Writes analysis/results/tp_compare_<model>.json. ``--resume`` adds to an existing result file the
-(budget, seed, method) cells it lacks; every row records the commit it was measured at.
+(budget, seed, method) cells it lacks; every row records the commit and torch threads it ran with.
 ``--merge A.json B.json --out C.json`` joins result files of the same set-up (e.g. cells run in
 parallel processes) into one. Usage: python analysis/tp_compare.py [--quick] [--resume --out FILE]
 """
@@ -215,7 +215,7 @@ def main() -> None:
     out = Path(args.out) if args.out else (Path(tempfile.mkdtemp()) / "quick.json" if args.quick
                                            else HERE / "results" / f"tp_compare_{args.model}.json")
     code = commit()  # the code the numbers come from, taken before any run
-    rows, calls = earlier_rows(out, args) if args.resume else ([], [])
+    rows, calls = earlier_rows(out, args, "--resume") if args.resume else ([], [])
     done = {(row["target"], row["seed"], row["method"]) for row in rows}
     for target in [float(t) for t in args.targets.split(",")]:
         for seed in range(args.seeds):
@@ -225,7 +225,8 @@ def main() -> None:
                 settings = {**vars(args), "target_macs": target}
                 start = time.perf_counter()
                 row = (run_theirs if method.startswith("tp-") else run_ours)(method, settings, seed)
-                rows.append({**row, "target": target, "seconds": time.perf_counter() - start, "commit": code})
+                rows.append({**row, "target": target, "seconds": time.perf_counter() - start, "commit": code,
+                             "torch_threads": torch.get_num_threads()})
                 print(f"{target} seed {seed} {method}: {100 * row['accuracy']:.2f}% "
                       f"(after final cut {100 * row['accuracy_after_final_cut']:.2f}%), "
                       f"MACs {row['macs_ratio']:.3f}, {rows[-1]['seconds']:.0f} s", flush=True)
@@ -238,18 +239,19 @@ def main() -> None:
 _RESUMABLE = {"methods", "targets", "seeds", "out", "resume", "quick", "table", "merge"}
 
 
-def earlier_rows(out: Path, args) -> tuple[list[dict], list[dict]]:
-    """The rows of ``out`` (each with the commit it was measured at) and the arguments of the calls
-    that wrote them, if its set-up equals ``args``'s."""
+def earlier_rows(out: Path, args, option: str) -> tuple[list[dict], list[dict]]:
+    """The rows of ``out`` (each with the commit and torch threads it ran with) and the arguments of
+    the calls that wrote them, if its set-up equals ``args``'s; ``option`` names the caller in errors."""
     if not out.exists():
-        raise SystemExit(f"--resume: {out} does not exist; run without --resume to start it")
+        raise SystemExit(f"{option}: {out} does not exist; run without --resume to start it")
     earlier = json.loads(out.read_text())
     differ = sorted(k for k, v in vars(args).items()
                     if k not in _RESUMABLE and earlier["arguments"].get(k, v) != v)
     if differ:
-        raise SystemExit(f"--resume: {out} was measured with other settings ({', '.join(differ)}); "
+        raise SystemExit(f"{option}: {out} was measured with other settings ({', '.join(differ)}); "
                          "pass the same ones or write to a new --out")
-    rows = [{**row, "commit": row.get("commit", earlier["commit"])} for row in earlier["rows"]]
+    rows = [{**row, "commit": row.get("commit", earlier["commit"]),
+             "torch_threads": row.get("torch_threads", earlier["torch_threads"])} for row in earlier["rows"]]
     return rows, earlier.get("earlier_arguments", []) + [earlier["arguments"]]
 
 
@@ -258,7 +260,7 @@ def merge(paths: list[Path], out: Path) -> None:
     first = argparse.Namespace(**json.loads(paths[0].read_text())["arguments"])
     rows, calls = [], []
     for path in paths:
-        more, more_calls = earlier_rows(path, first)
+        more, more_calls = earlier_rows(path, first, "--merge")
         rows += more
         calls += more_calls
     cells = [(row["target"], row["seed"], row["method"]) for row in rows]
@@ -297,12 +299,13 @@ def markdown(result: dict) -> str:
 def _write(out: Path, args, rows: list[dict], code: str | None, calls: list[dict]) -> None:
     """Rewritten after every cell, so an interrupted benchmark keeps what it measured."""
     summary = summarise(rows)
+    threads = sorted({row["torch_threads"] for row in rows if "torch_threads" in row})
     result = {"script": "analysis/tp_compare.py", "arguments": vars(args), "device": "cpu",
               "label": "CPU-sized (2 cores): subsets, few epochs; not the GPU benchmark of issue 7",
               "headline": headline(summary), "summary": summary, "rows": rows, "commit": code,
               "row_commits": sorted({row["commit"] for row in rows if row.get("commit")}),
               "earlier_arguments": calls, **versions(),
-              "torch_threads": torch.get_num_threads()}
+              "torch_threads": threads[0] if len(threads) == 1 else (threads or torch.get_num_threads())}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")

@@ -19,13 +19,15 @@ def _args(**changes):
 def test_resume_keeps_rows_with_their_commits_and_refuses_other_settings(tmp_path):
     out = tmp_path / "result.json"
     row = {"method": "l1", "seed": 0, "target": 0.5, "accuracy": 0.9}
-    out.write_text(json.dumps({"arguments": vars(_args(resume=False)), "commit": "abc", "rows": [row]}))
-    rows, calls = tp_compare.earlier_rows(out, _args(methods="l1,l2", seeds=3, targets="0.5,0.2"))
-    assert rows == [{**row, "commit": "abc"}] and calls == [vars(_args(resume=False))]
+    out.write_text(json.dumps({"arguments": vars(_args(resume=False)), "commit": "abc", "torch_threads": 2,
+                               "rows": [row]}))
+    rows, calls = tp_compare.earlier_rows(out, _args(methods="l1,l2", seeds=3, targets="0.5,0.2"),
+                                         "--resume")
+    assert rows == [{**row, "commit": "abc", "torch_threads": 2}] and calls == [vars(_args(resume=False))]
     with pytest.raises(SystemExit, match="other settings \\(epochs\\)"):
-        tp_compare.earlier_rows(out, _args(epochs=2.0))
+        tp_compare.earlier_rows(out, _args(epochs=2.0), "--resume")
     with pytest.raises(SystemExit, match="does not exist"):
-        tp_compare.earlier_rows(tmp_path / "missing.json", _args())
+        tp_compare.earlier_rows(tmp_path / "missing.json", _args(), "--resume")
 
 
 def test_accuracy_figure_merges_files_first_wins_and_draws(tmp_path):
@@ -48,14 +50,17 @@ def test_merge_joins_disjoint_cells_and_refuses_a_cell_twice(tmp_path):
     row = {"method": "l1", "seed": 0, "target": 0.2, "accuracy": 0.84, "accuracy_after_final_cut": 0.2,
            "macs_ratio": 0.2, "epochs": 3.0, "commit": "a"}
     first, second = tmp_path / "a.json", tmp_path / "b.json"
-    first.write_text(json.dumps({"arguments": vars(_args(resume=False)), "commit": "a", "rows": [row]}))
+    first.write_text(json.dumps({"arguments": vars(_args(resume=False)), "commit": "a", "torch_threads": 1,
+                                 "rows": [row]}))
     second.write_text(json.dumps({"arguments": vars(_args(resume=False, methods="l2")), "commit": "b",
+                                  "torch_threads": 1,
                                   "rows": [{**row, "method": "l2", "seed": 1, "commit": "b"}]}))
     tp_compare.merge([first, second], tmp_path / "c.json")
     merged = json.loads((tmp_path / "c.json").read_text())
     assert [(r["method"], r["seed"], r["commit"]) for r in merged["rows"]] == [("l1", 0, "a"), ("l2", 1, "b")]
     assert merged["arguments"]["methods"] == "l1,l2" and merged["arguments"]["seeds"] == 2
     assert merged["row_commits"] == ["a", "b"] and set(merged["summary"]["0.2"]) == {"l1", "l2"}
+    assert merged["torch_threads"] == 1  # the rows' threads, not the merging process's
     with pytest.raises(SystemExit, match="more than one file"):
         tp_compare.merge([first, first], tmp_path / "d.json")
     assert not (tmp_path / "d.json").exists()
