@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 FINE_TUNED_RANGE = 8.0  # points shown left of the best fine-tuned accuracy
 RESULTS = ("tp_compare_resnet20-fashion-mnist.json", "tp_compare_more_baselines_resnet20-fashion-mnist.json",
            "tp_compare_training_time_resnet20-fashion-mnist.json", "tp_compare_20pct_resnet20-fashion-mnist.json",
-           "tp_compare_more_baselines_20pct_resnet20-fashion-mnist.json")
+           "tp_compare_more_baselines_20pct_resnet20-fashion-mnist.json", "tp_compare_bayes_global_resnet20-fashion-mnist.json")
 
 
 def merged_summary(results: list[dict]) -> dict[str, dict[str, dict]]:
@@ -42,7 +42,7 @@ def plot(merged: dict[str, dict[str, dict]], label: str, path: Path) -> None:
     for (tuned, cut), budget in zip(axes, budgets):
         methods = sorted(merged[budget].items(), key=lambda kv: kv[1]["accuracy_mean"])
         names = [f"{m} ({v['seeds']} seed{'s' if v['seeds'] > 1 else ''})" for m, v in methods]
-        colours = ["tab:red" if m == "bayes" else "tab:blue" if m.startswith("tp-") else "tab:gray"
+        colours = ["tab:red" if m.startswith("bayes") else "tab:blue" if m.startswith("tp-") else "tab:gray"
                    for m, _ in methods]
         rows = range(len(methods))
         means = [v["accuracy_mean"] for _, v in methods]
