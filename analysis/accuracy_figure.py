@@ -16,7 +16,8 @@ HERE = Path(__file__).resolve().parent
 FINE_TUNED_RANGE = 8.0  # points shown left of the best fine-tuned accuracy
 RESULTS = ("tp_compare_resnet20-fashion-mnist.json", "tp_compare_more_baselines_resnet20-fashion-mnist.json",
            "tp_compare_training_time_resnet20-fashion-mnist.json", "tp_compare_20pct_resnet20-fashion-mnist.json",
-           "tp_compare_more_baselines_20pct_resnet20-fashion-mnist.json", "tp_compare_bayes_global_resnet20-fashion-mnist.json")
+           "tp_compare_more_baselines_20pct_resnet20-fashion-mnist.json",
+           "tp_compare_bayes_global_resnet20-fashion-mnist.json")
 
 
 def merged_summary(results: list[dict]) -> dict[str, dict[str, dict]]:
