@@ -68,7 +68,7 @@ def plot(merged: dict[str, dict[str, dict]], label: str, path: Path) -> None:
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    matplotlib.pyplot.close(fig)
+    plt.close(fig)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -216,7 +217,7 @@ def main() -> None:
                                            else HERE / "results" / f"tp_compare_{args.model}.json")
     code = commit()  # the code the numbers come from, taken before any run
     rows, calls = earlier_rows(out, args, "--resume") if args.resume else ([], [])
-    done = {(row["target"], row["seed"], row["method"]) for row in rows}
+    done = {cell(row) for row in rows}
     for target in [float(t) for t in args.targets.split(",")]:
         for seed in range(args.seeds):
             for method in args.methods.split(","):
@@ -235,16 +236,27 @@ def main() -> None:
     print(f"wrote {out}")
 
 
+def cell(row: dict) -> tuple[float, int, str]:
+    """What a row measured: (budget, seed, method); a result file holds each cell once."""
+    return row["target"], row["seed"], row["method"]
+
+
 # arguments that may differ between a result file and the run that resumes it
 _RESUMABLE = {"methods", "targets", "seeds", "out", "resume", "quick", "table", "merge"}
+
+
+def load_result(path: Path, option: str) -> dict:
+    """A result file, or a one-line exit naming the missing file (``option`` names the caller)."""
+    if not path.exists():
+        hint = "run without --resume to start it" if option == "--resume" else "check the path"
+        raise SystemExit(f"{option}: {path} does not exist; {hint}")
+    return json.loads(path.read_text())
 
 
 def earlier_rows(out: Path, args, option: str) -> tuple[list[dict], list[dict]]:
     """The rows of ``out`` (each with the commit and torch threads it ran with) and the arguments of
     the calls that wrote them, if its set-up equals ``args``'s; ``option`` names the caller in errors."""
-    if not out.exists():
-        raise SystemExit(f"{option}: {out} does not exist; run without --resume to start it")
-    earlier = json.loads(out.read_text())
+    earlier = load_result(out, option)
     differ = sorted(k for k, v in vars(args).items()
                     if k not in _RESUMABLE and earlier["arguments"].get(k, v) != v)
     if differ:
@@ -257,14 +269,14 @@ def earlier_rows(out: Path, args, option: str) -> tuple[list[dict], list[dict]]:
 
 def merge(paths: list[Path], out: Path) -> None:
     """Join result files measured with the same set-up; a (budget, seed, method) cell may appear once."""
-    first = argparse.Namespace(**json.loads(paths[0].read_text())["arguments"])
+    first = argparse.Namespace(**load_result(paths[0], "--merge")["arguments"])
     rows, calls = [], []
     for path in paths:
         more, more_calls = earlier_rows(path, first, "--merge")
         rows += more
         calls += more_calls
-    cells = [(row["target"], row["seed"], row["method"]) for row in rows]
-    twice = sorted({cell for cell in cells if cells.count(cell) > 1})
+    counts = Counter(cell(row) for row in rows)
+    twice = sorted(c for c, n in counts.items() if n > 1)
     if twice:
         raise SystemExit(f"--merge: cells measured in more than one file: {twice}; drop one of the files")
     methods = list(dict.fromkeys(row["method"] for row in rows))
@@ -299,13 +311,13 @@ def markdown(result: dict) -> str:
 def _write(out: Path, args, rows: list[dict], code: str | None, calls: list[dict]) -> None:
     """Rewritten after every cell, so an interrupted benchmark keeps what it measured."""
     summary = summarise(rows)
-    threads = sorted({row["torch_threads"] for row in rows if "torch_threads" in row})
+    threads = sorted({row["torch_threads"] for row in rows})  # every row carries its own (run, resume, merge)
     result = {"script": "analysis/tp_compare.py", "arguments": vars(args), "device": "cpu",
               "label": "CPU-sized (2 cores): subsets, few epochs; not the GPU benchmark of issue 7",
               "headline": headline(summary), "summary": summary, "rows": rows, "commit": code,
               "row_commits": sorted({row["commit"] for row in rows if row.get("commit")}),
               "earlier_arguments": calls, **versions(),
-              "torch_threads": threads[0] if len(threads) == 1 else (threads or torch.get_num_threads())}
+              "torch_threads": threads[0] if len(threads) == 1 else threads}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
