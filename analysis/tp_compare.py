@@ -68,7 +68,7 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
     from bayesprune.training import FitConfig, evaluate, fit, seed_everything
 
     generator = seed_everything(seed)
-    data = load_dataset(settings["data"]).subset(settings["train_subset"], settings["test_subset"])
+    data = load_dataset(settings["data"]).subset(settings["train_subset"], settings["test_subset"] or None)
     model = resolve_model(settings["model"], data).model
     inputs = data.test_x[:1]
     base_macs = count_macs_params(model, inputs)[0]
@@ -120,15 +120,37 @@ def _sparse_training(model, data, pruner, settings, generator) -> float:
     return float(int(settings["sl_epochs"]))
 
 
+def method_options(method: str) -> tuple[str, dict]:
+    """``"CRITERION[@ALLOCATION][+FIELD=VALUE...]"`` -> (criterion, PruneConfig overrides); e.g.
+    ``l1@lstm``, ``bayes@uniform``, ``bayes+anneal_target=final``; values take the field's type."""
+    from dataclasses import fields
+
+    from bayesprune.config import PruneConfig
+
+    head, *pairs = method.split("+")
+    criterion, _, allocation = head.partition("@")
+    options = {"allocation": allocation} if allocation else {}
+    types = {f.name: type(f.default) for f in fields(PruneConfig)}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in types:
+            raise SystemExit(f"{method}: {key!r} is not a PruneConfig field")
+        kind = types[key]
+        options[key] = value == "True" if kind is bool else kind(value) if kind in (int, float) else value
+    return criterion, options
+
+
 def run_ours(method: str, settings: dict, seed: int) -> dict:
     from bayesprune.config import PruneConfig
     from bayesprune.rounds import run_pruning
 
     options = {k: settings[k] for k in ("model", "data", "target_macs", "rounds", "epochs", "lr", "batch_size",
                                         "train_subset", "test_subset", "max_prune_fraction")}
-    criterion, _, allocation = method.partition("@")  # "l1@lstm": criterion l1 with --allocation lstm
-    options["allocation"] = allocation or "uniform"
-    if criterion == "bayes":
+    options.update({k: settings[k] for k in ("reparameterize", "calibration_batches") if settings.get(k) is not None})
+    options["test_subset"] = options["test_subset"] or None  # 0: the whole test set
+    criterion, overrides = method_options(method)
+    options.update(overrides)
+    if criterion == "bayes-svi":
         options.update(svi_steps=settings["svi_steps"], chains=settings["chains"])
     if criterion in TRAINING_TIME:  # one round: search, cut, fine-tune; the same total epochs as the others
         total = settings["rounds"] * settings["epochs"]

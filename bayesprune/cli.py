@@ -61,7 +61,8 @@ def _prune_options(p, compare: bool) -> None:
     p.add_argument("--rounds", type=int, default=defaults.rounds)
     p.add_argument("--schedule", default=defaults.schedule, help="budget per round: geometric | linear")
     p.add_argument("--allocation", default=defaults.allocation,
-                   help="uniform (per layer) | global | lstm (per-layer rates from an LSTM policy)")
+                   help="uniform (per layer) | global | lstm (per-layer rates from an LSTM policy); "
+                        "default: the criterion's own (bayes: widths from its posterior; others: uniform)")
     p.add_argument("--max-prune-fraction", type=float, default=defaults.max_prune_fraction,
                    help="most any one group may lose (default 0.9)")
     p.add_argument("--round-to", type=int, default=defaults.round_to,
@@ -84,16 +85,21 @@ def _prune_options(p, compare: bool) -> None:
                    help="widen the model by this factor first (Net2Wider), then prune to the same budget")
     p.add_argument("--expand-noise", type=float, default=defaults.expand_noise,
                    help="noise on the widened copies' filters, relative to the filters' sd")
-    b = p.add_argument_group("bayes criterion")
+    b = p.add_argument_group("bayes criteria (bayes; bayes-svi: the frozen-network SVI posterior)")
     b.add_argument("--prior", default=defaults.prior, help="horseshoe | regularized-horseshoe | normal-jeffreys")
-    b.add_argument("--tau0", type=float, default=defaults.tau0, help="scale of the global half-Cauchy")
+    b.add_argument("--tau0", type=float, default=defaults.tau0,
+                   help="scale of the global half-Cauchy (default 1 for bayes, 0.1 for bayes-svi)")
+    b.add_argument("--within", default=defaults.within,
+                   help="bayes: the criterion that orders channels inside a layer (default l2)")
+    b.add_argument("--no-weight-norm-prior", dest="weight_norm_prior", action="store_false",
+                   help="bayes: put the prior on the gate alone, not on the weight-norm-scaled gate (ablation)")
     b.add_argument("--per-layer-scale", action="store_true", help="add a per-layer scale (hierarchical)")
-    b.add_argument("--svi-steps", type=int, default=defaults.svi_steps)
-    b.add_argument("--svi-lr", type=float, default=defaults.svi_lr)
+    b.add_argument("--svi-steps", type=int, default=defaults.svi_steps, help="bayes-svi")
+    b.add_argument("--svi-lr", type=float, default=defaults.svi_lr, help="bayes-svi")
     b.add_argument("--posterior-draws", type=int, default=defaults.posterior_draws, help="draws per chain")
     b.add_argument("--chains", type=int, default=defaults.chains,
-                   help="independent SVI fits (or NUTS chains) from different seeds, pooled; "
-                        "2 or more give R-hat in the report (default 2)")
+                   help="independent sets of posterior draws (bayes-svi: SVI fits or NUTS chains) from "
+                        "different seeds, pooled; 2 or more give R-hat in the report (default 2)")
     b.add_argument("--inference", default=defaults.inference, help="svi | nuts (full-data NUTS, small models)")
     b.add_argument("--svi-train-weights", action="store_true",
                    help="update the network's weights (MAP) jointly with the gates during SVI")
@@ -101,6 +107,9 @@ def _prune_options(p, compare: bool) -> None:
                    help="rho in [0, 1]: the previous round's posterior^rho is the next prior (0: refit)")
     b.add_argument("--no-annealing", dest="annealing", action="store_false",
                    help="fine-tune without the annealed soft masks (ablation)")
+    b.add_argument("--anneal-target", default=defaults.anneal_target,
+                   help="current: survivors carry p(kept this round)^T (default) | final: the Gibbs mask of "
+                        "p(kept by the final round), which dims channels pruned later (ablation)")
     b.add_argument("--anneal-t0", type=float, default=defaults.anneal_t0, help="temperature of round 1")
     b.add_argument("--anneal-alpha", type=float, default=defaults.anneal_alpha,
                    help="cooling factor per round, in (0, 1)")

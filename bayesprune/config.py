@@ -12,6 +12,7 @@ from .decision import ALLOCATIONS, Budget
 from .errors import BudgetError
 
 SCHEDULES = ("geometric", "linear")
+ANNEAL_TARGETS = ("current", "final")
 DEFAULT_TARGET_MACS = 0.5
 
 
@@ -29,7 +30,7 @@ class PruneConfig:
     target_params: float | None = None
     rounds: int = 3
     schedule: str = "geometric"
-    allocation: str = "uniform"
+    allocation: str | None = None  # None: the criterion's default (bayes: its posterior widths; others uniform)
     max_prune_fraction: float = 0.9
     round_to: int = 1  # keep a multiple of this many channels per group (8: CPU/GPU-friendly widths)
     epochs: float = 1.0
@@ -42,9 +43,11 @@ class PruneConfig:
     reparameterize: str = "mean"
     expand: float = 1.0  # widen the base network by this factor first (Net2Wider)
     expand_noise: float = 0.01
-    # bayes criterion
+    # bayes criteria (bayes: closed-form posterior; bayes-svi: the frozen-network SVI posterior)
     prior: str = "horseshoe"  # horseshoe | regularized-horseshoe | normal-jeffreys
-    tau0: float = 0.1  # scale of the global half-Cauchy
+    tau0: float | None = None  # scale of the global half-Cauchy; None: 1 for bayes, 0.1 for bayes-svi
+    within: str = "l2"  # bayes: the criterion that orders channels inside a layer
+    weight_norm_prior: bool = True  # bayes: the GSM on the channel's weight-norm-scaled gate (False: gate alone)
     per_layer_scale: bool = False  # a per-layer scale between global and local
     svi_steps: int = 300
     svi_lr: float = 0.02
@@ -54,6 +57,7 @@ class PruneConfig:
     svi_train_weights: bool = False  # update weights (MAP) jointly with the gates in SVI
     forgetting: float = 0.5  # rho of the carried prior; 0 refits the GSM prior every round
     annealing: bool = True  # soft masks at temperature T_r during fine-tuning
+    anneal_target: str = "current"  # current: p(kept this round)^T | final: Gibbs mask of p(kept at the end)
     anneal_t0: float = 1.0
     anneal_alpha: float = 0.5
     # data, reproducibility, output
@@ -83,16 +87,17 @@ class PruneConfig:
             raise BudgetError(f"--rounds must be >= 1, got {self.rounds}")
         if self.schedule not in SCHEDULES:
             raise BudgetError(f"unknown --schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.allocation not in ALLOCATIONS:
+        if self.allocation is not None and self.allocation not in ALLOCATIONS:
             raise BudgetError(f"unknown --allocation {self.allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
-        if self.round_to < 1 or (self.round_to > 1 and self.allocation != "uniform"):
+        allocation = self.resolved_allocation()
+        if self.round_to < 1 or (self.round_to > 1 and allocation != "uniform"):
             raise BudgetError(f"--round-to must be >= 1 and needs --allocation uniform, got {self.round_to} "
-                              f"with --allocation {self.allocation}")
+                              f"with --allocation {allocation}")
         if not 0.0 < self.max_prune_fraction < 1.0:
             raise BudgetError(f"--max-prune-fraction must be in (0, 1), got {self.max_prune_fraction}")
         if self.epochs < 0 or self.search_epochs < 0 or self.lr <= 0 or self.batch_size < 1:
             raise BudgetError("--epochs and --search-epochs must be >= 0, --lr > 0 and --batch-size >= 1")
-        if self.criterion == "search-train" and (self.round_to > 1 or self.allocation != "uniform"):
+        if self.criterion == "search-train" and (self.round_to > 1 or allocation != "uniform"):
             raise BudgetError("search-train chooses every layer's width itself; drop --allocation and --round-to")
         if self.reparameterize not in COMPENSATIONS:
             raise BudgetError(f"unknown --reparameterize {self.reparameterize!r}; choose one of "
@@ -102,16 +107,31 @@ class PruneConfig:
                               f"got {self.expand} and {self.expand_noise}")
         if self.anneal_t0 <= 0 or not 0.0 < self.anneal_alpha < 1.0:
             raise BudgetError("--anneal-t0 must be > 0 and --anneal-alpha in (0, 1)")
+        if self.anneal_target not in ANNEAL_TARGETS:
+            raise BudgetError(f"unknown --anneal-target {self.anneal_target!r}; choose one of {', '.join(ANNEAL_TARGETS)}")
         make_criterion(self.criterion, **self.criterion_options())  # bad names fail before any work
-        if self.svi_steps < 1 or self.posterior_draws < 2 or self.svi_lr <= 0 or self.tau0 <= 0:
+        if self.svi_steps < 1 or self.posterior_draws < 2 or self.svi_lr <= 0 or (self.tau0 is not None and self.tau0 <= 0):
             raise BudgetError("--svi-steps >= 1, --posterior-draws >= 2, --svi-lr > 0 and --tau0 > 0 are required")
 
+    def resolved_allocation(self) -> str:
+        """``--allocation``, or the criterion's own default when none was given."""
+        if self.allocation is not None:
+            return self.allocation
+        from .criteria import CRITERIA
+
+        cls = CRITERIA.get(self.criterion)
+        return cls.default_allocation if cls is not None else "uniform"
+
     def criterion_options(self) -> dict:
-        if self.criterion != "bayes":
+        if self.criterion == "bayes":
+            return {"prior": self.prior, "tau0": 1.0 if self.tau0 is None else self.tau0, "within": self.within,
+                    "draws": self.posterior_draws, "chains": self.chains, "forgetting": self.forgetting,
+                    "per_layer": self.per_layer_scale, "weight_norm_prior": self.weight_norm_prior}
+        if self.criterion != "bayes-svi":
             return {}
         from .bayes import SVIConfig
 
-        return {"prior": self.prior, "tau0": self.tau0, "per_layer": self.per_layer_scale,
+        return {"prior": self.prior, "tau0": 0.1 if self.tau0 is None else self.tau0, "per_layer": self.per_layer_scale,
                 "svi": SVIConfig(steps=self.svi_steps, lr=self.svi_lr, seed=self.seed),
                 "draws": self.posterior_draws, "progress": self.progress, "inference": self.inference,
                 "train_weights": self.svi_train_weights, "forgetting": self.forgetting,

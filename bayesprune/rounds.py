@@ -11,7 +11,8 @@ Round r of R (targets from :func:`bayesprune.config.round_targets`):
    reported with and without this step;
 3. the cut is physical (torch-pruning) and checked against the target by torch-pruning's counter;
 4. fine-tuning; for a criterion that predicts, survivors carry annealed soft masks at temperature
-   ``T_r`` (:mod:`bayesprune.bayes.annealing`) that are folded into the weights afterwards.
+   ``T_r`` (:mod:`bayesprune.bayes.annealing`; toward this round's cut by default, toward the
+   final round's with ``anneal_target="final"``) that are folded into the weights afterwards.
 
 When the run ends, every round's predictions are scored (AUROC, Brier) against the final network.
 """
@@ -25,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .bayes.annealing import annealed_mask, temperature_schedule
+from .bayes.annealing import annealed_mask, temperature_schedule, tempered_mask
 from .bayes.gates import ChannelGates
 from .bayes.prediction import ChannelTracker, score_predictions
 from .checkpoint import checkpoint_payload, model_from_payload, save_checkpoint
@@ -56,6 +57,7 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
 
     ``state``: continue a run from its saved state (see :mod:`bayesprune.resume`)."""
     config.validate()
+    config = replace(config, allocation=config.resolved_allocation())  # config.json records what ran
     budget = config.budget()
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
@@ -128,7 +130,7 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
             temperature = temperatures[r - 1] if anneal else None
             fit_start = time.perf_counter()
             train_stats = _finetune(model, inputs, data, fit_config, generator, device, config, tracker,
-                                    step.get("prediction"), temperature, desc=f"round {r} fine-tune")
+                                    step, temperature, desc=f"round {r} fine-tune")
         except TrainingError as exc:
             raise _stopped(exc, r, run_dir) from None
         finetune_seconds = time.perf_counter() - fit_start
@@ -151,10 +153,10 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
              + (f" ({plain:.4f} without reparameterization)" if plain is not None else "")
              + f" -> {record['accuracy']:.4f} after fine-tune, {record['macs'] / 1e6:.2f} M MACs "
              f"({record['macs'] / base['macs']:.3f}), {record['seconds']:.1f} s")
-        posterior = getattr(criterion, "posterior", None)
-        if posterior is not None:
-            record["layers"] = posterior.per_layer()
-            record["uncertain_channels"] = int(posterior.uncertain.sum())
+        record.update(criterion.round_record())
+        agreement = record.get("posterior_agreement")
+        if agreement:
+            echo(_agreement_line(agreement))
         if run_dir:
             record["files"] = criterion.write_artifacts(run_dir.path, r)
             run_dir.log_metrics({"event": "round", **record})
@@ -267,6 +269,8 @@ def _cut(model, inputs, criterion, calibration, config, target, final_target, ki
     prune_probability = criterion.prune_probability()
     if prune_probability is not None:
         step["prediction"] = (tracker.ids(graph), np.asarray(prune_probability))
+        keep = criterion.keep_probability()
+        step["keep_current"] = None if keep is None else (tracker.ids(graph), np.asarray(keep))
     if config.reparameterize != "none":
         plain = copy.deepcopy(model)  # the same cut without reparameterization, for the report
         ChannelGraph(plain, inputs).prune(removal)
@@ -288,17 +292,15 @@ def _cut(model, inputs, criterion, calibration, config, target, final_target, ki
     return step
 
 
-def _finetune(model, inputs, data, fit_config, generator, device, config, tracker, prediction, temperature,
+def _finetune(model, inputs, data, fit_config, generator, device, config, tracker, step, temperature,
               desc: str) -> dict:
     """Fine-tune; with a temperature, survivors carry annealed masks that are folded in afterwards."""
-    if temperature is None or prediction is None or config.epochs <= 0:
+    graph = ChannelGraph(model, inputs) if temperature is not None and config.epochs > 0 else None
+    masks = None if graph is None else _anneal_masks(config, tracker, graph, step, temperature)
+    if masks is None:
         return fit(model, data, fit_config, generator, device, config.progress, desc=desc)
-    ids, prune_probability = prediction
-    keep_final = dict(zip(ids, 1.0 - prune_probability))
-    graph = ChannelGraph(model, inputs)
-    mask = annealed_mask(np.array([keep_final[cid] for cid in tracker.ids(graph)]), temperature)
-    values = torch.as_tensor(mask, dtype=torch.float32)
     gates = ChannelGates(graph)
+    values = torch.as_tensor(masks, dtype=torch.float32)
     gates.values = values.to(device)
     try:
         with gates:
@@ -307,3 +309,29 @@ def _finetune(model, inputs, data, fit_config, generator, device, config, tracke
         gates.values = None
     fold_gates(gates, values)
     return stats
+
+
+def _anneal_masks(config, tracker, graph, step: dict, temperature: float) -> np.ndarray | None:
+    """Survivors' soft masks at ``temperature`` (:mod:`bayesprune.bayes.annealing`), or None."""
+    if config.anneal_target == "final":
+        ids, prune_probability = step["prediction"]
+        keep = dict(zip(ids, 1.0 - prune_probability))
+        return annealed_mask(np.array([keep[cid] for cid in tracker.ids(graph)]), temperature)
+    if step.get("keep_current") is None:
+        return None
+    ids, keep_probability = step["keep_current"]
+    keep = dict(zip(ids, keep_probability))
+    return tempered_mask(np.array([keep[cid] for cid in tracker.ids(graph)]), temperature)
+
+
+def _agreement_line(agreement: dict) -> str:
+    """One line on whether the round's posterior agrees with itself (see bayesprune.bayes.agreement)."""
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    cross, halves = agreement["cross_fit"], agreement["split_half"]
+    verdict = "agrees with itself" if agreement["passes"] else "DOES NOT agree with itself"
+    return (f"  posterior {verdict}: R-hat max {fmt(agreement['r_hat_max'])}; cross-fit kept of p<0.05 "
+            f"{fmt(cross['kept_of_low'])}, of p>0.95 {fmt(cross['kept_of_high'])}; data halves: kept of p<0.05 "
+            f"{fmt(halves['kept_of_low'])}, of p>0.95 {fmt(halves['kept_of_high'])}, "
+            f"Spearman {fmt(agreement['split_half_spearman'])}")

@@ -59,7 +59,7 @@ def test_refuses_to_overwrite_a_run(tmp_path, capsys):
     # one step per round: round 1's step is finite (and wrecks the weights), round 2's first is not
     (["--criterion", "l1", "--lr", "1e30", "--train-subset", "128", "--epochs", "1"],
      "at step 0 of round 2 fine-tune; lower the learning rate", 2),
-    (["--criterion", "bayes", "--svi-lr", "1e12", "--svi-steps", "20"], "the ELBO diverged", 1),
+    (["--criterion", "bayes-svi", "--svi-lr", "1e12", "--svi-steps", "20"], "the ELBO diverged", 1),
 ])
 def test_training_failures_stop_the_round_and_keep_the_last_good_model(tmp_path, capsys, args, message, stopped_in):
     out = tmp_path / "run"
@@ -87,7 +87,7 @@ def test_training_failures_stop_the_round_and_keep_the_last_good_model(tmp_path,
     (["--target-macs", "0.0001", "--rounds", "2"], "cannot be met without emptying layers"),
     (["--model", "{tmp}/garbage.pt"], "not a readable checkpoint"),
     (["--criterion", "bayes", "--prior", "laplace"], "unknown prior 'laplace'"),
-    (["--criterion", "bayes", "--inference", "nuts", "--train-subset", "3000"], "add --train-subset 2000"),
+    (["--criterion", "bayes-svi", "--inference", "nuts", "--train-subset", "3000"], "add --train-subset 2000"),
     (["--reparameterize", "magic"], "unknown --reparameterize"),
     (["--expand", "0.5"], "--expand must be >= 1"),
     (["--forgetting", "2"], "--forgetting must be in [0, 1]"),
@@ -152,13 +152,13 @@ def test_listing_commands(capsys):
     assert main(["models"]) == 0 and "smallcnn-mnist5k" in capsys.readouterr().out
 
 
-def test_bayes_run_writes_posterior_and_keep_probabilities(tmp_path):
+def test_bayes_svi_run_writes_posterior_and_keep_probabilities(tmp_path):
     import csv
 
     import arviz as az
 
     out = tmp_path / "bayes"
-    assert main(["run", "--criterion", "bayes", "--rounds", "2", "--svi-steps", "10", "--posterior-draws", "40",
+    assert main(["run", "--criterion", "bayes-svi", "--rounds", "2", "--svi-steps", "10", "--posterior-draws", "40",
                  "--out", str(out), *QUICK, "--epochs", "0.2"]) == 0
     for r in (1, 2):
         idata = az.from_netcdf(out / f"posterior_round{r}.nc")

@@ -51,7 +51,7 @@ def parse(path: Path) -> StrictParser:
 @pytest.fixture(scope="module")
 def bayes_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "bayes"
-    assert main(["run", "--criterion", "bayes", "--svi-steps", "10", "--posterior-draws", "30",
+    assert main(["run", "--criterion", "bayes-svi", "--svi-steps", "10", "--posterior-draws", "30",
                  "--out", str(out), *QUICK]) == 0
     return out
 
@@ -180,3 +180,15 @@ def test_metrics_record_layer_widths(bayes_run):
     first, second = rounds[0]["widths"], rounds[1]["widths"]
     assert all(after <= before for before, after in first.values())
     assert {name: after for name, (_, after) in first.items()} == {name: before for name, (before, _) in second.items()}
+
+
+def test_default_bayes_report_shows_whether_the_posterior_agrees_with_itself(tmp_path):
+    out = tmp_path / "default"
+    assert main(["run", "--rounds", "2", "--posterior-draws", "30", "--out", str(out), *QUICK]) == 0
+    text = (out / "report" / "index.html").read_text()
+    for section in ("Does the posterior agree with itself?", "Convergence diagnostics", "Keep probabilities"):
+        assert section in text
+    assert "ELBO" not in text  # nothing is optimised: no ELBO to show
+    assert re.search(r"<td>1</td><td>\d\.\d{3}</td>", text)  # round 1's R-hat is a number
+    summary = (out / "report" / "summary.md").read_text()
+    assert "## Does the posterior agree with itself?" in summary

@@ -62,8 +62,8 @@ def uninterrupted(tmp_path_factory):
 
 def test_killed_runs_resume_to_the_uninterrupted_result(uninterrupted, tmp_path):
     out = tmp_path / "killed"
-    # mid-SVI of round 1, then mid-epoch of round 2 (after resuming), then mid-write of a file
-    kills = ["svi-step:20", "finetune-step:10", "atomic-write:4"]
+    # mid-Fisher of round 1, then mid-epoch of round 2 (after resuming), then mid-write of a file
+    kills = ["fisher-batch:3", "finetune-step:10", "atomic-write:4"]
     first = bayesprune("run", *RUN, "--out", str(out), kill_at=kills[0])
     assert first.returncode == -signal.SIGKILL
     assert_complete_files(out)

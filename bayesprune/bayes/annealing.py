@@ -13,6 +13,12 @@ the posterior predictive probability ``p_c`` that it survives the final round:
 and the soft mask is the expected gate under it, ``m_c(T)``: ``m(1) = p``, ``m -> 1/2`` as
 ``T -> inf``, and ``m -> 1[p > 1/2]`` as ``T -> 0`` (``p = 1/2`` stays at 1/2).
 
+**Toward the current cut** (``anneal_target="current"``, the default): round r's survivors carry
+``p_c^T`` with ``p_c`` the probability that c survives *round r's* budget, a tempered (power)
+keep probability: ``T = 1`` gives ``p_c``, ``T -> 0`` gives 1, the current cut's hard mask on
+every survivor. Channels the final round will prune are not dimmed early, so round 1 does not
+fine-tune at the final capacity (the ``"final"`` variant, above, dims them: an ablation).
+
 Schedule: ``T_r = t0 * alpha^(r-1)`` for rounds r = 1..R-1 (geometric cooling, Rose 1998); the
 last round's survivors are the final network, their masks are exactly 1 and
 its fine-tuning is unmasked. During round r's fine-tuning the survivors of round r carry
@@ -32,6 +38,12 @@ def annealed_mask(keep_probability: np.ndarray, temperature: float, eps: float =
     if temperature <= 0.0:
         return np.where(logit > 0, 1.0, np.where(logit < 0, 0.0, 0.5))
     return expit(logit / temperature)
+
+
+def tempered_mask(keep_probability: np.ndarray, temperature: float) -> np.ndarray:
+    """``p^T`` for survivors of the current cut; ``T = 0`` gives their hard mask, all ones."""
+    p = np.clip(np.asarray(keep_probability, dtype=np.float64), 0.0, 1.0)
+    return np.ones_like(p) if temperature <= 0.0 else p ** temperature
 
 
 def temperature_schedule(rounds: int, t0: float = 1.0, alpha: float = 0.5) -> list[float]:

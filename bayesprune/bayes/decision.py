@@ -71,11 +71,11 @@ class BudgetedSelector:
 
     def _capped(self, order: np.ndarray) -> np.ndarray:
         groups = self.group_of_channel[order]
-        rank_in_group = np.zeros(len(order), dtype=int)
-        seen = np.zeros(len(self.cap), dtype=int)
-        for position, g in enumerate(groups):  # rank of each channel among its group's removals
-            rank_in_group[position] = seen[g]
-            seen[g] += 1
+        by_group = np.argsort(groups, kind="stable")  # positions grouped, order kept within a group
+        sorted_groups = groups[by_group]
+        starts = np.r_[0, np.flatnonzero(np.diff(sorted_groups)) + 1]
+        rank_in_group = np.empty(len(order), dtype=int)  # rank of each channel among its group's removals
+        rank_in_group[by_group] = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
         return order[rank_in_group < self.cap[groups]]
 
     def removal_count(self, order: np.ndarray) -> int:

@@ -113,6 +113,30 @@ class ChannelPosterior:
         return out.getvalue()
 
 
+def hdi_contains(samples: np.ndarray, level: float, hdi_prob: float = 0.9) -> np.ndarray:
+    """Per column of ``samples`` (draws, channels): does its ``hdi_prob`` HDI contain ``level``?"""
+    import arviz as az
+
+    hdi = az.hdi(inference_data_from({"x": samples[None]}), hdi_prob=hdi_prob)["x"].values
+    return (hdi[:, 0] <= level) & (level <= hdi[:, 1])
+
+
+def write_round_artifacts(posterior: "ChannelPosterior | None", directory, round_index: int) -> list[str]:
+    """A round's posterior as arviz netCDF and its keep-probability table; the file names written."""
+    from pathlib import Path
+
+    from ..runs import atomic_path, atomic_write_text
+
+    if posterior is None:
+        return []
+    netcdf = f"posterior_round{round_index}.nc"
+    with atomic_path(Path(directory) / netcdf) as tmp:
+        posterior.inference_data().to_netcdf(str(tmp))
+    table = f"keep_probability_round{round_index}.csv"
+    atomic_write_text(Path(directory) / table, posterior.keep_probability_csv())
+    return [netcdf, table]
+
+
 def inference_data_from(posterior: dict[str, np.ndarray], **kwargs):
     """``az.from_dict`` for arrays shaped (chain, draw, ...), without arviz's notice about
     adding the chain/draw dims it is given."""

@@ -47,6 +47,7 @@ class Criterion(tp.importance.Importance):
     source: ClassVar[str]
     needs_data: ClassVar[bool] = False
     trains: ClassVar[bool] = False  # prunes while training: see bayesprune.criteria.training_time
+    default_allocation: ClassVar[str] = "uniform"  # used when the run names no --allocation
 
     def check(self, data: ImageData) -> None:
         """Refuse data this criterion cannot work with, before a run writes anything. Default: accept."""
@@ -78,6 +79,14 @@ class Criterion(tp.importance.Importance):
     def prune_probability(self) -> np.ndarray | None:
         """Predicted probability that each channel is pruned by the final round (None: no model)."""
         return None
+
+    def keep_probability(self) -> np.ndarray | None:
+        """Probability that each channel survives this round's budget (None: no model)."""
+        return None
+
+    def round_record(self) -> dict:
+        """Facts about this round's scoring to add to the round's record (e.g. posterior summaries)."""
+        return {}
 
     def after_cut(self, removal: dict[str, list[int]]) -> None:
         """Called once the cut is made (e.g. to carry a posterior into the next round)."""

@@ -13,10 +13,9 @@ from ..bayes.decision import BudgetedSelector, bayes_decision, keep_probabilitie
 from ..bayes.gates import ChannelGates
 from ..bayes.inference import SVIConfig, draw_from_guide, fit_svi, sample_nuts
 from ..bayes.network import GatedNetworkModel
-from ..bayes.posterior import ChannelPosterior, inference_data_from, to_numpy
+from ..bayes.posterior import ChannelPosterior, hdi_contains, to_numpy, write_round_artifacts
 from ..bayes.priors import make_prior
 from ..errors import BayesPruneError
-from ..runs import atomic_path, atomic_write_text
 from .base import Calibration, Criterion
 
 
@@ -61,8 +60,8 @@ class BayesGSM(Criterion):
     engine folds into the weights before the cut (the network's function at the posterior mean).
     """
 
-    name = "bayes"
-    description = "horseshoe-family posterior over channel gates; keep probabilities under the budget"
+    name = "bayes-svi"
+    description = "frozen-network SVI posterior over channel gates (the pre-v2 bayes); keep probabilities"
     source = "Louizos et al. 2017, NeurIPS, sec. 3-4; Carvalho et al. 2010"
     needs_data = True
 
@@ -176,7 +175,7 @@ class BayesGSM(Criterion):
             self.keep_final = keep_probabilities(effect, final)[1]
         decision = bayes_decision(keep_probability, effect.mean(0), selector, self.keep_final)
         ratio = effect / selector.channel_cost
-        uncertain = _hdi_contains(ratio, cut)
+        uncertain = hdi_contains(ratio, cut)
         names = [g.name for g in graph.groups]
         local = np.concatenate([np.arange(g.size) for g in graph.groups])
         self.posterior = ChannelPosterior([names[g] for g in group_of_channel], local, self.gate_draws,
@@ -217,21 +216,15 @@ class BayesGSM(Criterion):
         self.carried = None if state["carried"] is None else CarriedPrior.from_state_dict(state["carried"])
 
     def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
+        return write_round_artifacts(self.posterior, directory, round_index)
+
+    def keep_probability(self) -> np.ndarray | None:
+        return None if self.posterior is None else self.posterior.keep_probability
+
+    def round_record(self) -> dict:
         if self.posterior is None:
-            return []
-        netcdf = f"posterior_round{round_index}.nc"
-        with atomic_path(Path(directory) / netcdf) as tmp:
-            self.posterior.inference_data().to_netcdf(str(tmp))
-        table = f"keep_probability_round{round_index}.csv"
-        atomic_write_text(Path(directory) / table, self.posterior.keep_probability_csv())
-        return [netcdf, table]
-
-
-def _hdi_contains(samples: np.ndarray, level: float, hdi_prob: float = 0.9) -> np.ndarray:
-    import arviz as az
-
-    hdi = az.hdi(inference_data_from({"x": samples[None]}), hdi_prob=hdi_prob)["x"].values
-    return (hdi[:, 0] <= level) & (level <= hdi[:, 1])
+            return {}
+        return {"layers": self.posterior.per_layer(), "uncertain_channels": int(self.posterior.uncertain.sum())}
 
 
 BayesImportance = BayesGSM  # the name under which Torch-Pruning users look for it

@@ -1,8 +1,8 @@
 """``bayesprune report RUN_DIR``: ``report/index.html`` with its PNGs beside it, and ``report/summary.md``.
 
 Sections: the rounds (table, accuracy vs MACs, channels per layer), and for a posterior
-(``bayes``): keep probabilities (histogram, per-layer forest, expected survivors, uncertain
-channels), ELBO curves and arviz diagnostics. Point-estimate criteria get the first part only.
+(``bayes``, ``bayes-svi``): keep probabilities (histogram, per-layer forest, expected survivors,
+uncertain channels), whether the posterior agrees with itself, ELBO curves (SVI) and arviz diagnostics. Point-estimate criteria get the first part only.
 """
 from __future__ import annotations
 
@@ -125,6 +125,16 @@ def _posterior_sections(run: RunRecord, folder: Path) -> tuple[list[str], list[s
         html_parts += ["<h4>Uncertain channels, closest to a coin flip first</h4>",
                        _html_table(columns, listed) if listed else "<p>none</p>", more]
         md_parts += [f"### {header}", f"![forest]({forest})"] + ([f"![survivors]({survivors})"] if survivors else [])
+    agreement = [_agreement_row(record) for record in run.rounds if record.get("posterior_agreement")]
+    if agreement:
+        note = ("R-hat: largest split R-hat over tau and every layer's surviving count and RMS gate across the "
+                "chains (should be <= 1.05). Cross-fit: of the channels one chain gives keep probability "
+                "< 0.05, the share the other keeps (should be < 0.05), and of those > 0.95 (should be > 0.95). "
+                "Data halves: the same for posteriors fitted on two disjoint halves of the calibration data, "
+                "and the Spearman correlation of their mean cut priorities.")
+        html_parts += ["<h2>Does the posterior agree with itself?</h2>", f"<p class=\"note\">{note}</p>",
+                       _html_table(AGREEMENT_COLUMNS, agreement)]
+        md_parts += ["## Does the posterior agree with itself?", note, markdown_table(AGREEMENT_COLUMNS, agreement)]
     if traces:
         elbo = figures.elbo_curves(traces, folder)
         html_parts += ["<h2>ELBO</h2>", _img(elbo, "ELBO curves")]
@@ -139,6 +149,19 @@ def _posterior_sections(run: RunRecord, folder: Path) -> tuple[list[str], list[s
         html_parts += more_html
         md_parts += more_md
     return html_parts, md_parts
+
+
+AGREEMENT_COLUMNS = ("round", "R-hat max", "cross-fit: kept of p<0.05", "cross-fit: kept of p>0.95",
+                     "halves: kept of p<0.05", "halves: kept of p>0.95", "halves: Spearman", "verdict")
+
+
+def _agreement_row(record: dict) -> list[str]:
+    a = record["posterior_agreement"]
+    cross, halves = a["cross_fit"], a["split_half"]
+    verdict = ("holds" if a["passes"] else "FAILS") + ("" if a["split_half_passes"] else "; data halves FAIL")
+    return [str(record["round"]), _num(a["r_hat_max"], 3), _num(cross["kept_of_low"], 3),
+            _num(cross["kept_of_high"], 3), _num(halves["kept_of_low"], 3), _num(halves["kept_of_high"], 3),
+            _num(a["split_half_spearman"], 3), verdict]
 
 
 def _diagnostics_section(round_index: int, d: Diagnostics, trace: str) -> tuple[list[str], list[str]]:

@@ -113,7 +113,9 @@ def surviving(record: dict, folder: Path) -> str:
     low = np.array([row["interval_low"] for row in layers])
     high = np.array([row["interval_high"] for row in layers])
     ax.bar(x, [row["channels"] for row in layers], color="0.88", label="channels before the cut")
-    ax.errorbar(x, expected, yerr=[expected - low, high - expected], fmt="o", color="C0", markersize=4,
+    # float rounding can put the mean a hair outside a degenerate interval
+    yerr = [np.maximum(expected - low, 0.0), np.maximum(high - expected, 0.0)]
+    ax.errorbar(x, expected, yerr=yerr, fmt="o", color="C0", markersize=4,
                 capsize=2, label="expected survivors (90% interval)")
     ax.plot(x, [row["kept"] for row in layers], "_", color="C3", markersize=12, mew=2, label="kept (decision)")
     ax.set_xticks(x, [row["layer"] for row in layers], rotation=90, fontsize=7)

@@ -10,12 +10,18 @@ latent scales (global, per-layer, per-channel). A prior contributes two things:
   posteriors for the half-Cauchy scales of the group horseshoe).
 
 Site names are prefixed with ``prefix`` so several priors could coexist in one model.
+
+The same prior also has a *quadrature form* for the closed-form posterior of
+:mod:`bayesprune.bayes.gsm_quadrature`: the log densities of its global and local scales and the
+conditional variance ``sigma^2(tau, lambda)`` they give a gate.
 """
 from __future__ import annotations
 
 import abc
+import math
 from typing import ClassVar
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
@@ -25,6 +31,7 @@ from pyro.distributions import constraints
 class ScalePrior(abc.ABC):
     name: ClassVar[str]
     source: ClassVar[str]
+    has_global_scale: ClassVar[bool] = True  # False: the scale is local only (normal-Jeffreys)
 
     def __init__(self, per_layer: bool = False, prefix: str = ""):
         self.per_layer = per_layer
@@ -53,6 +60,19 @@ class ScalePrior(abc.ABC):
         """Initial ``(loc, scale)`` of the gates' Gaussian guide: the trained network, tightly."""
         return torch.ones(num_channels), torch.full((num_channels,), 0.05)
 
+    # quadrature form (closed-form posterior; bayesprune.bayes.gsm_quadrature) ----------------
+    def global_log_density(self, tau: np.ndarray) -> np.ndarray:
+        """``log p(tau)`` of the global scale (priors with ``has_global_scale``)."""
+        raise NotImplementedError(f"the {self.name} prior has no global scale")
+
+    def local_log_density(self, lam: np.ndarray) -> np.ndarray:
+        """``log p(lambda)`` of a channel's local scale (up to a constant)."""
+        raise NotImplementedError(f"the {self.name} prior has no quadrature form")
+
+    def conditional_variance(self, tau: np.ndarray, lam: np.ndarray) -> np.ndarray:
+        """``sigma^2`` of ``s_c | tau, lambda_c`` (broadcasts); the plain GSM: ``(tau lambda)^2``."""
+        return (tau * lam) ** 2
+
     # shared pieces -------------------------------------------------------------------------
     def layer_scale(self, layer_of_channel: torch.Tensor, num_layers: int) -> torch.Tensor:
         """Optional per-layer ``phi_l ~ HalfCauchy(1)`` between the global and local scales."""
@@ -73,3 +93,9 @@ def lognormal_site(name: str, shape: tuple, init_loc: float = 0.0, init_scale: f
     loc = pyro.param(f"{name}_loc", lambda: torch.full(shape, float(init_loc)))
     scale = pyro.param(f"{name}_scale", lambda: torch.full(shape, float(init_scale)), constraint=constraints.positive)
     return pyro.sample(name, dist.LogNormal(loc, scale))
+
+
+def half_cauchy_log_density(x: np.ndarray, scale: float) -> np.ndarray:
+    """``log C+(x; 0, scale) = log 2 - log(pi scale) - log(1 + (x / scale)^2)``."""
+    x = np.asarray(x, dtype=np.float64)
+    return math.log(2.0 / (math.pi * scale)) - np.log1p((x / scale) ** 2)

@@ -7,7 +7,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from .base import ScalePrior, lognormal_site
+from .base import ScalePrior, half_cauchy_log_density, lognormal_site
 
 
 class Horseshoe(ScalePrior):
@@ -38,3 +38,9 @@ class Horseshoe(ScalePrior):
         self.guide_layer_scale(num_layers)
         with pyro.plate(self.site("channels"), num_channels):
             lognormal_site(self.site("lambda"), (num_channels,), init_loc=math.log(1.0 / self.tau0))
+
+    def global_log_density(self, tau):
+        return half_cauchy_log_density(tau, self.tau0)
+
+    def local_log_density(self, lam):
+        return half_cauchy_log_density(lam, 1.0)

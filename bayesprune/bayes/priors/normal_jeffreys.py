@@ -1,6 +1,7 @@
 """The normal-Jeffreys (log-uniform scale) prior of Bayesian Compression."""
 from __future__ import annotations
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
@@ -18,9 +19,14 @@ class NormalJeffreys(ScalePrior):
 
     Params:
         per_layer: optional per-layer half-Cauchy scale, as in :class:`Horseshoe`.
+
+    Quadrature form (closed-form posterior): ``z_c`` is the local scale; the improper density is
+    made proper by the finite grid of scales the quadrature integrates over (a log-uniform prior
+    truncated to that range, see :mod:`bayesprune.bayes.gsm_quadrature`).
     """
 
     name = "normal-jeffreys"
+    has_global_scale = False
     source = "Louizos et al. 2017, NeurIPS, eq. 5-6 (log-uniform / normal-Jeffreys)"
 
     def model_scales(self, layer_of_channel, num_layers):
@@ -35,3 +41,6 @@ class NormalJeffreys(ScalePrior):
         self.guide_layer_scale(num_layers)
         with pyro.plate(self.site("channels"), num_channels):
             lognormal_site(self.site("z"), (num_channels,), init_loc=0.0)
+
+    def local_log_density(self, lam):
+        return -np.log(np.asarray(lam, dtype=np.float64))

@@ -7,7 +7,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from .base import ScalePrior, lognormal_site
+from .base import ScalePrior, half_cauchy_log_density, lognormal_site
 
 
 class RegularizedHorseshoe(ScalePrior):
@@ -19,6 +19,9 @@ class RegularizedHorseshoe(ScalePrior):
         slab_scale, slab_df: scale and degrees of freedom of the slab (large gates are
             regularised like a Student-t(slab_df) with this scale instead of left unbounded).
         per_layer: optional per-layer half-Cauchy scale, as in :class:`Horseshoe`.
+
+    Quadrature form (closed-form posterior): the slab's ``c`` is held at ``slab_scale`` (the
+    inverse-gamma's scale) instead of integrated over; ``tau`` and ``lambda`` are integrated.
     """
 
     name = "regularized-horseshoe"
@@ -45,3 +48,14 @@ class RegularizedHorseshoe(ScalePrior):
         self.guide_layer_scale(num_layers)
         with pyro.plate(self.site("channels"), num_channels):
             lognormal_site(self.site("lambda"), (num_channels,), init_loc=math.log(1.0 / self.tau0))
+
+    def global_log_density(self, tau):
+        return half_cauchy_log_density(tau, self.tau0)
+
+    def local_log_density(self, lam):
+        return half_cauchy_log_density(lam, 1.0)
+
+    def conditional_variance(self, tau, lam):
+        local = (tau * lam) ** 2
+        c2 = self.slab_scale ** 2
+        return c2 * local / (c2 + local)

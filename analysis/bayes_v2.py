@@ -1,0 +1,163 @@
+"""Issue 16's evidence: the closed-form ``bayes`` against the frozen-network SVI ``bayes-svi``,
+``l2``, ``taylor`` and Torch-Pruning's ``tp-l2``, ``tp-l1``, ``tp-group-sl``, at equal training
+epochs and data, 50% and 20% of the MACs, 3 seeds; ablations of ``bayes`` at 50%; and pruning
+without fine-tuning (``--epochs 0``, at most 2,000 training images as the calibration set, ``mean``
+and ``lsq`` reparameterization for every bayesprune method; Torch-Pruning's pruner has none).
+
+Set-up (``SETUP``): the shipped ResNet-20 on Fashion-MNIST, 16,000 training images, the full
+10,000 test images, 3 geometric rounds of 2 fine-tuning epochs. Each cell is a
+(regime, budget, seed, method) run by ``analysis/tp_compare.py``'s ``run_ours``/``run_theirs``
+(method strings as there: ``bayes@uniform``, ``bayes+anneal_target=final``). The result file is
+rewritten after every cell, and a rerun only adds missing cells (``--only`` picks parts), so the
+matrix can be measured over several sessions. ``headline`` per budget: ``bayes``, the best other
+method and the margin in points; ``paired``: per method the mean and sd over seeds of
+(method - ``bayes``) on the same seed.
+
+Usage: python analysis/bayes_v2.py [--only main|ablations|post] [--targets 0.5] [--methods a,b]
+       [--seeds 3] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from _common import commit, versions
+from tp_compare import run_ours, run_theirs
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "bayes_v2_resnet20-fashion-mnist.json"
+SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_images": 16000, "test_images": 10000,
+         "rounds": 3, "epochs": 2.0, "lr": 0.01, "batch_size": 128, "max_prune_fraction": 0.9,
+         "calibration_batches": 8, "reparameterize": "mean", "svi_steps": 150, "chains": 2, "sl_epochs": 1}
+MAIN = ("bayes", "bayes-svi", "l2", "taylor", "tp-l2", "tp-l1", "tp-group-sl")
+ABLATIONS = ("bayes@uniform", "bayes+within=taylor", "bayes+weight_norm_prior=False",
+             "bayes+anneal_target=final", "bayes+annealing=False", "bayes+prior=regularized-horseshoe",
+             "bayes+prior=normal-jeffreys")
+POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq") for m in ("bayes", "bayes-svi", "l2", "taylor")) \
+    + ("tp-l2", "tp-l1")
+POST_TRAIN_IMAGES = 2000
+PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.5,), ABLATIONS),
+         "post": ("post-training", (0.5, 0.2), POST)}
+
+
+def settings_for(regime: str, setup: dict, target: float) -> dict:
+    settings = {**setup, "train_subset": setup["train_images"], "test_subset": setup["test_images"],
+                "target_macs": target}
+    if regime == "post-training":
+        settings.update(epochs=0.0, sl_epochs=0, train_subset=min(POST_TRAIN_IMAGES, setup["train_images"]))
+    return settings
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per regime and budget: each method's mean and sd over seeds, and its paired difference to bayes."""
+    out: dict = {}
+    for row in rows:
+        out.setdefault(row["regime"], {}).setdefault(f"{row['target']:g}", {}).setdefault(row["method"], []).append(row)
+    for regime, budgets in out.items():
+        for budget, methods in budgets.items():
+            bayes = {r["seed"]: r for r in methods.get(_bayes_name(regime, methods), [])}
+            for method, runs in list(methods.items()):
+                methods[method] = _stats(runs, bayes)
+    return out
+
+
+def _bayes_name(regime: str, methods: dict) -> str:
+    return "bayes" if regime == "fine-tune" else "bayes+reparameterize=mean"
+
+
+def _stats(runs: list[dict], bayes: dict) -> dict:
+    accuracy = [100 * r["accuracy"] for r in runs]
+    after_cut = [100 * r["accuracy_after_final_cut"] for r in runs]
+    paired = [100 * (r["accuracy"] - bayes[r["seed"]]["accuracy"]) for r in runs if r["seed"] in bayes]
+    sd = lambda v: statistics.stdev(v) if len(v) > 1 else None  # noqa: E731
+    return {"accuracy_mean": statistics.mean(accuracy), "accuracy_sd": sd(accuracy),
+            "after_final_cut_mean": statistics.mean(after_cut), "seeds": sorted(r["seed"] for r in runs),
+            "macs_ratio": statistics.mean(r["macs_ratio"] for r in runs), "epochs": runs[0]["epochs"],
+            "seconds_mean": statistics.mean(r["seconds"] for r in runs),
+            "minus_bayes_mean": statistics.mean(paired) if paired else None, "minus_bayes_sd": sd(paired)}
+
+
+def headline(summary: dict, regime: str, candidates: tuple[str, ...]) -> dict:
+    """Per budget: bayes against the best other method of ``candidates`` (mean over seeds)."""
+    out = {}
+    for budget, methods in summary.get(regime, {}).items():
+        ours = [m for m in methods if m.split("+")[0] == "bayes" and m in candidates]
+        others = [m for m in methods if m.split("+")[0].split("@")[0] not in ("bayes",) and m in candidates]
+        if not ours or not others:
+            continue
+        best_ours = max(ours, key=lambda m: methods[m]["accuracy_mean"])
+        best = max(others, key=lambda m: methods[m]["accuracy_mean"])
+        b, o = methods[best_ours]["accuracy_mean"], methods[best]["accuracy_mean"]
+        out[budget] = {"bayes": b, "bayes_method": best_ours, "best_other": o, "best_other_name": best,
+                       "margin_points": b - o, "seeds": min(len(methods[best_ours]["seeds"]), len(methods[best]["seeds"])),
+                       "after_final_cut": methods[best_ours]["after_final_cut_mean"]}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(PARTS), action="append", help="parts to run (default all)")
+    parser.add_argument("--targets", help="comma-separated budgets (default: each part's)")
+    parser.add_argument("--methods", help="comma-separated methods (default: each part's)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
+    args = parser.parse_args()
+    setup = dict(SETUP)
+    out = Path(args.out)
+    if args.quick:
+        setup.update(model="smallcnn-mnist5k", data="mnist5k", train_images=256, test_images=128, rounds=2,
+                     epochs=0.1, svi_steps=5, sl_epochs=0)
+        out = Path(tempfile.mkdtemp()) / "bayes_v2_quick.json"
+        args.seeds, args.targets = 1, "0.5"
+        args.methods = args.methods or "bayes,l2,tp-l1,bayes@uniform,bayes+reparameterize=lsq"
+    earlier = json.loads(out.read_text()) if out.exists() else None
+    if earlier and earlier["setup"] != setup:
+        raise SystemExit(f"{out} was measured with another set-up; write to a new --out")
+    rows = earlier["rows"] if earlier else []
+    done = {(r["regime"], r["target"], r["seed"], r["method"]) for r in rows}
+    code = commit()
+    for part in args.only or sorted(PARTS):
+        regime, targets, methods = PARTS[part]
+        targets = [float(t) for t in args.targets.split(",")] if args.targets else targets
+        methods = [m for m in args.methods.split(",") if m in methods or args.quick] if args.methods else methods
+        for target in targets:
+            for seed in range(args.seeds):
+                for method in methods:
+                    if (regime, target, seed, method) in done:
+                        continue
+                    settings = settings_for(regime, setup, target)
+                    start = time.perf_counter()
+                    row = (run_theirs if method.startswith("tp-") else run_ours)(method, settings, seed)
+                    rows.append({**row, "regime": regime, "target": target, "seconds": time.perf_counter() - start,
+                                 "commit": code, "torch_threads": torch.get_num_threads()})
+                    done.add((regime, target, seed, method))
+                    print(f"{regime} {target} seed {seed} {method}: {100 * row['accuracy']:.2f}% (after final cut "
+                          f"{100 * row['accuracy_after_final_cut']:.2f}%), MACs {row['macs_ratio']:.3f}, "
+                          f"{rows[-1]['seconds']:.0f} s", flush=True)
+                    _write(out, setup, rows)
+    print(json.dumps(json.loads(out.read_text())["headline"], indent=1) if out.exists() else "no cells run")
+
+
+def _write(out: Path, setup: dict, rows: list[dict]) -> None:
+    summary = summarise(rows)
+    result = {"script": "analysis/bayes_v2.py", "setup": setup, "device": "cpu",
+              "label": "CPU (2 cores); ResNet-20 on Fashion-MNIST, 16k training images, full test set",
+              "headline": headline(summary, "fine-tune", MAIN),
+              "headline_post_training": headline(summary, "post-training", POST),
+              "summary": summary, "rows": rows, "row_commits": sorted({r["commit"] for r in rows if r.get("commit")}),
+              **versions(), "torch_threads": sorted({r["torch_threads"] for r in rows})}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Does a posterior agree with itself? Figures a round reports about its own decisions.
+
+- ``r_hat_max``: the largest rank-normalised split R-hat (Vehtari et al. 2021, sec. 3, arviz
+  ``rhat``) over the layer-level quantities the report shows (global scale, every layer's
+  surviving count and RMS gate), across independent sets of draws ("chains");
+- cross-fit calibration (the issue-16 criterion): of the channels that one set of draws gives
+  keep probability < 0.05, the share the other keeps (should be < 0.05), and of those > 0.95, the
+  share it keeps (should be > 0.95), averaged over both directions;
+- the same calibration and the Spearman correlation of the mean cut priority between posteriors
+  fitted on two disjoint halves of the calibration data (``split_half_*``): how much the posterior
+  itself moves with the data, which draws from one posterior cannot show.
+
+``passes`` says whether R-hat <= 1.05 and both cross-fit calibrations hold.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+RHAT_LIMIT = 1.05
+LOW, HIGH = 0.05, 0.95
+
+
+def cross_calibration(p_a: np.ndarray, p_b: np.ndarray) -> dict[str, float | None]:
+    """Mean keep probability under one fit of the channels the other calls pruned / kept."""
+    def share(selected_by, other, mask_fn):
+        values = [o[mask_fn(s)] for s, o in ((selected_by[0], other[0]), (selected_by[1], other[1]))]
+        values = np.concatenate(values)
+        return float(values.mean()) if len(values) else None
+
+    pair, swapped = (p_a, p_b), (p_b, p_a)
+    return {"kept_of_low": share(pair, swapped, lambda p: p < LOW),
+            "kept_of_high": share(pair, swapped, lambda p: p > HIGH)}
+
+
+def r_hat_max(quantities: dict[str, np.ndarray], chains: int) -> float | None:
+    """Largest R-hat over ``quantities`` (each (chains * draws, ...) chain-major); None for one chain."""
+    if chains < 2:
+        return None
+    import arviz as az
+
+    worst = 1.0
+    for values in quantities.values():
+        series = np.asarray(values, dtype=np.float64).reshape(chains, -1, *np.shape(values)[1:])
+        series = series.reshape(chains, series.shape[1], -1)
+        for j in range(series.shape[-1]):
+            if np.ptp(series[..., j]) == 0:
+                continue  # constant across draws: nothing to diagnose
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                worst = max(worst, float(az.rhat(series[..., j])))
+    return worst
+
+
+def summarise(r_hat: float | None, chains_calibration: dict, halves_calibration: dict,
+              halves_spearman: float | None) -> dict:
+    def holds(calibration):
+        low, high = calibration["kept_of_low"], calibration["kept_of_high"]
+        return (low is None or low < LOW) and (high is None or high > HIGH)
+
+    return {"r_hat_max": r_hat, "cross_fit": chains_calibration, "split_half": halves_calibration,
+            "split_half_spearman": halves_spearman,
+            "passes": (r_hat is None or r_hat <= RHAT_LIMIT) and holds(chains_calibration),
+            "split_half_passes": holds(halves_calibration)}

@@ -1,0 +1,82 @@
+"""Per-example gradients of the log-likelihood with respect to the channel gates, in one
+backward pass per batch, and their diagonal empirical Fisher information.
+
+With the network in eval mode (BatchNorm on running statistics) the examples of a batch do not
+interact, so the gradient of the *summed* loss with respect to a gated output ``y[i, j, ...]`` is
+example i's own gradient. A gate ``s_c`` multiplies its channel's outputs, so example i's gradient
+with respect to it, at ``s = 1`` (the trained network), is
+
+    g_ic = sum over the layers L that the gate scales, and positions p, of y_L[i, j, p] dl_i/dy_L[i, j, p]
+
+(``j`` the layer's channels that gate c drives; a coupled group's layers share one gate, so their
+terms add before squaring). The diagonal empirical Fisher is ``F_c = mean_i g_ic^2``; for N
+training examples, ``N F_c`` is the precision of the log-likelihood's quadratic (Laplace)
+approximation in ``s_c`` (MacKay 1992, "A practical Bayesian framework for backpropagation
+networks", sec. 4; the Fisher as a Hessian approximation: Martens 2020, "New insights and
+perspectives on the natural gradient method", sec. 9). The same ``g_ic`` summed over a
+minibatch and squared is Molchanov et al. 2019's Taylor criterion.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..faults import crash_point
+from .gates import ChannelGates
+
+
+@dataclass
+class GateFisher:
+    """Mean squared per-example gate gradient over the calibration examples, also split into
+    two halves (alternate examples) so that the stability of anything built on it can be shown."""
+
+    fisher: np.ndarray  # (channels,)
+    halves: tuple[np.ndarray, np.ndarray]
+    examples: int
+
+
+def per_example_gate_gradients(model: nn.Module, gates: ChannelGates, xb: torch.Tensor,
+                               yb: torch.Tensor) -> torch.Tensor:
+    """``(batch, channels)`` gradients of each example's log-likelihood w.r.t. every gate at 1.
+
+    Every example gets its own gates (a ``(batch, channels)`` tensor of ones), so one backward
+    pass of the summed loss gives all of them; shared gates of coupled layers add up by autograd.
+    """
+    values = torch.ones(len(yb), gates.num_channels, device=xb.device, requires_grad=True)
+    gates.values = values
+    try:
+        with gates:
+            loss = nn.functional.cross_entropy(model(xb), yb, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, values)
+    finally:
+        gates.values = None
+    return -grad.double().cpu()  # d log p = -d loss
+
+
+def gate_fisher(model: nn.Module, gates: ChannelGates,
+                batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> GateFisher:
+    """Diagonal empirical Fisher of every gate over ``batches`` (model in eval mode meanwhile)."""
+    was_training = model.training
+    model.eval()
+    squares = [torch.zeros(gates.num_channels, dtype=torch.float64) for _ in range(2)]
+    counts = [0, 0]
+    seen = 0
+    try:
+        for xb, yb in batches:
+            crash_point("fisher-batch")
+            g2 = per_example_gate_gradients(model, gates, xb, yb).pow(2)
+            parity = (torch.arange(len(yb)) + seen) % 2
+            for half in (0, 1):
+                squares[half] += g2[parity == half].sum(0)
+                counts[half] += int((parity == half).sum())
+            seen += len(yb)
+    finally:
+        model.train(was_training)
+    if seen == 0:
+        raise ValueError("the gate Fisher needs at least one calibration batch")
+    halves = tuple((squares[h] / max(1, counts[h])).numpy() for h in (0, 1))
+    return GateFisher(((squares[0] + squares[1]) / seen).numpy(), halves, seen)

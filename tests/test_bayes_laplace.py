@@ -1,0 +1,210 @@
+"""The closed-form Bayesian criterion (``bayes``) against cases whose answer is known."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bayesprune.bayes.annealing import annealed_mask, tempered_mask
+from bayesprune.bayes.fisher import gate_fisher, per_example_gate_gradients
+from bayesprune.bayes.gates import ChannelGates
+from bayesprune.bayes.gsm_quadrature import GSMPosterior, ScaleGrid
+from bayesprune.bayes.priors import make_prior
+from bayesprune.criteria import BayesLaplace, make_criterion
+from bayesprune.criteria.base import Calibration
+from bayesprune.data import ImageData
+from bayesprune.decision import CostModel
+from bayesprune.groups import ChannelGraph
+
+
+# --- per-example gate gradients -------------------------------------------------------------
+class TinyMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(2, 3)
+        self.out = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x.flatten(1))))
+
+
+def test_per_example_gate_gradients_match_the_hand_derivative():
+    torch.manual_seed(0)
+    net = TinyMLP().eval()
+    x, y = torch.randn(5, 2), torch.tensor([0, 1, 1, 0, 1])
+    gates = ChannelGates(ChannelGraph(net, x[:1]))
+    got = per_example_gate_gradients(net, gates, x, y).numpy()
+    # d log p(y|x) / d s_c at s = 1 = (onehot_y - softmax)^T W2[:, c] * relu(h_c), h = W1 x + b1
+    with torch.no_grad():
+        h = torch.relu(net.hidden(x)).numpy()
+        p = torch.softmax(net(x), 1).numpy()
+    onehot = np.eye(2)[y.numpy()]
+    expected = ((onehot - p) @ net.out.weight.detach().numpy()) * h
+    order = gates.targets[0][1].numpy()  # gate index of each hidden unit
+    np.testing.assert_allclose(got[:, order], expected, rtol=1e-5, atol=1e-7)
+    fisher = gate_fisher(net, gates, [(x, y)])
+    np.testing.assert_allclose(fisher.fisher[order], (expected ** 2).mean(0), rtol=1e-5, atol=1e-9)
+    assert fisher.examples == 5
+
+
+# --- the quadrature posterior -------------------------------------------------------------
+def _point_grid(tau: float, lam: float) -> ScaleGrid:
+    return ScaleGrid(np.array([tau]), np.zeros(1), np.array([lam]), np.zeros(1))
+
+
+def test_conjugate_posterior_with_fixed_scales_and_likelihood_scaled_per_example():
+    """With tau and lambda fixed, z | zhat is the textbook Gaussian; the likelihood's precision is
+    N F (examples times Fisher per example), so doubling N is doubling F."""
+    prior = make_prior("horseshoe", tau0=1.0)
+    zhat, n, fisher, prior_var = np.array([1.0, 0.5]), 100, np.array([0.02, 0.001]), 0.3 ** 2
+    nu = zhat ** 2 / (n * fisher)
+    post = GSMPosterior.fit(zhat, nu, prior, _point_grid(0.3, 1.0))
+    draws = post.draw(40000, np.random.default_rng(0))["z"]
+    mean, var = prior_var * zhat / (prior_var + nu), prior_var * nu / (prior_var + nu)
+    np.testing.assert_allclose(draws.mean(0), mean, atol=4 * np.sqrt(var.max() / 40000))
+    np.testing.assert_allclose(draws.var(0), var, rtol=0.03)
+    doubled = GSMPosterior.fit(zhat, zhat ** 2 / (2 * n * fisher), prior, _point_grid(0.3, 1.0))
+    twice_fisher = GSMPosterior.fit(zhat, zhat ** 2 / (n * 2 * fisher), prior, _point_grid(0.3, 1.0))
+    np.testing.assert_allclose(doubled.noise_variance, twice_fisher.noise_variance)
+
+
+def test_horseshoe_marginal_density_on_the_grid_obeys_carvalho_bounds():
+    """Carvalho, Polson & Scott 2010, Theorem 1 (tau = 1): K/2 log(1 + 4/z^2) < p(z) < K log(1 + 2/z^2),
+    K = 1 / sqrt(2 pi^3)."""
+    grid = ScaleGrid.for_prior(make_prior("horseshoe", tau0=1.0))
+    K = 1 / math.sqrt(2 * math.pi ** 3)
+    for z in (0.05, 0.3, 1.0, 3.0, 10.0):
+        density = np.exp(grid.lam_log_weight) @ (np.exp(-0.5 * z ** 2 / grid.lam ** 2) / np.sqrt(2 * np.pi * grid.lam ** 2))
+        assert K / 2 * math.log1p(4 / z ** 2) < density < K * math.log1p(2 / z ** 2)
+
+
+def test_centred_quadrature_and_non_centred_sampling_give_one_prior():
+    """z ~ N(0, (tau lambda)^2) integrated on the grid (centred) against z = tau * lambda * eps with
+    tau, lambda half-Cauchy draws (non-centred): the same distribution of |z|."""
+    prior = make_prior("horseshoe", tau0=0.5)
+    flat = GSMPosterior.fit(np.zeros(1), np.array([1e12]), prior)  # no information: posterior = prior
+    centred = np.abs(flat.draw(60000, np.random.default_rng(1))["z"][:, 0])
+    rng = np.random.default_rng(2)
+    non_centred = np.abs(0.5 * np.abs(rng.standard_cauchy(60000)) * np.abs(rng.standard_cauchy(60000))
+                         * rng.standard_normal(60000))
+    for q in (0.1, 0.25, 0.5, 0.75, 0.9):
+        a, b = np.quantile(centred, q), np.quantile(non_centred, q)
+        assert abs(math.log(a / b)) < 0.08, (q, a, b)
+
+
+def test_global_scale_is_learned_from_all_channels():
+    """Many channels with nothing in them pull the shared tau down; strong signals pull it up."""
+    prior = make_prior("horseshoe", tau0=1.0)
+    noise = np.full(200, 0.01)
+    sparse = GSMPosterior.fit(np.r_[np.full(5, 3.0), np.zeros(195)], noise, prior)
+    dense = GSMPosterior.fit(np.full(200, 3.0), noise, prior)
+    assert sparse.tau_mean() < 0.3 < 1.0 < dense.tau_mean()
+    draws = sparse.draw(400, np.random.default_rng(0))["z"]
+    assert np.abs(draws[:, 5:]).mean() < 0.02 and np.abs(draws[:, :5].mean(0) - 3.0).max() < 0.05
+
+
+# --- planted networks -------------------------------------------------------------------------
+class TwoLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.b1(self.c1(x)))
+        x = torch.relu(self.b2(self.c2(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+def _planted(dead_in_first: int = 4):
+    """Layer 1 has ``dead_in_first`` channels with zero filters and zero BatchNorm (no
+    contribution at all); layer 2 is all alive. Labels are drawn from the network's own
+    predictive distribution, so the likelihood is informative about every live channel."""
+    torch.manual_seed(0)
+    net = TwoLayers()
+    with torch.no_grad():
+        net.fc.weight.mul_(6.0)
+        for c in range(dead_in_first):
+            net.c1.weight[c] = 0.0
+            net.b1.weight[c] = net.b1.bias[c] = 0.0
+    net.eval()
+    x = torch.randn(512, 1, 8, 8)
+    with torch.no_grad():
+        y = torch.distributions.Categorical(logits=net(x)).sample()
+    data = ImageData("planted", x, y, x[:64], y[:64], 3)
+    return net, data
+
+
+def _prepared(chains=2, seed=0, allocation="global"):
+    net, data = _planted()
+    graph = ChannelGraph(net, data.test_x[:1])
+    cost_model = CostModel.build(graph)
+    criterion = BayesLaplace(draws=200, chains=chains, seed=seed)
+    criterion.prepare(net, graph, Calibration(data, torch.device("cpu"), 128, 4))
+    dead_layer = np.array([g.name == "c1" for g in graph.groups])
+    target = cost_model.cost(cost_model.sizes - 4 * dead_layer, "macs")  # room for exactly the dead four
+    removal = criterion.select(graph, cost_model, target, "macs", allocation, 0.9)
+    return criterion, graph, removal
+
+
+def test_dead_channels_are_pruned_and_live_ones_kept_with_the_redundant_layer_cut_harder():
+    criterion, graph, removal = _prepared()
+    keep = criterion.posterior.keep_probability
+    first = graph.index_of(graph.model.c1)
+    dead = (criterion.group_of_channel == first) & (np.concatenate([np.arange(g.size) for g in graph.groups]) < 4)
+    assert keep[dead].max() < 0.05 and keep[~dead].min() > 0.95
+    assert sorted(removal["c1"]) == [0, 1, 2, 3] and removal["c2"] == []  # uniform would take 2 + 2
+    assert criterion.fisher[dead].max() == 0.0 and criterion.fisher[~dead].min() > 0.0
+
+
+def test_two_sets_of_draws_agree():
+    criterion, _, _ = _prepared(chains=2)
+    agreement = criterion.agreement
+    assert agreement["r_hat_max"] <= 1.05 and agreement["passes"]
+    assert agreement["cross_fit"]["kept_of_low"] < 0.05 and agreement["cross_fit"]["kept_of_high"] > 0.95
+
+
+def test_uniform_allocation_leaves_widths_to_the_budget():
+    criterion, graph, removal = _prepared(allocation="uniform")
+    assert len(removal["c1"]) == len(removal["c2"]) > 0  # the same fraction of each layer
+
+
+def test_carried_posterior_becomes_the_next_prior_and_survives_json():
+    import json
+
+    criterion, _, removal = _prepared()
+    criterion.after_cut(removal)
+    state = json.loads(json.dumps(criterion.state_dict()))
+    assert len(state["carried"]["local"]) == int(criterion.posterior.decision.sum())
+    fresh = BayesLaplace()
+    fresh.load_state_dict(state)
+    assert fresh.carried == state["carried"] and fresh._round == 1
+    criterion.forgetting = 0.0
+    criterion.after_cut(removal)
+    assert criterion.carried is None
+
+
+# --- annealing and configuration ------------------------------------------------------------
+def test_annealing_toward_the_current_cut_hardens_to_its_mask():
+    p = np.array([0.2, 0.5, 0.9, 1.0])
+    assert np.array_equal(tempered_mask(p, 0.0), np.ones(4))  # every survivor of the cut: 1
+    np.testing.assert_allclose(tempered_mask(p, 1.0), p)
+    assert np.all(np.diff([tempered_mask(p, t)[0] for t in (1.0, 0.5, 0.1)]) > 0)  # cooling lifts masks
+    np.testing.assert_array_equal(annealed_mask(p, 0.0), [0.0, 0.5, 1.0, 1.0])  # the final-target variant
+
+
+def test_make_criterion_builds_prior_and_within_objects():
+    criterion = make_criterion("bayes", 3, prior="regularized-horseshoe", tau0=0.5, within="l1", draws=10,
+                               chains=1, forgetting=0.0, per_layer=False)
+    assert criterion.prior.name == "regularized-horseshoe" and criterion.prior.tau0 == 0.5
+    assert criterion.within.name == "l1" and criterion.seed == 3
+    from bayesprune.errors import BayesPruneError
+
+    with pytest.raises(BayesPruneError, match="per-layer"):
+        make_criterion("bayes", prior="horseshoe", tau0=1.0, within="l2", draws=10, chains=1, forgetting=0.0,
+                       per_layer=True)
+    with pytest.raises(BayesPruneError, match="cannot order channels"):
+        make_criterion("bayes", prior="horseshoe", tau0=1.0, within="bayes", draws=10, chains=1, forgetting=0.0,
+                       per_layer=False)
