@@ -1,6 +1,7 @@
 """What every benchmark records beside its numbers: the code's commit and the library versions."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -29,3 +30,11 @@ def versions() -> dict:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "torch_pruning": tp.__version__,
             "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+
+
+def write_json(path: Path, result: dict) -> None:
+    """Write a result file whole or not at all (a benchmark rewrites it after every cell)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from _common import commit, versions
+from _common import commit, versions, write_json
 from tp_compare import run_ours, run_theirs
 
 HERE = Path(__file__).resolve().parent
@@ -145,6 +145,33 @@ def main() -> None:
     print(json.dumps(json.loads(out.read_text())["headline"], indent=1) if out.exists() else "no cells run")
 
 
+def markdown(result: dict) -> str:
+    """The README's tables: per regime and budget, every method's mean (sd) and its paired
+    difference to bayes over the same seeds; then the headlines."""
+    lines = []
+    names = {"fine-tune": f"{result['setup']['rounds']} rounds of {result['setup']['epochs']:g} fine-tuning epochs",
+             "post-training": f"no fine-tuning, {POST_TRAIN_IMAGES} training images"}
+    for regime, budgets in result["summary"].items():
+        for budget, methods in budgets.items():
+            lines += [f"{regime}, MACs target {budget} ({names[regime]}):", "",
+                      "| method | accuracy | minus bayes (paired) | right after the final cut | MACs ratio | seeds |",
+                      "|---|---|---|---|---|---|"]
+            for method, v in sorted(methods.items(), key=lambda kv: -kv[1]["accuracy_mean"]):
+                sd = f" ± {v['accuracy_sd']:.2f}" if v["accuracy_sd"] is not None else ""
+                diff = ("–" if v["minus_bayes_mean"] is None or method.split("+")[0] == "bayes" and
+                        v["minus_bayes_mean"] == 0 else f"{v['minus_bayes_mean']:+.2f}"
+                        + (f" ± {v['minus_bayes_sd']:.2f}" if v["minus_bayes_sd"] is not None else ""))
+                lines.append(f"| `{method}` | {v['accuracy_mean']:.2f}{sd}% | {diff} | {v['after_final_cut_mean']:.2f}% "
+                             f"| {v['macs_ratio']:.3f} | {len(v['seeds'])} |")
+            lines.append("")
+    for key, label in (("headline", "after fine-tuning"), ("headline_post_training", "without fine-tuning")):
+        for budget, h in result.get(key, {}).items():
+            lines.append(f"Headline {label}, {budget}: `{h['bayes_method']}` {h['bayes']:.2f}%, best other "
+                         f"`{h['best_other_name']}` {h['best_other']:.2f}%, margin {h['margin_points']:+.2f} points "
+                         f"({h['seeds']} seeds).")
+    return "\n".join(lines) + "\n"
+
+
 def _write(out: Path, setup: dict, rows: list[dict]) -> None:
     summary = summarise(rows)
     result = {"script": "analysis/bayes_v2.py", "setup": setup, "device": "cpu",
@@ -153,10 +180,7 @@ def _write(out: Path, setup: dict, rows: list[dict]) -> None:
               "headline_post_training": headline(summary, "post-training", POST),
               "summary": summary, "rows": rows, "row_commits": sorted({r["commit"] for r in rows if r.get("commit")}),
               **versions(), "torch_threads": sorted({r["torch_threads"] for r in rows})}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
+    write_json(out, result)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from _common import commit, versions  # analysis/_common.py: the script's folder is on sys.path
+from _common import commit, versions, write_json  # analysis/_common.py: the script's folder is on sys.path
 
 HERE = Path(__file__).resolve().parent
 OURS = ("bayes", "l1", "l2", "bn-scale", "taylor", "lamp", "fpgm")
@@ -340,10 +340,7 @@ def _write(out: Path, args, rows: list[dict], code: str | None, calls: list[dict
               "row_commits": sorted({row["commit"] for row in rows if row.get("commit")}),
               "earlier_arguments": calls, **versions(),
               "torch_threads": threads[0] if len(threads) == 1 else threads}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
+    write_json(out, result)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ class PruneConfig:
     tau0: float | None = None  # scale of the global half-Cauchy; None: 1 for bayes, 0.1 for bayes-svi
     within: str = "l2"  # bayes: the criterion that orders channels inside a layer
     weight_norm_prior: bool = True  # bayes: the GSM on the channel's weight-norm-scaled gate (False: gate alone)
+    interactions: bool = False  # bayes: price a layer's cut with its full Fisher block, not the diagonal
     per_layer_scale: bool = False  # a per-layer scale between global and local
     svi_steps: int = 300
     svi_lr: float = 0.02
@@ -126,7 +127,8 @@ class PruneConfig:
         if self.criterion == "bayes":
             return {"prior": self.prior, "tau0": 1.0 if self.tau0 is None else self.tau0, "within": self.within,
                     "draws": self.posterior_draws, "chains": self.chains, "forgetting": self.forgetting,
-                    "per_layer": self.per_layer_scale, "weight_norm_prior": self.weight_norm_prior}
+                    "per_layer": self.per_layer_scale, "weight_norm_prior": self.weight_norm_prior,
+                    "interactions": self.interactions}
         if self.criterion != "bayes-svi":
             return {}
         from .bayes import SVIConfig

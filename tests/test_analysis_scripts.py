@@ -64,3 +64,33 @@ def test_merge_joins_disjoint_cells_and_refuses_a_cell_twice(tmp_path):
     with pytest.raises(SystemExit, match="more than one file"):
         tp_compare.merge([first, first], tmp_path / "d.json")
     assert not (tmp_path / "d.json").exists()
+
+
+def test_method_strings_name_criterion_allocation_and_typed_overrides():
+    assert tp_compare.method_options("l1@lstm") == ("l1", {"allocation": "lstm"})
+    assert tp_compare.method_options("bayes+interactions=True+anneal_target=final+anneal_t0=0.5") == (
+        "bayes", {"interactions": True, "anneal_target": "final", "anneal_t0": 0.5})
+    assert tp_compare.method_options("bayes@uniform+annealing=False") == ("bayes", {"allocation": "uniform",
+                                                                                    "annealing": False})
+    with pytest.raises(SystemExit, match="not a PruneConfig field"):
+        tp_compare.method_options("bayes+colour=red")
+
+
+def test_bayes_v2_paired_differences_and_headline():
+    import bayes_v2
+
+    def row(method, seed, accuracy, regime="fine-tune"):
+        return {"method": method, "seed": seed, "accuracy": accuracy, "accuracy_after_final_cut": accuracy - 0.1,
+                "macs_ratio": 0.5, "epochs": 6.0, "seconds": 1.0, "target": 0.5, "regime": regime}
+
+    rows = [row("bayes", 0, 0.90), row("bayes", 1, 0.92), row("l2", 0, 0.91), row("l2", 1, 0.90),
+            row("tp-l1", 0, 0.80), row("bayes@uniform", 0, 0.95)]
+    summary = bayes_v2.summarise(rows)
+    l2 = summary["fine-tune"]["0.5"]["l2"]
+    assert l2["minus_bayes_mean"] == pytest.approx(-0.5) and l2["minus_bayes_sd"] == pytest.approx(2 ** 0.5 * 1.5)
+    head = bayes_v2.headline(summary, "fine-tune", bayes_v2.MAIN)["0.5"]
+    # the ablation bayes@uniform is not a candidate of the main headline
+    assert head["bayes_method"] == "bayes" and head["best_other_name"] == "l2"
+    assert head["margin_points"] == pytest.approx(91.0 - 90.5) and head["seeds"] == 2
+    text = bayes_v2.markdown({"setup": bayes_v2.SETUP, "summary": summary, "headline": {"0.5": head}})
+    assert "| `l2` | 90.50 ± 0.71% | -0.50 ± 2.12 |" in text and "margin +0.50 points" in text

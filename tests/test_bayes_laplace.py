@@ -208,3 +208,22 @@ def test_make_criterion_builds_prior_and_within_objects():
     with pytest.raises(BayesPruneError, match="cannot order channels"):
         make_criterion("bayes", prior="horseshoe", tau0=1.0, within="bayes", draws=10, chains=1, forgetting=0.0,
                        per_layer=False)
+
+
+def test_cut_priority_adds_each_channels_share_of_the_layers_quadratic_loss():
+    """Removing a layer's first k channels costs N s^T F s / 2 over them; the priorities are the
+    increments per unit cost (made non-decreasing), so they sum to the whole cut's loss."""
+    from types import SimpleNamespace
+
+    criterion = BayesLaplace()
+    criterion.orders, criterion.examples = [np.array([1, 0])], 2  # the layer gives up channel 1 first
+    block = np.array([[1.0, 0.5], [0.5, 4.0]])  # in that order: F_11 = 1, F_00 = 4, F_10 = 0.5
+    selector = SimpleNamespace(channel_cost=np.array([2.0, 1.0]))
+    s = np.array([[1.0, 1.0], [0.5, 1.0]])  # two draws of (s_0, s_1)
+    priority = criterion._priority(s, [block], selector)
+    # draw 1: channel 1 first adds 0.5*2*1 = 1 (cost 1); channel 0 adds 0.5*2*(4 + 2*0.5) = 5 (cost 2)
+    np.testing.assert_allclose(priority[0], [2.5, 1.0])
+    # draw 2: s_0 = 0.5: adds 0.5*2*(0.25*4 + 2*0.5*0.5*1) = 1.5 (cost 2) -> 0.75, below channel 1's 1.0
+    np.testing.assert_allclose(priority[1], [1.0, 1.0])  # made non-decreasing along the order
+    added = priority[0] * selector.channel_cost
+    np.testing.assert_allclose(added.sum(), 0.5 * 2 * s[0] @ block[::-1, ::-1] @ s[0])

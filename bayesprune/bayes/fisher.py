@@ -37,6 +37,14 @@ class GateFisher:
     fisher: np.ndarray  # (channels,)
     halves: tuple[np.ndarray, np.ndarray]
     examples: int
+    gradients: np.ndarray  # (examples, channels) per-example gate gradients; halves = alternate rows
+
+    def block(self, channels: np.ndarray, half: int | None = None) -> np.ndarray:
+        """Empirical Fisher matrix ``mean_i g_i g_i^T`` of ``channels`` (e.g. one layer's gates),
+        over all examples or one half (0: even rows, 1: odd rows)."""
+        rows = self.gradients if half is None else self.gradients[half::2]
+        g = rows[:, channels]
+        return g.T @ g / max(1, len(rows))
 
 
 def per_example_gate_gradients(model: nn.Module, gates: ChannelGates, xb: torch.Tensor,
@@ -62,21 +70,15 @@ def gate_fisher(model: nn.Module, gates: ChannelGates,
     """Diagonal empirical Fisher of every gate over ``batches`` (model in eval mode meanwhile)."""
     was_training = model.training
     model.eval()
-    squares = [torch.zeros(gates.num_channels, dtype=torch.float64) for _ in range(2)]
-    counts = [0, 0]
-    seen = 0
+    rows = []
     try:
         for xb, yb in batches:
             crash_point("fisher-batch")
-            g2 = per_example_gate_gradients(model, gates, xb, yb).pow(2)
-            parity = (torch.arange(len(yb)) + seen) % 2
-            for half in (0, 1):
-                squares[half] += g2[parity == half].sum(0)
-                counts[half] += int((parity == half).sum())
-            seen += len(yb)
+            rows.append(per_example_gate_gradients(model, gates, xb, yb))
     finally:
         model.train(was_training)
-    if seen == 0:
+    if not rows:
         raise ValueError("the gate Fisher needs at least one calibration batch")
-    halves = tuple((squares[h] / max(1, counts[h])).numpy() for h in (0, 1))
-    return GateFisher(((squares[0] + squares[1]) / seen).numpy(), halves, seen)
+    gradients = torch.cat(rows).numpy()
+    squares = gradients ** 2
+    return GateFisher(squares.mean(0), (squares[0::2].mean(0), squares[1::2].mean(0)), len(gradients), gradients)

@@ -74,6 +74,8 @@ class BayesLaplace(Criterion):
         within: the criterion that orders channels inside a layer (default :class:`L2Norm`).
         draws: posterior draws per chain. chains: independent sets of draws.
         forgetting: rho of the carried posterior (0: the prior is refitted every round).
+        interactions: price a layer's cut with its full empirical Fisher block (channels removed
+            together interact), not only the diagonal.
         weight_norm_prior: put the prior on ``z = s r`` (default); False: on the gate ``s`` alone
             (``r = 1``, an ablation: the Fisher is then the only evidence about how many channels go).
         fold_means: fold the gates' posterior means into the weights before the cut
@@ -89,7 +91,7 @@ class BayesLaplace(Criterion):
 
     def __init__(self, prior: ScalePrior | None = None, within: Criterion | None = None, draws: int = 200,
                  chains: int = 2, seed: int = 0, forgetting: float = 0.5, fold_means: bool = False,
-                 weight_norm_prior: bool = True, grid: ScaleGrid | None = None):
+                 weight_norm_prior: bool = True, interactions: bool = False, grid: ScaleGrid | None = None):
         if chains < 1:
             raise BayesPruneError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
@@ -101,6 +103,7 @@ class BayesLaplace(Criterion):
         self.within = within if within is not None else L2Norm()
         self.draws, self.chains, self.seed = draws, chains, seed
         self.forgetting, self.fold_means, self.weight_norm_prior = forgetting, fold_means, weight_norm_prior
+        self.interactions = interactions
         self.carried: dict | None = None  # {"local": (C', K) list, "tau": (M,) list} after a cut
         self.posterior: ChannelPosterior | None = None
         self.agreement: dict | None = None
@@ -121,7 +124,10 @@ class BayesLaplace(Criterion):
             self.relative_norm = np.ones_like(self.relative_norm)
         fisher = gate_fisher(model, self.gates, calibration.batches())
         self.examples = len(calibration.data.train_y)
-        self.fisher, self.fisher_halves, self.fisher_examples = fisher.fisher, fisher.halves, fisher.examples
+        self.fisher, self.fisher_examples = fisher.fisher, fisher.examples
+        self.orders = self._layer_orders()
+        self.blocks = self._blocks(fisher, None)
+        self.half_blocks = [self._blocks(fisher, half) for half in (0, 1)]
         local, tau = (None, None) if self.carried is None else (np.asarray(self.carried["local"]),
                                                                np.asarray(self.carried["tau"]))
         self.gsm = self._fit(self.fisher, local, tau)
@@ -132,7 +138,7 @@ class BayesLaplace(Criterion):
                             "lambda": np.concatenate([d["lambda"] for d in draws])}
         self.gate_draws = self.z_draws / self.relative_norm
         self.half_gate_draws = [self._fit(f, local, tau).draw(self.draws, np.random.default_rng(rng.integers(2 ** 32)))
-                                ["z"] / self.relative_norm for f in self.fisher_halves]
+                                ["z"] / self.relative_norm for f in fisher.halves]
         self.posterior, self.keep_final, self.agreement = None, None, None
 
     def _fit(self, fisher: np.ndarray, local, tau) -> GSMPosterior:
@@ -144,11 +150,10 @@ class BayesLaplace(Criterion):
         if getattr(self, "gate_draws", None) is None:
             raise RuntimeError("BayesLaplace.prepare(model, graph, calibration) must run before scoring")
 
-    def effect_draws(self, gate_draws: np.ndarray | None = None) -> np.ndarray:
-        """Nats of log-likelihood lost by removing each channel, per draw: ``N F_c s_c^2 / 2``."""
+    def effect_draws(self) -> np.ndarray:
+        """Nats of log-likelihood lost by removing each channel alone, per draw: ``N F_c s_c^2 / 2``."""
         self._require_prepared()
-        gates = self.gate_draws if gate_draws is None else gate_draws
-        return 0.5 * self.examples * self.fisher * gates ** 2
+        return 0.5 * self.examples * self.fisher * self.gate_draws ** 2
 
     def __call__(self, group) -> torch.Tensor:
         """Posterior mean loss of removing each of the group's channels (a Torch-Pruning importance)."""
@@ -158,21 +163,36 @@ class BayesLaplace(Criterion):
         return torch.as_tensor(effect[list(group[0].root_idxs)], dtype=torch.float64)
 
     # decision ----------------------------------------------------------------------------
-    def _priority(self, effect: np.ndarray, selector: BudgetedSelector) -> np.ndarray:
-        """Per draw, ``e / cost`` made non-decreasing along each layer's ``within`` order."""
-        ratio = effect / selector.channel_cost
-        out = np.empty_like(ratio)
+    def _layer_orders(self) -> list[np.ndarray]:
+        """Per layer, its channels in ``within`` order (the order in which the layer gives them up)."""
+        orders = []
         for g in np.unique(self.group_of_channel):
             members = np.flatnonzero(self.group_of_channel == g)
-            ordered = members[np.argsort(self.within_score[members], kind="stable")]
-            out[:, ordered] = np.maximum.accumulate(ratio[:, ordered], axis=1)
+            orders.append(members[np.argsort(self.within_score[members], kind="stable")])
+        return orders
+
+    def _blocks(self, fisher, half: int | None) -> list[np.ndarray]:
+        """Per layer (in ``within`` order), the Fisher block that prices a cut: the layer's full
+        empirical Fisher matrix with ``interactions``, else its diagonal."""
+        blocks = [fisher.block(order, half) for order in self.orders]
+        return blocks if self.interactions else [np.diag(np.diag(block)) for block in blocks]
+
+    def _priority(self, gate_draws: np.ndarray, blocks: list[np.ndarray], selector: BudgetedSelector) -> np.ndarray:
+        """Per draw, the loss that removing each channel adds to its layer's cut, per unit cost,
+        made non-decreasing along the layer's order. Removing the layer's first k channels ``S_k``
+        costs ``N s_S^T F_SS s_S / 2`` nats; the k-th channel adds
+        ``N (s_k^2 F_kk + 2 s_k sum_{j<k} F_kj s_j) / 2`` (only the first term without interactions)."""
+        out = np.empty_like(gate_draws)
+        for order, block in zip(self.orders, blocks):
+            s = gate_draws[:, order]
+            added = 0.5 * self.examples * (s ** 2 * np.diag(block) + 2 * s * (s @ np.tril(block, -1).T))
+            out[:, order] = np.maximum.accumulate(added / selector.channel_cost[order], axis=1)
         return out
 
     def _within_rank(self) -> np.ndarray:
         rank = np.empty(len(self.within_score), dtype=np.int64)
-        for g in np.unique(self.group_of_channel):
-            members = np.flatnonzero(self.group_of_channel == g)
-            rank[members[np.argsort(self.within_score[members], kind="stable")]] = np.arange(len(members))
+        for order in self.orders:
+            rank[order] = np.arange(len(order))
         return rank
 
     def _cuts(self, priority: np.ndarray, selector: BudgetedSelector, rank: np.ndarray):
@@ -184,7 +204,7 @@ class BayesLaplace(Criterion):
         self._require_prepared()
         selector = BudgetedSelector(cost_model, self.group_of_channel, target, kind, max_fraction, allocation, round_to)
         rank = self._within_rank()
-        priority = self._priority(self.effect_draws(), selector)
+        priority = self._priority(self.gate_draws, self.blocks, selector)
         kept_draws, keep_probability, cut = self._cuts(priority, selector, rank)
         self.keep_final = keep_probability
         if final_target is not None and final_target < target:
@@ -209,7 +229,7 @@ class BayesLaplace(Criterion):
         by_chain = kept_draws.reshape(self.chains, -1, kept_draws.shape[1]).mean(1)
         chains = (cross_calibration(by_chain[0], by_chain[1]) if self.chains > 1
                   else {"kept_of_low": None, "kept_of_high": None})
-        halves = [self._priority(self.effect_draws(g), selector) for g in self.half_gate_draws]
+        halves = [self._priority(g, b, selector) for g, b in zip(self.half_gate_draws, self.half_blocks)]
         half_keep = [self._cuts(p, selector, rank)[1] for p in halves]
         layers = {"tau": self.hyper_draws["tau"]}
         for g in np.unique(self.group_of_channel):
