@@ -36,7 +36,7 @@ SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_imag
          "rounds": 3, "epochs": 2.0, "lr": 0.01, "batch_size": 128, "max_prune_fraction": 0.9,
          "calibration_batches": 8, "reparameterize": "mean", "svi_steps": 150, "chains": 2, "sl_epochs": 1}
 MAIN = ("bayes", "bayes-svi", "l2", "taylor", "tp-l2", "tp-l1", "tp-group-sl")
-ABLATIONS = ("bayes@uniform", "bayes+within=taylor", "bayes+weight_norm_prior=False",
+ABLATIONS = ("bayes@uniform", "bayes+interactions=False", "bayes+within=taylor", "bayes+weight_norm_prior=False",
              "bayes+anneal_target=final", "bayes+annealing=False", "bayes+prior=regularized-horseshoe",
              "bayes+prior=normal-jeffreys")
 POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq") for m in ("bayes", "bayes-svi", "l2", "taylor")) \

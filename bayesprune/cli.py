@@ -91,9 +91,9 @@ def _prune_options(p, compare: bool) -> None:
                    help="scale of the global half-Cauchy (default 1 for bayes, 0.1 for bayes-svi)")
     b.add_argument("--within", default=defaults.within,
                    help="bayes: the criterion that orders channels inside a layer (default l2)")
-    b.add_argument("--interactions", action="store_true",
-                   help="bayes: price a layer's cut with its full Fisher block (channels removed together "
-                        "interact), not only the diagonal")
+    b.add_argument("--no-interactions", dest="interactions", action="store_false",
+                   help="bayes: price a layer's cut with the diagonal of its Fisher block only, ignoring how "
+                        "channels removed together interact (ablation)")
     b.add_argument("--no-weight-norm-prior", dest="weight_norm_prior", action="store_false",
                    help="bayes: put the prior on the gate alone, not on the weight-norm-scaled gate (ablation)")
     b.add_argument("--per-layer-scale", action="store_true", help="add a per-layer scale (hierarchical)")

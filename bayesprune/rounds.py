@@ -35,7 +35,7 @@ from .criteria import make_criterion
 from .criteria.base import Calibration
 from .criteria.training_time import SearchContext
 from .data import load_dataset
-from .decision import CostModel, check_reachable
+from .decision import CostModel, ExpectedLossWidths, check_reachable
 from .decision.lstm import LSTMAllocation
 from .errors import ModelError, TrainingError
 from .groups import ChannelGraph, check_prunable, count_macs_params
@@ -230,8 +230,11 @@ class SearchSettings:
     start_trained: bool = True  # False in round 1 of a --from-scratch run
 
 
-def _allocation(config: PruneConfig, graph: ChannelGraph, calibration: Calibration):
-    """The run's allocation: a name, or for ``lstm`` the policy trained on this round's network."""
+def _allocation(config: PruneConfig, criterion, graph: ChannelGraph, calibration: Calibration):
+    """The run's allocation: a name, or an object measured on this round's network (``global``
+    for criteria that do not decide widths themselves; ``lstm``)."""
+    if config.allocation == "global" and not criterion.own_widths:
+        return ExpectedLossWidths.measure(graph.model, graph, calibration)
     if config.allocation != "lstm":
         return config.allocation
     return LSTMAllocation(graph, calibration.batches(), seed=config.seed, progress=config.progress)
@@ -248,7 +251,7 @@ def _cut(model, inputs, criterion, calibration, config, target, final_target, ki
     cost_model = CostModel.build(graph)
     check_reachable(cost_model, target, kind, config.max_prune_fraction,  # before any costly scoring
                     round_to=config.round_to)
-    allocation = _allocation(config, graph, calibration)
+    allocation = _allocation(config, criterion, graph, calibration)
     prepare_start = time.perf_counter()
     search_stats = None
     if search is not None:  # a training-time method trains (and soft-prunes) before it selects

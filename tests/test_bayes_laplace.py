@@ -227,3 +227,24 @@ def test_cut_priority_adds_each_channels_share_of_the_layers_quadratic_loss():
     np.testing.assert_allclose(priority[1], [1.0, 1.0])  # made non-decreasing along the order
     added = priority[0] * selector.channel_cost
     np.testing.assert_allclose(added.sum(), 0.5 * 2 * s[0] @ block[::-1, ::-1] @ s[0])
+
+
+def test_global_allocation_gives_any_criterion_expected_loss_widths():
+    """l2 under --allocation global: the widths come from the gate Fisher per MAC, so the layer
+    with dead channels loses them and the other layer keeps everything; score-global ranks
+    norms over their layer's mean and cannot see that the dead channels cost nothing."""
+    from bayesprune.criteria import L2Norm
+    from bayesprune.decision import ExpectedLossWidths, allocate
+
+    net, data = _planted()
+    graph = ChannelGraph(net, data.test_x[:1])
+    cost_model = CostModel.build(graph)
+    widths = ExpectedLossWidths.measure(net, graph, Calibration(data, torch.device("cpu"), 128, 4))
+    dead_layer = np.array([g.name == "c1" for g in graph.groups])
+    target = cost_model.cost(cost_model.sizes - 4 * dead_layer, "macs")
+    removal = allocate(L2Norm().score(graph), cost_model, target, "macs", widths)
+    assert sorted(removal["c1"]) == [0, 1, 2, 3] and removal["c2"] == []
+    from bayesprune.errors import BudgetError
+
+    with pytest.raises(BudgetError, match="measured on the network"):
+        allocate(L2Norm().score(graph), cost_model, target, "macs", "global")

@@ -35,7 +35,7 @@ def _scores(graph, seed=0):
     return {grp.name: torch.rand(grp.size, generator=g) for grp in graph.groups}
 
 
-@pytest.mark.parametrize("method", ["uniform", "global"])
+@pytest.mark.parametrize("method", ["uniform", "score-global"])
 @pytest.mark.parametrize("fraction", [0.9, 0.6, 0.35])
 def test_allocation_meets_budget_and_keeps_every_layer(method, fraction):
     model, graph = _graph()
@@ -61,7 +61,7 @@ def test_global_ranks_across_layers_by_relative_score():
     cost = CostModel.build(graph)
     # c1's channel 0 is far below its layer's mean; every c2 channel is at its mean
     scores = {"c1": torch.tensor([0.1, 10.0, 10.0, 10.0]), "c2": torch.ones(6)}
-    removal = allocate(scores, cost, cost.full() - 1, "macs", "global")
+    removal = allocate(scores, cost, cost.full() - 1, "macs", "score-global")
     assert removal == {"c1": [0], "c2": []}
 
 
@@ -107,4 +107,4 @@ def test_round_to_keeps_multiples_and_meets_the_budget(fraction):
     per_group = np.bincount(group_of_channel[kept], minlength=len(cost.sizes))
     assert (per_group % 8 == 0).all() and cost.cost(per_group) <= target
     with pytest.raises(BudgetError, match="uniform only"):
-        allocate(_scores(graph), cost, target, "macs", "global", round_to=8)
+        allocate(_scores(graph), cost, target, "macs", "score-global", round_to=8)

@@ -54,16 +54,18 @@ class BudgetedSelector:
     """Cuts to a budget along removal orders, with per-group caps, using the cost model."""
 
     def __init__(self, cost_model: CostModel, group_of_channel: np.ndarray, target: float, kind: str,
-                 max_fraction: float, allocation="global", round_to: int = 1):
+                 max_fraction: float | None, allocation="global", round_to: int = 1, cap: np.ndarray | None = None):
+        """``cap`` (per group) replaces the caps of ``max_fraction`` when the caller has checked them."""
         self.cost_model, self.group_of_channel = cost_model, group_of_channel
         self.target, self.kind = target, kind
         sizes = cost_model.sizes
         if round_to > 1 and allocation != "uniform":
             raise BudgetError("--round-to works with --allocation uniform only")
-        self.cap = removable_counts(sizes, max_fraction, round_to)
+        self.cap = removable_counts(sizes, max_fraction, round_to) if cap is None else np.asarray(cap)
         self.channel_cost = marginal_channel_cost(cost_model, kind)[group_of_channel]
         self.per_group_counts = None
-        check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
+        if cap is None:
+            check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
         if allocation == "uniform":
             self.per_group_counts = uniform_counts(cost_model, target, kind, self.cap, round_to)
         elif not isinstance(allocation, str):  # a learned allocation (e.g. lstm) fixes the counts

@@ -48,6 +48,7 @@ class Criterion(tp.importance.Importance):
     needs_data: ClassVar[bool] = False
     trains: ClassVar[bool] = False  # prunes while training: see bayesprune.criteria.training_time
     default_allocation: ClassVar[str] = "uniform"  # used when the run names no --allocation
+    own_widths: ClassVar[bool] = False  # True: it decides the widths under --allocation global itself
 
     def check(self, data: ImageData) -> None:
         """Refuse data this criterion cannot work with, before a run writes anything. Default: accept."""

@@ -64,6 +64,7 @@ class BayesGSM(Criterion):
     description = "frozen-network SVI posterior over channel gates (the pre-v2 bayes); keep probabilities"
     source = "Louizos et al. 2017, NeurIPS, sec. 3-4; Carvalho et al. 2010"
     needs_data = True
+    own_widths = True  # with --allocation global its draws rank channels across layers
 
     def __init__(self, prior: str = "horseshoe", per_layer: bool = False, tau0: float = 0.1,
                  svi: SVIConfig | None = None, draws: int = 200, train_weights: bool = False,

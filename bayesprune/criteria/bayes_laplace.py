@@ -10,7 +10,7 @@ import torch
 
 from ..bayes.agreement import cross_calibration, r_hat_max, summarise
 from ..bayes.decision import BudgetedSelector
-from ..bayes.fisher import gate_fisher
+from ..bayes.fisher import cut_priority, gate_fisher
 from ..bayes.gates import ChannelGates
 from ..bayes.gsm_quadrature import GSMPosterior, ScaleGrid
 from ..bayes.posterior import ChannelPosterior, hdi_contains, write_round_artifacts
@@ -40,15 +40,17 @@ class BayesLaplace(Criterion):
     posterior is computed exactly on a grid of scales (:mod:`bayesprune.bayes.gsm_quadrature`):
     ``tau`` and every ``lambda_c`` are integrated, not optimised.
 
-    **Evidence per channel**: in posterior draw d, removing channel c costs
-    ``e_c = N F_c (s_c^d)^2 / 2`` nats of log-likelihood (the quadratic loss of moving its gate
-    from ``s_c^d`` to 0), and saves ``cost_c`` MACs (or params; the cost model's marginal cost of
-    one channel of its group). Which channels a layer gives up is fixed by ``within`` (default
+    **Evidence per channel**: in posterior draw d, removing a layer's first k channels ``S`` costs
+    ``N s_S^T F_SS s_S / 2`` nats of log-likelihood (the quadratic loss of moving their gates from
+    ``s^d`` to 0, ``F_SS`` the layer's empirical Fisher block: channels removed together interact;
+    with ``interactions=False`` its diagonal, ``e_c = N F_c (s_c^d)^2 / 2`` per channel), and each
+    channel saves ``cost_c`` MACs (or params; the cost model's marginal cost of one channel of its
+    group). Which channels a layer gives up is fixed by ``within`` (default
     the L2 norm: within a layer, the measurements behind issue 16 found nothing better); the
-    posterior decides **how many**: in each draw, channels are removed in increasing
-    ``e / cost`` order, each layer in its ``within`` order (a channel's priority is the largest
-    ``e / cost`` of the channels its layer must give up first), under the per-layer caps, until
-    the budget is met. Keep probabilities (the share of draws whose cut keeps a channel), the
+    posterior decides **how many**: in each draw, channels are removed in increasing order
+    of what each adds to its layer's cut per unit cost (:func:`~bayesprune.bayes.fisher.cut_priority`;
+    a channel's priority is at least that of the channels its layer gives up before it), each layer
+    in its ``within`` order, under the per-layer caps, until the budget is met. Keep probabilities (the share of draws whose cut keeps a channel), the
     final-round prediction (the same draws cut to the final budget) and the uncertain channels
     follow from these per-draw cuts as for ``bayes-svi``. **The decision** minimises the posterior
     expected loss ``E[sum of e_c over removed c]`` under the budget: channels go in increasing
@@ -74,8 +76,9 @@ class BayesLaplace(Criterion):
         within: the criterion that orders channels inside a layer (default :class:`L2Norm`).
         draws: posterior draws per chain. chains: independent sets of draws.
         forgetting: rho of the carried posterior (0: the prior is refitted every round).
-        interactions: price a layer's cut with its full empirical Fisher block (channels removed
-            together interact), not only the diagonal.
+        interactions: price a layer's cut with its full empirical Fisher block (default: channels
+            removed together interact); False: its diagonal only, which let a cheap layer be cut
+            to a sliver in one round (an ablation).
         weight_norm_prior: put the prior on ``z = s r`` (default); False: on the gate ``s`` alone
             (``r = 1``, an ablation: the Fisher is then the only evidence about how many channels go).
         fold_means: fold the gates' posterior means into the weights before the cut
@@ -88,10 +91,11 @@ class BayesLaplace(Criterion):
     source = "Louizos et al. 2017, NeurIPS, sec. 3.1 eq. 8; Carvalho et al. 2010; MacKay 1992"
     needs_data = True
     default_allocation = "global"  # the posterior sets the widths
+    own_widths = True  # with --allocation global it decides the widths itself
 
     def __init__(self, prior: ScalePrior | None = None, within: Criterion | None = None, draws: int = 200,
                  chains: int = 2, seed: int = 0, forgetting: float = 0.5, fold_means: bool = False,
-                 weight_norm_prior: bool = True, interactions: bool = False, grid: ScaleGrid | None = None):
+                 weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None):
         if chains < 1:
             raise BayesPruneError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
@@ -178,16 +182,8 @@ class BayesLaplace(Criterion):
         return blocks if self.interactions else [np.diag(np.diag(block)) for block in blocks]
 
     def _priority(self, gate_draws: np.ndarray, blocks: list[np.ndarray], selector: BudgetedSelector) -> np.ndarray:
-        """Per draw, the loss that removing each channel adds to its layer's cut, per unit cost,
-        made non-decreasing along the layer's order. Removing the layer's first k channels ``S_k``
-        costs ``N s_S^T F_SS s_S / 2`` nats; the k-th channel adds
-        ``N (s_k^2 F_kk + 2 s_k sum_{j<k} F_kj s_j) / 2`` (only the first term without interactions)."""
-        out = np.empty_like(gate_draws)
-        for order, block in zip(self.orders, blocks):
-            s = gate_draws[:, order]
-            added = 0.5 * self.examples * (s ** 2 * np.diag(block) + 2 * s * (s @ np.tril(block, -1).T))
-            out[:, order] = np.maximum.accumulate(added / selector.channel_cost[order], axis=1)
-        return out
+        """Per draw, what removing each channel adds to its layer's cut per unit cost (:func:`cut_priority`)."""
+        return cut_priority(gate_draws, self.orders, blocks, self.examples, selector.channel_cost)
 
     def _within_rank(self) -> np.ndarray:
         rank = np.empty(len(self.within_score), dtype=np.int64)

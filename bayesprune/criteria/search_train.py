@@ -176,7 +176,7 @@ class SearchTrain(TrainingCriterion):
         masked = torch.cat(hard) < 0.5
         relative = torch.cat([(v - v.mean()) / v.std(unbiased=False).clamp_min(1e-12) for v in importance])
         selector = BudgetedSelector(cost_model, gates.layer_of_channel.numpy(), context.target, context.kind,
-                                    context.max_fraction, "global")
+                                    context.max_fraction, "score-global")
         kept, _ = selector.select((relative + 100.0 * (~masked).float()).double().numpy())
         self.removal = _removal(graph, kept)
         silence(graph, self.removal)  # the cut then equals the masked network the search trained

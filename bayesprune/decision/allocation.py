@@ -1,11 +1,16 @@
 """Turn per-channel scores into a set of channels to remove that meets a MACs/params budget.
 
-Two allocations (the usual pair in the literature, e.g. Torch-Pruning's ``global_pruning``):
+The allocations:
 
 - ``uniform``: every group loses the same fraction of its channels, its lowest-scoring ones; the
   fraction is the smallest that meets the budget (bisection; the cost is monotone in it).
-- ``global``: channels of all groups are ranked together by score divided by their group's mean
-  score (so layers of different weight scale compete fairly) and removed lowest first.
+- ``global``: layer widths from the expected loss of each cut per MAC saved
+  (:class:`~bayesprune.decision.expected_loss.ExpectedLossWidths`, built by the engine from the
+  calibration data; ``bayes``/``bayes-svi`` use their own posterior instead);
+- ``score-global``: channels of all groups ranked together by score divided by their group's mean
+  score and removed lowest first (Torch-Pruning's ``global_pruning`` style; scores of different
+  layers are not comparable and MACs are ignored: kept for comparison);
+- ``lstm``: per-layer rates from an LSTM policy (:class:`~bayesprune.decision.lstm.LSTMAllocation`).
 
 Both keep at least one channel and at most remove ``max_fraction`` of any group: a layer pruned
 to nothing disconnects the network, and a layer pruned to a sliver collapses accuracy.
@@ -24,13 +29,15 @@ import torch
 from ..errors import BudgetError
 from .cost import CostModel
 
-ALLOCATIONS = ("uniform", "global", "lstm")  # lstm: bayesprune.decision.lstm.LSTMAllocation
+ALLOCATIONS = ("uniform", "global", "score-global", "lstm")
+MEASURED = {"global": "ExpectedLossWidths.measure(model, graph, calibration)",  # allocations built from data
+            "lstm": "LSTMAllocation(graph, batches)"}
 
 
 def _check_method(method) -> None:
-    if method == "lstm":
-        raise BudgetError("the lstm allocation is trained on the network: pass an LSTMAllocation(graph, batches) "
-                          "object (the engine builds it for --allocation lstm)")
+    if method in MEASURED:
+        raise BudgetError(f"the {method} allocation is measured on the network: pass an {MEASURED[method]} "
+                          f"object (the engine builds it for --allocation {method})")
     if isinstance(method, str) and method not in ALLOCATIONS:
         raise BudgetError(f"unknown allocation {method!r}; choose one of {', '.join(ALLOCATIONS)}")
 
@@ -82,9 +89,11 @@ def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: flo
              method="uniform", max_fraction: float = 0.9, round_to: int = 1) -> dict[str, list[int]]:
     """Channels to remove per group (local indices, lowest score first) so that cost <= ``target``.
 
-    ``target`` is an absolute MACs/params count; ``method`` is ``"uniform"``, ``"global"`` or an
-    object whose ``counts(cost_model, target, kind, cap, round_to)`` gives the per-group counts
-    (e.g. :class:`~bayesprune.decision.lstm.LSTMAllocation`). Raises :class:`BudgetError` if even
+    ``target`` is an absolute MACs/params count; ``method`` is ``"uniform"``, ``"score-global"`` or
+    an object whose ``counts(cost_model, target, kind, cap, round_to, orders=...)`` gives the
+    per-group counts (:class:`~bayesprune.decision.expected_loss.ExpectedLossWidths`,
+    :class:`~bayesprune.decision.lstm.LSTMAllocation`); ``orders`` are the groups' channels,
+    lowest score first. Raises :class:`BudgetError` if even
     the maximal removal allowed by ``max_fraction`` stays above it.
     """
     _check_method(method)
@@ -99,7 +108,7 @@ def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: flo
     if method == "uniform":
         counts = uniform_counts(cost_model, target, kind, cap, round_to)
     elif not isinstance(method, str):
-        counts = method.counts(cost_model, target, kind, cap, round_to)
+        counts = method.counts(cost_model, target, kind, cap, round_to, orders=orders)
     else:
         counts = _global_counts(scores, cost_model, target, kind, cap, orders)
     return {name: sorted(int(i) for i in order[:n]) for name, order, n in zip(cost_model.names, orders, counts)}

@@ -82,7 +82,9 @@ class LSTMAllocation:
                          float(norm.mean() / overall), float(norm.std(unbiased=False) / norm.mean().clamp_min(1e-12))])
         return torch.tensor(rows, dtype=torch.float32)
 
-    def counts(self, cost_model: CostModel, target: float, kind: str, cap: np.ndarray, round_to: int = 1) -> np.ndarray:
+    def counts(self, cost_model: CostModel, target: float, kind: str, cap: np.ndarray, round_to: int = 1,
+               orders=None) -> np.ndarray:
+        """Per-group removal counts (``orders``, the criterion's, do not matter to the policy)."""
         if self.policy is None:
             self._train(cost_model, target, kind, cap)
         with torch.no_grad():
