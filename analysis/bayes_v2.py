@@ -95,7 +95,8 @@ def headline(summary: dict, regime: str, candidates: tuple[str, ...]) -> dict:
         best = max(others, key=lambda m: methods[m]["accuracy_mean"])
         b, o = methods[best_ours]["accuracy_mean"], methods[best]["accuracy_mean"]
         out[budget] = {"bayes": b, "bayes_method": best_ours, "best_other": o, "best_other_name": best,
-                       "margin_points": b - o, "seeds": min(len(methods[best_ours]["seeds"]), len(methods[best]["seeds"])),
+                       "margin_points": b - o,
+                       "seeds": min(len(methods[best_ours]["seeds"]), len(methods[best]["seeds"])),
                        "after_final_cut": methods[best_ours]["after_final_cut_mean"]}
     return out
 
@@ -108,7 +109,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
+    parser.add_argument("--merge", nargs="+", metavar="RESULT_JSON",
+                        help="only join these result files (same set-up, e.g. budgets run in parallel processes "
+                             "with OMP_NUM_THREADS=1) into --out; a cell may appear once")
     args = parser.parse_args()
+    if args.merge:
+        merge([Path(p) for p in args.merge], Path(args.out))
+        return
     setup = dict(SETUP)
     out = Path(args.out)
     if args.quick:
@@ -161,7 +168,8 @@ def markdown(result: dict) -> str:
                 diff = ("–" if v["minus_bayes_mean"] is None or method.split("+")[0] == "bayes" and
                         v["minus_bayes_mean"] == 0 else f"{v['minus_bayes_mean']:+.2f}"
                         + (f" ± {v['minus_bayes_sd']:.2f}" if v["minus_bayes_sd"] is not None else ""))
-                lines.append(f"| `{method}` | {v['accuracy_mean']:.2f}{sd}% | {diff} | {v['after_final_cut_mean']:.2f}% "
+                lines.append(f"| `{method}` | {v['accuracy_mean']:.2f}{sd}% | {diff} | "
+                             f"{v['after_final_cut_mean']:.2f}% "
                              f"| {v['macs_ratio']:.3f} | {len(v['seeds'])} |")
             lines.append("")
     for key, label in (("headline", "after fine-tuning"), ("headline_post_training", "without fine-tuning")):
@@ -170,6 +178,19 @@ def markdown(result: dict) -> str:
                          f"`{h['best_other_name']}` {h['best_other']:.2f}%, margin {h['margin_points']:+.2f} points "
                          f"({h['seeds']} seeds).")
     return "\n".join(lines) + "\n"
+
+
+def merge(paths: list[Path], out: Path) -> None:
+    results = [json.loads(p.read_text()) for p in paths]
+    if any(r["setup"] != results[0]["setup"] for r in results):
+        raise SystemExit("--merge: the files were measured with different set-ups")
+    rows = [row for r in results for row in r["rows"]]
+    cells = [(r["regime"], r["target"], r["seed"], r["method"]) for r in rows]
+    twice = sorted({c for c in cells if cells.count(c) > 1})
+    if twice:
+        raise SystemExit(f"--merge: cells measured in more than one file: {twice}")
+    _write(out, results[0]["setup"], rows)
+    print(f"merged {len(rows)} rows of {len(paths)} files into {out}")
 
 
 def _write(out: Path, setup: dict, rows: list[dict]) -> None:

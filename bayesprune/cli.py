@@ -69,6 +69,10 @@ def _prune_options(p, compare: bool) -> None:
                    help="keep a multiple of this many channels per layer (8 or 16 for real speed-ups on "
                         "CPU/GPU kernels; needs --allocation uniform)")
     p.add_argument("--epochs", type=float, default=defaults.epochs, help="fine-tune epochs per round")
+    p.add_argument("--distill", type=float, default=defaults.distill, metavar="ALPHA",
+                   help="fine-tune with (1 - ALPHA) cross-entropy + ALPHA distillation from the unpruned "
+                        "network (Hinton et al. 2015); 0 (default) is off")
+    p.add_argument("--distill-temperature", type=float, default=defaults.distill_temperature)
     t = p.add_argument_group("training-time methods (pfam, sep, search-train)")
     t.add_argument("--search-epochs", type=float, default=defaults.search_epochs,
                    help="epochs the method trains (and soft-prunes) before each round's cut")
@@ -248,7 +252,8 @@ def _cmd_evaluate(args) -> int:
     resolved = resolve_model(args.model, data, trust_pickle=args.trust_pickle)
     macs, params = count_macs_params(resolved.model, data.test_x[:1])
     accuracy = evaluate(resolved.model, data.test_x, data.test_y, device)
-    print(json.dumps({"model": resolved.source, "data": data.name, "accuracy": accuracy, "macs": macs, "params": params}))
+    print(json.dumps({"model": resolved.source, "data": data.name, "accuracy": accuracy, "macs": macs,
+                      "params": params}))
     return 0
 
 

@@ -33,7 +33,10 @@ VARIANTS: dict[str, dict] = {
     "bayes-no-carry": {"criterion": "bayes", "forgetting": 0.0},
     "bayes-no-reparam": {"criterion": "bayes", "reparameterize": "none"},
     "bayes-expand": {"criterion": "bayes", "expand": 1.5},
-    "bayes-global": {"criterion": "bayes", "allocation": "global"},
+    "bayes-global": {"criterion": "bayes", "allocation": "global"},  # bayes's own default
+    "bayes-uniform": {"criterion": "bayes", "allocation": "uniform"},  # the posterior does not set widths
+    "bayes-diagonal": {"criterion": "bayes", "interactions": False},
+    "bayes-anneal-final": {"criterion": "bayes", "anneal_target": "final"},
 }
 
 

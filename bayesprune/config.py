@@ -34,6 +34,8 @@ class PruneConfig:
     max_prune_fraction: float = 0.9
     round_to: int = 1  # keep a multiple of this many channels per group (8: CPU/GPU-friendly widths)
     epochs: float = 1.0
+    distill: float = 0.0  # alpha of distillation from the unpruned network while fine-tuning (0: off)
+    distill_temperature: float = 4.0
     search_epochs: float = 1.0  # training-time methods (pfam, sep, search-train): training before each cut
     from_scratch: bool = False  # re-initialise the model's weights first (training-time methods)
     lr: float = 0.01
@@ -108,11 +110,19 @@ class PruneConfig:
                               f"got {self.expand} and {self.expand_noise}")
         if self.anneal_t0 <= 0 or not 0.0 < self.anneal_alpha < 1.0:
             raise BudgetError("--anneal-t0 must be > 0 and --anneal-alpha in (0, 1)")
+        if not 0.0 <= self.distill <= 1.0 or not self.distill_temperature > 0:
+            raise BudgetError(f"--distill must be in [0, 1] (0: off) and --distill-temperature > 0, got "
+                              f"{self.distill} and {self.distill_temperature}")
+        if self.distill > 0 and self.from_scratch:
+            raise BudgetError("--distill learns from the unpruned network, which --from-scratch re-initialises; "
+                              "drop one of them")
         if self.anneal_target not in ANNEAL_TARGETS:
-            raise BudgetError(f"unknown --anneal-target {self.anneal_target!r}; choose one of {', '.join(ANNEAL_TARGETS)}")
-        make_criterion(self.criterion, **self.criterion_options())  # bad names fail before any work
-        if self.svi_steps < 1 or self.posterior_draws < 2 or self.svi_lr <= 0 or (self.tau0 is not None and self.tau0 <= 0):
+            raise BudgetError(f"unknown --anneal-target {self.anneal_target!r}; choose one of "
+                              f"{', '.join(ANNEAL_TARGETS)}")
+        if (self.svi_steps < 1 or self.posterior_draws < 2 or not self.svi_lr > 0
+                or (self.tau0 is not None and not 0 < self.tau0 < float("inf"))):
             raise BudgetError("--svi-steps >= 1, --posterior-draws >= 2, --svi-lr > 0 and --tau0 > 0 are required")
+        make_criterion(self.criterion, **self.criterion_options())  # bad names fail before any work
 
     def resolved_allocation(self) -> str:
         """``--allocation``, or the criterion's own default when none was given."""

@@ -1,7 +1,8 @@
 """Fault injection for the crash-safety tests (SQLite-style test hooks).
 
 ``BAYESPRUNE_KILL_AT=POINT:N`` makes the process SIGKILL itself the N-th time it passes
-``POINT``: ``svi-step`` (inside SVI), ``fisher-batch`` (the gate Fisher of ``bayes``), ``finetune-step`` (inside a fine-tuning epoch) or
+``POINT``: ``svi-step`` (inside SVI), ``fisher-batch`` (the gate Fisher of ``bayes``),
+``finetune-step`` (inside a fine-tuning epoch) or
 ``atomic-write`` (a file's bytes are on disk under its temporary name, not yet renamed).
 Unset (always, outside the tests), a crash point costs one comparison.
 """

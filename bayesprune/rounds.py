@@ -34,6 +34,7 @@ from .config import PruneConfig, environment, round_targets
 from .criteria import make_criterion
 from .criteria.base import Calibration
 from .criteria.training_time import SearchContext
+from .distillation import distillation_loss
 from .data import load_dataset
 from .decision import CostModel, ExpectedLossWidths, check_reachable
 from .decision.lstm import LSTMAllocation
@@ -66,6 +67,7 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     criterion.check(data)
     inputs = data.test_x[:1].to(device)
     fit_config = FitConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size)
+    loss_fn = None  # cross-entropy, or distillation from the unpruned network (set below)
 
     def measure(net) -> dict:
         macs, params = count_macs_params(net, inputs)
@@ -73,12 +75,14 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
 
     if state is None:
         model, arch, history, base, expanded, source = _start(config, data, measure, echo, device)
+        teacher = copy.deepcopy(model) if config.distill > 0 else None
     else:
         model, arch = model_from_payload(state.checkpoint, f"{config.out}/{STATE_FILE}")
         model.to(device)
         history, base, expanded = list(state.checkpoint["pruning_history"]), state.base, state.expanded
         source = None
         echo(f"resuming {config.out} at round {state.next_round} of {config.rounds}")
+        teacher = _teacher(config, data, device) if config.distill > 0 else None
     start = expanded or base
     base_cost = base[budget.kind]
     targets = round_targets(budget.fraction, config.rounds, config.schedule, start[budget.kind] / base_cost)
@@ -113,6 +117,8 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
 
     if run_dir and state is None:
         save_state(1)
+    if teacher is not None:
+        loss_fn = distillation_loss(teacher, config.distill, config.distill_temperature)
     temperatures = temperature_schedule(config.rounds, config.anneal_t0, config.anneal_alpha)
     calibration = Calibration(data, device, config.batch_size, config.calibration_batches, config.seed)
     for r in range(first, config.rounds + 1):
@@ -130,7 +136,7 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
             temperature = temperatures[r - 1] if anneal else None
             fit_start = time.perf_counter()
             train_stats = _finetune(model, inputs, data, fit_config, generator, device, config, tracker,
-                                    step, temperature, desc=f"round {r} fine-tune")
+                                    step, temperature, loss_fn, desc=f"round {r} fine-tune")
         except TrainingError as exc:
             raise _stopped(exc, r, run_dir) from None
         finetune_seconds = time.perf_counter() - fit_start
@@ -221,6 +227,16 @@ def _start(config: PruneConfig, data, measure, echo, device):
     return model, arch, history, base, expanded, resolved.source
 
 
+def _teacher(config: PruneConfig, data, device):
+    """The unpruned network of round 1 again (for a resumed run's distillation): resolved and
+    widened exactly as :func:`_start` did."""
+    resolved = resolve_model(config.model, data, config.weights, config.trust_pickle)
+    model, arch = resolved.model, resolved.arch
+    if config.expand > 1.0:
+        model, arch = widen(model, arch, config.expand, config.expand_noise, config.seed)
+    return model.to(device)
+
+
 @dataclass
 class SearchSettings:
     """The training a training-time criterion does before it selects (``--search-epochs``)."""
@@ -296,18 +312,18 @@ def _cut(model, inputs, criterion, calibration, config, target, final_target, ki
 
 
 def _finetune(model, inputs, data, fit_config, generator, device, config, tracker, step, temperature,
-              desc: str) -> dict:
+              loss_fn, desc: str) -> dict:
     """Fine-tune; with a temperature, survivors carry annealed masks that are folded in afterwards."""
     graph = ChannelGraph(model, inputs) if temperature is not None and config.epochs > 0 else None
     masks = None if graph is None else _anneal_masks(config, tracker, graph, step, temperature)
     if masks is None:
-        return fit(model, data, fit_config, generator, device, config.progress, desc=desc)
+        return fit(model, data, fit_config, generator, device, config.progress, desc=desc, loss_fn=loss_fn)
     gates = ChannelGates(graph)
     values = torch.as_tensor(masks, dtype=torch.float32)
     gates.values = values.to(device)
     try:
         with gates:
-            stats = fit(model, data, fit_config, generator, device, config.progress, desc=desc)
+            stats = fit(model, data, fit_config, generator, device, config.progress, desc=desc, loss_fn=loss_fn)
     finally:
         gates.values = None
     fold_gates(gates, values)

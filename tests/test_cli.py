@@ -19,7 +19,8 @@ def test_run_end_to_end_and_reload(tmp_path, capsys):
     assert main(["run", "--criterion", "l1", "--rounds", "2", "--target-macs", "0.6", "--out", str(out), *QUICK]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["criterion"] == "l1"
-    assert {"accuracy", "macs", "params"} <= set(summary["base"]) and set(summary["final"]) == {"accuracy", "macs", "params"}
+    keys = {"accuracy", "macs", "params"}
+    assert keys <= set(summary["base"]) and set(summary["final"]) == keys
     assert [r["round"] for r in summary["rounds"]] == [1, 2]
     assert {"round", "accuracy", "macs", "params", "seconds"} <= set(summary["rounds"][0])
     assert summary["final"]["macs"] <= 0.6 * summary["base"]["macs"]
@@ -93,6 +94,12 @@ def test_training_failures_stop_the_round_and_keep_the_last_good_model(tmp_path,
     (["--forgetting", "2"], "--forgetting must be in [0, 1]"),
     (["--chains", "0"], "--chains must be >= 1"),
     (["--round-to", "8", "--allocation", "global"], "needs --allocation uniform"),
+    (["--round-to", "8"], "needs --allocation uniform"),  # bayes's own default is its posterior widths
+    (["--anneal-target", "later"], "unknown --anneal-target 'later'"),
+    (["--within", "bayes"], "cannot order channels inside a layer"),
+    (["--within", "magic"], "unknown criterion 'magic'"),
+    (["--per-layer-scale"], "no per-layer scale"),
+    (["--tau0", "0"], "--tau0 > 0"),
     (["--data", "fashion-mnist", "--data-dir", "{tmp}/wrong-magic"], "wrong magic number"),
     (["--data", "fashion-mnist", "--data-dir", "{tmp}/truncated-idx"], "truncated"),
     (["--model", "{tmp}/rgb.pt"], "takes 3-channel images but mnist5k has 1"),
@@ -237,3 +244,14 @@ def test_compare_grid_writes_tables_and_resumes(tmp_path, capsys, monkeypatch):
     assert len(calls) == 9 and calls[-1] == ("random", 0.4, 1)  # only the missing cell ran again
     assert main([*args[:-1], str(tmp_path / "cmp"), "--epochs", "0.2"]) == 2  # other settings: refused
     assert "other settings" in capsys.readouterr().err
+
+
+def test_allocation_defaults_to_the_criterions_own(tmp_path):
+    from bayesprune.config import PruneConfig
+
+    assert PruneConfig().resolved_allocation() == "global"  # bayes: its posterior sets the widths
+    assert PruneConfig(criterion="l2").resolved_allocation() == "uniform"
+    assert PruneConfig(criterion="l2", allocation="global").resolved_allocation() == "global"
+    out = tmp_path / "run"
+    assert main(["run", *QUICK, "--criterion", "l2", "--rounds", "1", "--out", str(out), "--no-report"]) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["allocation"] == "uniform"  # what ran

@@ -39,7 +39,8 @@ def _scores(name, net, x, **prepare):
     graph = ChannelGraph(net, x[:1])
     criterion = make_criterion(name)
     if criterion.needs_data:
-        criterion.prepare(net, graph, SimpleNamespace(batches=lambda: iter([(x, torch.zeros(len(x), dtype=torch.long))])))
+        labels = torch.zeros(len(x), dtype=torch.long)
+        criterion.prepare(net, graph, SimpleNamespace(batches=lambda: iter([(x, labels)])))
     group = next(g for g in graph.groups if g.root is net.conv1)
     return criterion(group.tp_group)
 

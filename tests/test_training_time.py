@@ -13,7 +13,8 @@ from bayesprune.cli import main
 from bayesprune.criteria import make_criterion
 from bayesprune.criteria.base import Calibration
 from bayesprune.criteria.pfam import attention_scores
-from bayesprune.criteria.search_train import multi_teacher_loss, threshold_masks
+from bayesprune.criteria.search_train import threshold_masks
+from bayesprune.distillation import multi_teacher_loss
 from bayesprune.criteria.sep import SEGates
 from bayesprune.criteria.training_time import SearchContext, torch_cost
 from bayesprune.decision import CostModel

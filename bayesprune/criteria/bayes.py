@@ -96,7 +96,8 @@ class BayesGSM(Criterion):
         if self.inference == "nuts" and len(data.train_y) > NUTS_MAX_EXAMPLES:
             raise BayesPruneError(f"--inference nuts evaluates the full training set at every leapfrog step; "
                                   f"{len(data.train_y)} examples is too many (at most "
-                                  f"{NUTS_MAX_EXAMPLES}): add --train-subset {NUTS_MAX_EXAMPLES} or use --inference svi")
+                                  f"{NUTS_MAX_EXAMPLES}): add --train-subset {NUTS_MAX_EXAMPLES} or use "
+                                  "--inference svi")
 
     def prepare(self, model, graph, calibration: Calibration) -> None:
         self.gates = ChannelGates(graph)

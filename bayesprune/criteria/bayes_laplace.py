@@ -50,10 +50,11 @@ class BayesLaplace(Criterion):
     posterior decides **how many**: in each draw, channels are removed in increasing order
     of what each adds to its layer's cut per unit cost (:func:`~bayesprune.bayes.fisher.cut_priority`;
     a channel's priority is at least that of the channels its layer gives up before it), each layer
-    in its ``within`` order, under the per-layer caps, until the budget is met. Keep probabilities (the share of draws whose cut keeps a channel), the
-    final-round prediction (the same draws cut to the final budget) and the uncertain channels
-    follow from these per-draw cuts as for ``bayes-svi``. **The decision** minimises the posterior
-    expected loss ``E[sum of e_c over removed c]`` under the budget: channels go in increasing
+    in its ``within`` order, under the per-layer caps, until the budget is met. Keep
+    probabilities (the share of draws whose cut keeps a channel), the final-round prediction (the
+    same draws cut to the final budget) and the uncertain channels follow from these per-draw cuts
+    as for ``bayes-svi``. **The decision** minimises the posterior expected loss of the cut under
+    the budget: channels go in increasing
     posterior-mean priority (the greedy rule of the fractional knapsack), each layer in its order.
     (Maximising the expected number of channels that agree with the draws' cuts, ``bayes-svi``'s
     utility, prefers dropping one expensive channel that every draw keeps over many cheap ones

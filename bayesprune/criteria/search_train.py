@@ -5,11 +5,11 @@ import copy
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..bayes.decision import BudgetedSelector
 from ..bayes.gates import ChannelGates
+from ..distillation import multi_teacher_loss
 from ..decision.allocation import removable_counts
 from ..training import fit
 from .base import batchnorm_scales, filter_rows, group_size, scatter_sum
@@ -70,19 +70,6 @@ def threshold_masks(importance: list[torch.Tensor], thresholds: torch.Tensor, ca
         hard_out.append(hard + soft - soft.detach())
         soft_out.append(soft)
     return hard_out, soft_out
-
-
-def multi_teacher_loss(student: torch.Tensor, teachers: list[torch.Tensor], labels: torch.Tensor,
-                       temperature: float = 4.0, alpha: float = 0.5) -> torch.Tensor:
-    """``(1 - alpha) CE + alpha T^2 mean_k KL(p_k^T || p^T)`` (Hinton et al. 2015, averaged over
-    teachers as in You et al. 2017, KDD, "Learning from multiple teacher networks")."""
-    ce = F.cross_entropy(student, labels)
-    if not teachers:
-        return ce
-    log_p = F.log_softmax(student / temperature, dim=1)
-    kl = torch.stack([F.kl_div(log_p, F.log_softmax(t / temperature, dim=1), log_target=True,
-                               reduction="batchmean") for t in teachers]).mean()
-    return (1 - alpha) * ce + alpha * temperature ** 2 * kl
 
 
 class SearchTrain(TrainingCriterion):

@@ -2,7 +2,8 @@
 
 Sections: the rounds (table, accuracy vs MACs, channels per layer), and for a posterior
 (``bayes``, ``bayes-svi``): keep probabilities (histogram, per-layer forest, expected survivors,
-uncertain channels), whether the posterior agrees with itself, ELBO curves (SVI) and arviz diagnostics. Point-estimate criteria get the first part only.
+uncertain channels), whether the posterior agrees with itself, ELBO curves (SVI) and arviz
+diagnostics. Point-estimate criteria get the first part only.
 """
 from __future__ import annotations
 

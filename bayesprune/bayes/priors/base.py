@@ -77,7 +77,8 @@ class ScalePrior(abc.ABC):
     def layer_scale(self, layer_of_channel: torch.Tensor, num_layers: int) -> torch.Tensor:
         """Optional per-layer ``phi_l ~ HalfCauchy(1)`` between the global and local scales."""
         if not self.per_layer:
-            return torch.ones((), dtype=layer_of_channel.dtype if layer_of_channel.is_floating_point() else torch.float32)
+            floating = layer_of_channel.is_floating_point()
+            return torch.ones((), dtype=layer_of_channel.dtype if floating else torch.float32)
         with pyro.plate(self.site("layers"), num_layers):
             phi = pyro.sample(self.site("phi"), dist.HalfCauchy(torch.ones(())))
         return phi[layer_of_channel]
