@@ -249,3 +249,22 @@ def test_global_allocation_gives_any_criterion_expected_loss_widths():
 
     with pytest.raises(BudgetError, match="measured on the network"):
         allocate(L2Norm().score(graph), cost_model, target, "macs", "global")
+
+
+def test_agreement_figures_by_hand():
+    from bayesprune.bayes.agreement import cross_calibration, r_hat_max, summarise
+
+    a = np.array([0.01, 0.02, 0.99, 0.5])
+    b = np.array([0.10, 0.00, 0.97, 0.99])
+    calibration = cross_calibration(a, b)
+    # a's low channels (0, 1) are kept by b at 0.10 and 0.00; b's low channel (1) by a at 0.02
+    assert calibration["kept_of_low"] == pytest.approx((0.10 + 0.00 + 0.02) / 3)
+    # a's high channel (2) is kept by b at 0.97; b's high channels (2, 3) by a at 0.99 and 0.5
+    assert calibration["kept_of_high"] == pytest.approx((0.97 + 0.99 + 0.5) / 3)
+    rng = np.random.default_rng(0)
+    same = {"x": rng.normal(size=(400, 3))}
+    shifted = {"x": np.r_[rng.normal(size=(200, 3)), rng.normal(3.0, 1.0, size=(200, 3))]}
+    assert r_hat_max(same, 2) < 1.05 < r_hat_max(shifted, 2) and r_hat_max(same, 1) is None
+    verdict = summarise(1.01, {"kept_of_low": 0.01, "kept_of_high": 0.99}, calibration, 0.9)
+    assert verdict["passes"] and not verdict["split_half_passes"]
+    assert not summarise(1.2, {"kept_of_low": 0.01, "kept_of_high": 0.99}, calibration, 0.9)["passes"]
