@@ -178,7 +178,8 @@ def test_carried_posterior_becomes_the_next_prior_and_survives_json():
     criterion, _, removal = _prepared()
     criterion.after_cut(removal)
     state = json.loads(json.dumps(criterion.state_dict()))
-    assert len(state["carried"]["local"]) == int(criterion.posterior.decision.sum())
+    assert sum(len(rows) for rows in state["carried"]["local"].values()) == int(criterion.posterior.decision.sum())
+    assert len(state["carried"]["local"]["c1"]) == 4  # the dead four went
     fresh = BayesLaplace()
     fresh.load_state_dict(state)
     assert fresh.carried == state["carried"] and fresh._round == 1

@@ -109,7 +109,7 @@ class BayesLaplace(Criterion):
         self.draws, self.chains, self.seed = draws, chains, seed
         self.forgetting, self.fold_means, self.weight_norm_prior = forgetting, fold_means, weight_norm_prior
         self.interactions = interactions
-        self.carried: dict | None = None  # {"local": (C', K) list, "tau": (M,) list} after a cut
+        self.carried: dict | None = None  # {"local": {group: survivors x K}, "tau": M} log weights after a cut
         self.posterior: ChannelPosterior | None = None
         self.agreement: dict | None = None
         self.keep_final: np.ndarray | None = None
@@ -133,8 +133,9 @@ class BayesLaplace(Criterion):
         self.orders = self._layer_orders()
         self.blocks = self._blocks(fisher, None)
         self.half_blocks = [self._blocks(fisher, half) for half in (0, 1)]
-        local, tau = (None, None) if self.carried is None else (np.asarray(self.carried["local"]),
-                                                               np.asarray(self.carried["tau"]))
+        local, tau = (None, None) if self.carried is None else (
+            np.concatenate([np.asarray(self.carried["local"][g.name], dtype=np.float64).reshape(g.size, -1)
+                            for g in graph.groups]), np.asarray(self.carried["tau"]))
         self.gsm = self._fit(self.fisher, local, tau)
         rng = np.random.default_rng([self.seed, self._round])
         draws = [self.gsm.draw(self.draws, np.random.default_rng(rng.integers(2 ** 32))) for _ in range(self.chains)]
@@ -266,8 +267,11 @@ class BayesLaplace(Criterion):
         if self.forgetting <= 0:
             self.carried = None
             return
-        local, tau = self.gsm.carried(np.flatnonzero(self.posterior.decision), self.forgetting)
-        self.carried = {"local": local.tolist(), "tau": tau.tolist()}
+        kept = np.flatnonzero(self.posterior.decision)
+        local, tau = self.gsm.carried(kept, self.forgetting)
+        layer = np.array(self.posterior.layer)[kept]  # by group name: the next graph may list groups anew
+        self.carried = {"local": {name: local[layer == name].tolist() for name in dict.fromkeys(self.posterior.layer)},
+                        "tau": tau.tolist()}
 
     def state_dict(self) -> dict:
         return {"carried": self.carried, "round": self._round}
