@@ -162,8 +162,8 @@ def run_ours(method: str, settings: dict, seed: int) -> dict:
     return {"method": method, "seed": seed, "accuracy": summary["final"]["accuracy"],
             "accuracy_after_final_cut": summary["rounds"][-1]["accuracy_after_cut"],
             "macs_ratio": summary["final_ratio"]["macs"], "epochs": settings["rounds"] * settings["epochs"] + extra,
-            "rounds": [{k: r[k] for k in ("accuracy_after_cut", "accuracy", "prediction_auroc")}
-                       for r in summary["rounds"]]}
+            "rounds": [{k: r[k] for k in ("accuracy_after_cut", "accuracy", "prediction_auroc", "statistics_seconds",
+                                          "decision_seconds", "finetune_seconds")} for r in summary["rounds"]]}
 
 
 def summarise(rows: list[dict]) -> dict:
