@@ -98,8 +98,13 @@ class PruneConfig:
                               f"with --allocation {allocation}")
         if not 0.0 < self.max_prune_fraction < 1.0:
             raise BudgetError(f"--max-prune-fraction must be in (0, 1), got {self.max_prune_fraction}")
-        if self.epochs < 0 or self.search_epochs < 0 or self.lr <= 0 or self.batch_size < 1:
-            raise BudgetError("--epochs and --search-epochs must be >= 0, --lr > 0 and --batch-size >= 1")
+        if self.calibration_batches < 1:
+            raise BudgetError(f"--calibration-batches must be >= 1 (the batches data-dependent criteria and "
+                              f"compensation see), got {self.calibration_batches}")
+        finite = all(np.isfinite(v) for v in (self.epochs, self.search_epochs, self.lr, self.max_prune_fraction))
+        if not finite or self.epochs < 0 or self.search_epochs < 0 or self.lr <= 0 or self.batch_size < 1:
+            raise BudgetError("--epochs and --search-epochs must be finite and >= 0, --lr finite and > 0 and "
+                              "--batch-size >= 1")
         if self.criterion == "search-train" and (self.round_to > 1 or allocation != "uniform"):
             raise BudgetError("search-train chooses every layer's width itself; drop --allocation and --round-to")
         if self.reparameterize not in COMPENSATIONS:
