@@ -59,16 +59,23 @@ def summarise(rows: list[dict]) -> dict:
     out: dict = {}
     for row in rows:
         out.setdefault(row["regime"], {}).setdefault(f"{row['target']:g}", {}).setdefault(row["method"], []).append(row)
-    for regime, budgets in out.items():
-        for budget, methods in budgets.items():
-            bayes = {r["seed"]: r for r in methods.get(_bayes_name(regime, methods), [])}
-            for method, runs in list(methods.items()):
+    for budgets in out.values():
+        for methods in budgets.values():
+            rows_of = dict(methods)
+            for method, runs in rows_of.items():
+                reference = _reference(method)
+                if reference not in rows_of:  # without fine-tuning bayes runs as bayes+reparameterize=...
+                    reference = "bayes+reparameterize=mean"
+                bayes = {r["seed"]: r for r in rows_of.get(reference, [])}
                 methods[method] = _stats(runs, bayes)
     return out
 
 
-def _bayes_name(regime: str, methods: dict) -> str:
-    return "bayes" if regime == "fine-tune" else "bayes+reparameterize=mean"
+def _reference(method: str) -> str:
+    """The bayes row a method is paired with: the one with the same reparameterization, else plain
+    ``bayes`` (without fine-tuning: ``bayes+reparameterize=mean``, the engine's default)."""
+    _, _, reparameterize = method.partition("+reparameterize=")
+    return f"bayes+reparameterize={reparameterize}" if reparameterize else "bayes"
 
 
 def _stats(runs: list[dict], bayes: dict) -> dict:
