@@ -23,6 +23,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -192,8 +193,8 @@ def merge(paths: list[Path], out: Path) -> None:
     if any(r["setup"] != results[0]["setup"] for r in results):
         raise SystemExit("--merge: the files were measured with different set-ups")
     rows = [row for r in results for row in r["rows"]]
-    cells = [(r["regime"], r["target"], r["seed"], r["method"]) for r in rows]
-    twice = sorted({c for c in cells if cells.count(c) > 1})
+    counts = Counter((r["regime"], r["target"], r["seed"], r["method"]) for r in rows)
+    twice = sorted(c for c, n in counts.items() if n > 1)
     if twice:
         raise SystemExit(f"--merge: cells measured in more than one file: {twice}")
     _write(out, results[0]["setup"], rows)

@@ -102,3 +102,11 @@ def cut_priority(gate_draws: np.ndarray, orders: list[np.ndarray], blocks: list[
         added = 0.5 * examples * (s ** 2 * np.diag(block) + 2 * s * (s @ np.tril(block, -1).T))
         out[:, order] = np.maximum.accumulate(added / channel_cost[order], axis=1)
     return out
+
+
+def order_ranks(orders: list[np.ndarray], size: int) -> np.ndarray:
+    """Each channel's position in its layer's removal order (``orders`` as in :func:`cut_priority`)."""
+    rank = np.empty(size, dtype=np.int64)
+    for order in orders:
+        rank[order] = np.arange(len(order))
+    return rank

@@ -10,7 +10,7 @@ import torch
 
 from ..bayes.agreement import cross_calibration, r_hat_max, summarise
 from ..bayes.decision import BudgetedSelector
-from ..bayes.fisher import cut_priority, gate_fisher
+from ..bayes.fisher import cut_priority, gate_fisher, order_ranks
 from ..bayes.gates import ChannelGates
 from ..bayes.gsm_quadrature import GSMPosterior, ScaleGrid
 from ..bayes.posterior import ChannelPosterior, hdi_contains, write_round_artifacts
@@ -187,12 +187,6 @@ class BayesLaplace(Criterion):
         """Per draw, what removing each channel adds to its layer's cut per unit cost (:func:`cut_priority`)."""
         return cut_priority(gate_draws, self.orders, blocks, self.examples, selector.channel_cost)
 
-    def _within_rank(self) -> np.ndarray:
-        rank = np.empty(len(self.within_score), dtype=np.int64)
-        for order in self.orders:
-            rank[order] = np.arange(len(order))
-        return rank
-
     def _cuts(self, priority: np.ndarray, selector: BudgetedSelector, rank: np.ndarray):
         kept, cuts = zip(*(selector.select(p, tie_break=[rank]) for p in priority))
         kept = np.stack(kept)
@@ -201,7 +195,7 @@ class BayesLaplace(Criterion):
     def select(self, graph, cost_model, target, kind, allocation, max_fraction, final_target=None, round_to=1):
         self._require_prepared()
         selector = BudgetedSelector(cost_model, self.group_of_channel, target, kind, max_fraction, allocation, round_to)
-        rank = self._within_rank()
+        rank = order_ranks(self.orders, len(self.within_score))
         priority = self._priority(self.gate_draws, self.blocks, selector)
         kept_draws, keep_probability, cut = self._cuts(priority, selector, rank)
         self.keep_final = keep_probability
@@ -211,17 +205,17 @@ class BayesLaplace(Criterion):
             self.keep_final = self._cuts(priority, final, rank)[1]
         mean_priority = priority.mean(0)  # non-decreasing along each layer's order, like every draw's
         decision = selector.select(mean_priority, tie_break=[rank])[0]
-        self.agreement = self._agreement(kept_draws, keep_probability, selector, rank, mean_priority)
         names = [g.name for g in graph.groups]
         local = np.concatenate([np.arange(g.size) for g in graph.groups])
         self.posterior = ChannelPosterior([names[g] for g in self.group_of_channel], local, self.gate_draws,
                                           self.hyper_draws, keep_probability, kept_draws, decision,
                                           hdi_contains(priority, cut), [[] for _ in range(self.chains)],
                                           self._inference_label(), 1.0 - self.keep_final, self.chains)
+        self.agreement = self._agreement(kept_draws, selector, rank)
         return {name: [int(c) for c in local[(self.group_of_channel == gi) & ~decision]]
                 for gi, name in enumerate(names)}
 
-    def _agreement(self, kept_draws, keep_probability, selector, rank, mean_priority) -> dict:
+    def _agreement(self, kept_draws, selector, rank) -> dict:
         from scipy.stats import spearmanr
 
         by_chain = kept_draws.reshape(self.chains, -1, kept_draws.shape[1]).mean(1)
@@ -229,11 +223,7 @@ class BayesLaplace(Criterion):
                   else {"kept_of_low": None, "kept_of_high": None})
         halves = [self._priority(g, b, selector) for g, b in zip(self.half_gate_draws, self.half_blocks)]
         half_keep = [self._cuts(p, selector, rank)[1] for p in halves]
-        layers = {"tau": self.hyper_draws["tau"]}
-        for g in np.unique(self.group_of_channel):
-            members = self.group_of_channel == g
-            layers[f"surviving_{g}"] = kept_draws[:, members].sum(1).astype(float)
-            layers[f"rms_gate_{g}"] = np.sqrt((self.gate_draws[:, members] ** 2).mean(1))
+        layers = {"tau": self.hyper_draws["tau"], **self.posterior.layer_quantities()}  # what the report shows
         rho = spearmanr(halves[0].mean(0), halves[1].mean(0)).statistic
         return summarise(r_hat_max(layers, self.chains), chains, cross_calibration(*half_keep),
                          None if not np.isfinite(rho) else float(rho))

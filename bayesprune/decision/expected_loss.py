@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bayes.fisher import GateFisher, cut_priority, gate_fisher
+from ..bayes.fisher import GateFisher, cut_priority, gate_fisher, order_ranks
 from ..bayes.gates import ChannelGates
 from .cost import CostModel
 
@@ -49,8 +49,5 @@ class ExpectedLossWidths:
         blocks = [self.fisher.block(c) for c in channels]
         total = len(self.group_of_channel)
         priority = cut_priority(np.ones((1, total)), channels, blocks, self.examples, selector.channel_cost)[0]
-        rank = np.empty(total, dtype=np.int64)
-        for c in channels:
-            rank[c] = np.arange(len(c))
-        kept, _ = selector.select(priority, tie_break=[rank])
+        kept, _ = selector.select(priority, tie_break=[order_ranks(channels, total)])
         return np.bincount(self.group_of_channel[~kept], minlength=len(self.offsets))
