@@ -142,7 +142,7 @@ def _cmd_run(args) -> int:
     from .rounds import run_pruning
 
     if args.resume:
-        from .resume import resume_run
+        from .rounds import resume_run
 
         summary = resume_run(args.resume, echo=print, progress=not args.quiet)
         print(_table(summary))
@@ -161,7 +161,7 @@ def _cmd_run(args) -> int:
 def _cmd_compare(args) -> int:
     from .compare import run_grid
     from .config import PruneConfig
-    from .errors import BudgetError
+    from .errors import BudgetError, ConfigError
 
     names = {f.name for f in fields(PruneConfig)}
     values = {k: v for k, v in vars(args).items() if k in names and k not in ("target_macs", "out")}
@@ -170,7 +170,7 @@ def _cmd_compare(args) -> int:
     except ValueError:
         raise BudgetError(f"--target-macs must be comma-separated numbers, got {args.target_macs!r}") from None
     if args.seeds < 1:
-        raise BudgetError(f"--seeds must be >= 1, got {args.seeds}")
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     run_grid(PruneConfig(**values), methods, targets, args.seeds, args.out, progress=not args.quiet)
     print((Path(args.out) / "table.md").read_text())

@@ -23,8 +23,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import PruneConfig
-from .errors import BudgetError, RunDirError
-from .runs import atomic_write_json, atomic_write_text
+from .errors import ConfigError, RunDirError
+from .runs import atomic_write_json, atomic_write_text, check_writable
 
 VARIANTS: dict[str, dict] = {
     "bayes-iterative": {"criterion": "bayes"},
@@ -48,7 +48,7 @@ def method_settings(method: str) -> dict:
         return dict(VARIANTS[method])
     if method in CRITERIA:
         return {"criterion": method}
-    raise BudgetError(f"unknown method {method!r}; choose criteria (bayesprune criteria) or "
+    raise ConfigError(f"unknown method {method!r}; choose criteria (bayesprune criteria) or "
                       f"{', '.join(VARIANTS)}")
 
 
@@ -64,6 +64,7 @@ def run_grid(base: PruneConfig, methods: list[str], targets: list[float], seeds:
     runner = runner or run_pruning
     out = Path(out)
     settings = {m: method_settings(m) for m in methods}  # bad names fail before any work
+    check_writable(out, "--out")
     for target in targets:
         replace(base, target_macs=target).validate()
     _check_same_grid(out, base, methods, targets, seeds)

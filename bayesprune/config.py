@@ -9,11 +9,54 @@ import numpy as np
 import torch
 
 from .decision import ALLOCATIONS, Budget
-from .errors import BudgetError
+from .errors import BudgetError, ConfigError
 
 SCHEDULES = ("geometric", "linear")
 ANNEAL_TARGETS = ("current", "final")
 DEFAULT_TARGET_MACS = 0.5
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The valid range of one numeric option (``None``: unbounded on that side); every value must
+    also be finite. ``optional``: None is allowed (the option is unset)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+    def check(self, name: str, value) -> None:
+        if value is None and self.optional:
+            return
+        flag = "--" + name.replace("_", "-")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{flag} must be a number {self.describe()}, got {value!r}") from None
+        below = self.low is not None and (number <= self.low if self.low_open else number < self.low)
+        above = self.high is not None and (number >= self.high if self.high_open else number > self.high)
+        if not np.isfinite(number):
+            raise ConfigError(f"{flag} must be a finite number {self.describe()}, got {value}")
+        if below or above:
+            raise ConfigError(f"{flag} must be {self.describe()}, got {value}")
+
+
+# Every numeric option of PruneConfig and its range (the budget fractions: PruneConfig.budget).
+OPTION_BOUNDS = {
+    "rounds": Bound(1), "max_prune_fraction": Bound(0, 1, low_open=True, high_open=True), "round_to": Bound(1),
+    "epochs": Bound(0), "distill": Bound(0, 1), "distill_temperature": Bound(0, low_open=True),
+    "search_epochs": Bound(0), "lr": Bound(0, low_open=True), "batch_size": Bound(1), "calibration_batches": Bound(1),
+    "expand": Bound(1), "expand_noise": Bound(0), "tau0": Bound(0, low_open=True, optional=True),
+    "svi_steps": Bound(1), "svi_lr": Bound(0, low_open=True), "posterior_draws": Bound(2), "chains": Bound(1),
+    "forgetting": Bound(0, 1), "anneal_t0": Bound(0, low_open=True), "anneal_alpha": Bound(0, 1, True, True),
+    "train_subset": Bound(1, optional=True), "test_subset": Bound(1, optional=True), "seed": Bound(0)}
 
 
 @dataclass
@@ -86,47 +129,26 @@ class PruneConfig:
         from .surgery import COMPENSATIONS
 
         self.budget()
-        if self.rounds < 1:
-            raise BudgetError(f"--rounds must be >= 1, got {self.rounds}")
+        for name, bound in OPTION_BOUNDS.items():  # every numeric option: range, and finite
+            bound.check(name, getattr(self, name))
         if self.schedule not in SCHEDULES:
-            raise BudgetError(f"unknown --schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+            raise ConfigError(f"unknown --schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.allocation is not None and self.allocation not in ALLOCATIONS:
-            raise BudgetError(f"unknown --allocation {self.allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
+            raise ConfigError(f"unknown --allocation {self.allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
         allocation = self.resolved_allocation()
-        if self.round_to < 1 or (self.round_to > 1 and allocation != "uniform"):
-            raise BudgetError(f"--round-to must be >= 1 and needs --allocation uniform, got {self.round_to} "
-                              f"with --allocation {allocation}")
-        if not 0.0 < self.max_prune_fraction < 1.0:
-            raise BudgetError(f"--max-prune-fraction must be in (0, 1), got {self.max_prune_fraction}")
-        if self.calibration_batches < 1:
-            raise BudgetError(f"--calibration-batches must be >= 1 (the batches data-dependent criteria and "
-                              f"compensation see), got {self.calibration_batches}")
-        finite = all(np.isfinite(v) for v in (self.epochs, self.search_epochs, self.lr, self.max_prune_fraction))
-        if not finite or self.epochs < 0 or self.search_epochs < 0 or self.lr <= 0 or self.batch_size < 1:
-            raise BudgetError("--epochs and --search-epochs must be finite and >= 0, --lr finite and > 0 and "
-                              "--batch-size >= 1")
+        if self.round_to > 1 and allocation != "uniform":
+            raise BudgetError(f"--round-to {self.round_to} needs --allocation uniform, got --allocation {allocation}")
         if self.criterion == "search-train" and (self.round_to > 1 or allocation != "uniform"):
-            raise BudgetError("search-train chooses every layer's width itself; drop --allocation and --round-to")
+            raise ConfigError("search-train chooses every layer's width itself; drop --allocation and --round-to")
         if self.reparameterize not in COMPENSATIONS:
-            raise BudgetError(f"unknown --reparameterize {self.reparameterize!r}; choose one of "
+            raise ConfigError(f"unknown --reparameterize {self.reparameterize!r}; choose one of "
                               f"{', '.join(COMPENSATIONS)}")
-        if self.expand < 1.0 or self.expand_noise < 0:
-            raise BudgetError(f"--expand must be >= 1 (1: no expansion) and --expand-noise >= 0, "
-                              f"got {self.expand} and {self.expand_noise}")
-        if self.anneal_t0 <= 0 or not 0.0 < self.anneal_alpha < 1.0:
-            raise BudgetError("--anneal-t0 must be > 0 and --anneal-alpha in (0, 1)")
-        if not 0.0 <= self.distill <= 1.0 or not self.distill_temperature > 0:
-            raise BudgetError(f"--distill must be in [0, 1] (0: off) and --distill-temperature > 0, got "
-                              f"{self.distill} and {self.distill_temperature}")
         if self.distill > 0 and self.from_scratch:
-            raise BudgetError("--distill learns from the unpruned network, which --from-scratch re-initialises; "
+            raise ConfigError("--distill learns from the unpruned network, which --from-scratch re-initialises; "
                               "drop one of them")
         if self.anneal_target not in ANNEAL_TARGETS:
-            raise BudgetError(f"unknown --anneal-target {self.anneal_target!r}; choose one of "
+            raise ConfigError(f"unknown --anneal-target {self.anneal_target!r}; choose one of "
                               f"{', '.join(ANNEAL_TARGETS)}")
-        if (self.svi_steps < 1 or self.posterior_draws < 2 or not self.svi_lr > 0
-                or (self.tau0 is not None and not 0 < self.tau0 < float("inf"))):
-            raise BudgetError("--svi-steps >= 1, --posterior-draws >= 2, --svi-lr > 0 and --tau0 > 0 are required")
         make_criterion(self.criterion, **self.criterion_options())  # bad names fail before any work
 
     def resolved_allocation(self) -> str:

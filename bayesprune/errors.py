@@ -5,6 +5,10 @@ class BayesPruneError(Exception):
     """A mistake in the user's input or environment that they can fix (exit code 2 from the CLI)."""
 
 
+class ConfigError(BayesPruneError):
+    """An option's value is out of its range, unknown, or inconsistent with another option."""
+
+
 class DataError(BayesPruneError):
     """A data set is missing, malformed or incompatible with the model."""
 

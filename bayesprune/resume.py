@@ -18,7 +18,6 @@ import json
 import random
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -107,19 +106,3 @@ def load_state(path: Path) -> RoundState:
     obj["events"] = json.loads(obj["events"])
     obj["predictions"] = {int(r): (list(ids), p.numpy()) for r, (ids, p) in obj["predictions"].items()}
     return RoundState(**{f.name: obj[f.name] for f in fields(RoundState)})
-
-
-def resume_run(path: str | Path, echo: Callable[[str], None] = lambda _s: None, progress: bool = True) -> dict:
-    """Continue the run in ``path`` from its last finished round; return its summary."""
-    from .config import PruneConfig
-    from .rounds import run_pruning
-
-    path = Path(path)
-    state = load_state(path)
-    stored = json.loads((path / RUN_MARKER).read_text())["config"]
-    known = {f.name for f in fields(PruneConfig)}
-    if set(stored) - known:
-        raise RunDirError(f"--resume {path}: its config.json has options this bayesprune does not know "
-                          f"({', '.join(sorted(set(stored) - known))}); resume it with the version that started it")
-    config = PruneConfig(**{**stored, "out": str(path), "overwrite": False, "progress": progress})
-    return run_pruning(config, echo, state=state)

@@ -11,7 +11,7 @@ Round r of R (targets from :func:`bayesprune.config.round_targets`):
    reported with and without this step;
 3. the cut is physical (torch-pruning) and checked against the target by torch-pruning's counter;
 4. fine-tuning; for a criterion that predicts, survivors carry annealed soft masks at temperature
-   ``T_r`` (:mod:`bayesprune.bayes.annealing`; toward this round's cut by default, toward the
+   ``T_r`` (:mod:`bayesprune.annealing`; toward this round's cut by default, toward the
    final round's with ``anneal_target="final"``) that are folded into the weights afterwards.
 
 When the run ends, every round's predictions are scored (AUROC, Brier) against the final network.
@@ -19,16 +19,18 @@ When the run ends, every round's predictions are scored (AUROC, Brier) against t
 from __future__ import annotations
 
 import copy
+import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .bayes.annealing import annealed_mask, temperature_schedule, tempered_mask
-from .bayes.gates import ChannelGates
-from .bayes.prediction import ChannelTracker, score_predictions
+from .annealing import annealed_mask, temperature_schedule, tempered_mask
+from .gates import ChannelGates
+from .tracking import ChannelTracker, score_predictions
 from .checkpoint import checkpoint_payload, model_from_payload, save_checkpoint
 from .config import PruneConfig, environment, round_targets
 from .criteria import make_criterion
@@ -38,12 +40,12 @@ from .distillation import distillation_loss
 from .data import load_dataset
 from .decision import CostModel, ExpectedLossWidths, check_reachable
 from .decision.lstm import LSTMAllocation
-from .errors import ModelError, TrainingError
+from .errors import ModelError, RunDirError, TrainingError
 from .groups import ChannelGraph, check_prunable, count_macs_params
 from .pretrained import resolve_model
-from .resume import STATE_FILE, RoundState, capture_rng, restore_rng
+from .resume import STATE_FILE, RoundState, capture_rng, load_state, restore_rng
 from .resume import save_state as save_round_state
-from .runs import RunDir
+from .runs import RUN_MARKER, RunDir
 from .surgery import compensate, fold_gates, widen
 from .training import FitConfig, evaluate, fit, resolve_device, seed_everything
 
@@ -191,6 +193,19 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     return summary
 
 
+def resume_run(path: str | Path, echo: Callable[[str], None] = lambda _s: None, progress: bool = True) -> dict:
+    """Continue the run in ``path`` from its last finished round; return its summary."""
+    path = Path(path)
+    state = load_state(path)
+    stored = json.loads((path / RUN_MARKER).read_text())["config"]
+    known = {f.name for f in fields(PruneConfig)}
+    if set(stored) - known:
+        raise RunDirError(f"--resume {path}: its config.json has options this bayesprune does not know "
+                          f"({', '.join(sorted(set(stored) - known))}); resume it with the version that started it")
+    config = PruneConfig(**{**stored, "out": str(path), "overwrite": False, "progress": progress})
+    return run_pruning(config, echo, state=state)
+
+
 def _stopped(exc: TrainingError, r: int, run_dir: RunDir | None) -> TrainingError:
     """The one-line error of a round that could not finish; the run directory still holds the
     complete files of the last finished round (nothing of round r was written)."""
@@ -331,7 +346,7 @@ def _finetune(model, inputs, data, fit_config, generator, device, config, tracke
 
 
 def _anneal_masks(config, tracker, graph, step: dict, temperature: float) -> np.ndarray | None:
-    """Survivors' soft masks at ``temperature`` (:mod:`bayesprune.bayes.annealing`), or None."""
+    """Survivors' soft masks at ``temperature`` (:mod:`bayesprune.annealing`), or None."""
     if config.anneal_target == "final":
         ids, prune_probability = step["prediction"]
         keep = dict(zip(ids, 1.0 - prune_probability))

@@ -82,6 +82,25 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def check_writable(path: str | Path, flag: str) -> None:
+    """Raise :class:`RunDirError` unless the directory ``path`` exists or could be created and written;
+    leaves nothing behind (a probe file in the nearest existing ancestor is removed at once)."""
+    import tempfile
+
+    path = Path(path)
+    ancestor = path
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise RunDirError(f"{flag} {path}: {ancestor} is a file, not a directory; choose a writable {flag}")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise RunDirError(f"{flag} {path}: cannot write in {ancestor} ({exc.strerror}); "
+                          f"choose a writable {flag}") from None
+
+
 class RunDir:
     """A run's output folder: ``config.json``, ``metrics.jsonl``, ``summary.json``, ``model.pt``."""
 

@@ -17,7 +17,8 @@ from .groups import count_macs_params
 from .nets import ARCHITECTURES, Architecture, build_model
 from .pretrained import sha256_of
 from .config import environment
-from .runs import atomic_write_json, atomic_write_text
+from .errors import RunDirError
+from .runs import atomic_write_json, atomic_write_text, check_writable
 from .training import FitConfig, evaluate, fit, resolve_device, seed_everything
 
 
@@ -35,8 +36,21 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
 
+    def validate(self) -> None:
+        """Numeric options in range and finite, the output writable: before any data is read."""
+        from .config import Bound
+
+        for name, bound in (("epochs", Bound(0)), ("lr", Bound(0, low_open=True)), ("batch_size", Bound(1)),
+                            ("weight_decay", Bound(0)), ("seed", Bound(0))):
+            bound.check(name, getattr(self, name))
+        if Path(self.out).is_dir():
+            raise RunDirError(f"--out {self.out} is a directory; give the checkpoint's file path, e.g. "
+                              "models/resnet20-fashion-mnist.pt")
+        check_writable(Path(self.out).parent, "--out")
+
 
 def train_base(config: TrainConfig, echo=lambda _s: None) -> dict:
+    config.validate()
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     data = load_dataset(config.data, config.data_dir)

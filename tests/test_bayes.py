@@ -6,8 +6,9 @@ import torch
 from pyro import poutine
 
 from bayesprune.bayes import SVIConfig, draw_from_guide, fit_svi, make_prior
-from bayesprune.bayes.decision import BudgetedSelector, keep_probabilities, bayes_decision
-from bayesprune.bayes.gates import ChannelGates
+from bayesprune.bayes.decision import bayes_decision, keep_probabilities
+from bayesprune.decision.selector import BudgetedSelector
+from bayesprune.gates import ChannelGates
 from bayesprune.bayes.linear import SparseRegression
 from bayesprune.bayes.network import GatedNetworkModel
 from bayesprune.decision import CostModel

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from bayesprune.bayes.annealing import annealed_mask, tempered_mask
-from bayesprune.bayes.fisher import gate_fisher, per_example_gate_gradients
-from bayesprune.bayes.gates import ChannelGates
+from bayesprune.annealing import annealed_mask, tempered_mask
+from bayesprune.fisher import gate_fisher, per_example_gate_gradients
+from bayesprune.gates import ChannelGates
 from bayesprune.bayes.gsm_quadrature import GSMPosterior, ScaleGrid
 from bayesprune.bayes.priors import make_prior
 from bayesprune.criteria import BayesLaplace, make_criterion

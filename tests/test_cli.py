@@ -99,9 +99,28 @@ def test_training_failures_stop_the_round_and_keep_the_last_good_model(tmp_path,
     (["--within", "bayes"], "cannot order channels inside a layer"),
     (["--within", "magic"], "unknown criterion 'magic'"),
     (["--per-layer-scale"], "no per-layer scale"),
-    (["--tau0", "0"], "--tau0 > 0"),
+    (["--tau0", "0"], "--tau0 must be > 0, got 0"),
     (["--calibration-batches", "0"], "--calibration-batches must be >= 1"),
-    (["--lr", "nan"], "--lr finite and > 0"),
+    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    # every numeric option: zero, negative, non-finite (config.OPTION_BOUNDS)
+    (["--epochs", "-1"], "--epochs must be >= 0, got -1"),
+    (["--epochs", "inf"], "--epochs must be a finite number >= 0"),
+    (["--search-epochs", "nan"], "--search-epochs must be a finite number >= 0"),
+    (["--rounds", "0"], "--rounds must be >= 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--max-prune-fraction", "1"], "--max-prune-fraction must be in (0, 1)"),
+    (["--distill", "2"], "--distill must be in [0, 1]"),
+    (["--distill-temperature", "0"], "--distill-temperature must be > 0"),
+    (["--expand-noise", "-0.1"], "--expand-noise must be >= 0"),
+    (["--svi-steps", "0"], "--svi-steps must be >= 1"),
+    (["--svi-lr", "-1"], "--svi-lr must be > 0"),
+    (["--posterior-draws", "1"], "--posterior-draws must be >= 2"),
+    (["--anneal-t0", "0"], "--anneal-t0 must be > 0"),
+    (["--anneal-alpha", "1"], "--anneal-alpha must be in (0, 1)"),
+    (["--train-subset", "0"], "--train-subset must be >= 1"),
+    (["--test-subset", "-5"], "--test-subset must be >= 1"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--tau0", "inf"], "--tau0 must be a finite number > 0"),
     (["--data", "fashion-mnist", "--data-dir", "{tmp}/wrong-magic"], "wrong magic number"),
     (["--data", "fashion-mnist", "--data-dir", "{tmp}/truncated-idx"], "truncated"),
     (["--model", "{tmp}/rgb.pt"], "takes 3-channel images but mnist5k has 1"),
@@ -257,3 +276,26 @@ def test_allocation_defaults_to_the_criterions_own(tmp_path):
     out = tmp_path / "run"
     assert main(["run", *QUICK, "--criterion", "l2", "--rounds", "1", "--out", str(out), "--no-report"]) == 0
     assert json.loads((out / "config.json").read_text())["config"]["allocation"] == "uniform"  # what ran
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--model", "smallcnn", "--data", "digits", "--out", "{tmp}/a-file/x.pt"], "is a file, not a directory"),
+    (["train", "--model", "smallcnn", "--data", "digits", "--out", "{tmp}/out/x.pt", "--epochs", "-1"],
+     "--epochs must be >= 0"),
+    (["train", "--model", "smallcnn", "--data", "digits", "--out", "{tmp}/out/x.pt", "--lr", "nan"],
+     "--lr must be a finite number > 0"),
+    (["train", "--model", "smallcnn", "--data", "digits", "--out", "{tmp}/out/x.pt", "--batch-size", "0"],
+     "--batch-size must be >= 1"),
+    (["compare", "--methods", "l2", "--out", "{tmp}/a-file/grid", "--epochs", "0"], "is a file, not a directory"),
+    (["compare", "--methods", "l2", "--out", "{tmp}/out", "--seeds", "0"], "--seeds must be >= 1"),
+    (["compare", "--methods", "l2", "--out", "{tmp}/out", "--lr", "inf"], "--lr must be a finite number > 0"),
+    (["report", "{tmp}/out"], "not a bayesprune run directory"),
+    (["evaluate", "{tmp}/out/missing.pt"], "does not exist"),
+])
+def test_every_command_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
+    (tmp_path / "a-file").write_text("")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("bayesprune: error:"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

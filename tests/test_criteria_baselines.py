@@ -7,7 +7,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from bayesprune.bayes.gates import ChannelGates
+from bayesprune.gates import ChannelGates
 from bayesprune.criteria import make_criterion
 from bayesprune.criteria.base import Calibration
 from bayesprune.groups import ChannelGraph

@@ -91,7 +91,7 @@ def test_aligned_removals_by_hand():
 
 @pytest.mark.parametrize("fraction", [0.7, 0.5, 0.3])
 def test_round_to_keeps_multiples_and_meets_the_budget(fraction):
-    from bayesprune.bayes.decision import BudgetedSelector
+    from bayesprune.decision.selector import BudgetedSelector
     from bayesprune.nets import Architecture, build_model
 
     model = build_model(Architecture("smallcnn", 1, 10, 28))

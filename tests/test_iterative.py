@@ -10,11 +10,12 @@ from pyro import poutine
 from torch import nn
 
 from bayesprune.bayes import SVIConfig
-from bayesprune.bayes.annealing import annealed_mask, temperature_schedule
-from bayesprune.bayes.decision import BudgetedSelector, keep_probabilities
-from bayesprune.bayes.gates import ChannelGates
+from bayesprune.annealing import annealed_mask, temperature_schedule
+from bayesprune.bayes.decision import keep_probabilities
+from bayesprune.decision.selector import BudgetedSelector
+from bayesprune.gates import ChannelGates
 from bayesprune.bayes.network import GatedNetworkModel
-from bayesprune.bayes.prediction import ChannelTracker, score_predictions
+from bayesprune.tracking import ChannelTracker, score_predictions
 from bayesprune.checkpoint import load_checkpoint, save_checkpoint
 from bayesprune.cli import main
 from bayesprune.criteria.base import Calibration

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from bayesprune.bayes.gates import ChannelGates
+from bayesprune.gates import ChannelGates
 from bayesprune.checkpoint import load_checkpoint
 from bayesprune.cli import main
 from bayesprune.criteria import make_criterion
@@ -221,7 +221,7 @@ def test_training_time_methods_in_compare_and_their_bad_options(tmp_path, capsys
 
 
 def test_bayes_selector_takes_the_counts_of_a_learned_allocation():
-    from bayesprune.bayes.decision import BudgetedSelector
+    from bayesprune.decision.selector import BudgetedSelector
 
     class Fixed:  # stands in for LSTMAllocation: counts per group, whatever the scores
         def counts(self, cost_model, target, kind, cap, round_to=1):

@@ -31,7 +31,7 @@ from pyro.distributions import constraints
 from torch import nn
 
 from ..data import ImageData
-from .gates import ChannelGates
+from ..gates import ChannelGates
 from .priors import ScalePrior
 
 

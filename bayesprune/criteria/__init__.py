@@ -1,7 +1,7 @@
 """Criteria by name. Each is a :class:`Criterion` and a Torch-Pruning ``Importance``."""
 from __future__ import annotations
 
-from ..errors import BayesPruneError
+from ..errors import ConfigError
 from .apoz import APoZ
 from .base import Calibration, Criterion
 from .bayes import BayesGSM, BayesImportance
@@ -32,7 +32,7 @@ SEEDED = (RandomScores, CHIP, ThiNet, Slimming)  # criteria that draw random num
 def make_criterion(name: str, seed: int = 0, **options) -> Criterion:
     """Build a criterion by name; ``options`` go to criteria that take them (``bayes``, ``bayes-svi``)."""
     if name not in CRITERIA:
-        raise BayesPruneError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)} "
+        raise ConfigError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)} "
                               "(bayesprune criteria lists them)")
     cls = CRITERIA[name]
     if cls is BayesLaplace:
@@ -40,7 +40,7 @@ def make_criterion(name: str, seed: int = 0, **options) -> Criterion:
 
         prior_name, tau0, within = options.pop("prior"), options.pop("tau0"), options.pop("within")
         if within in (name, "bayes-svi") or CRITERIA.get(within, cls).trains:
-            raise BayesPruneError(f"--within {within!r} cannot order channels inside a layer; use a scoring "
+            raise ConfigError(f"--within {within!r} cannot order channels inside a layer; use a scoring "
                                   "criterion such as l2, l1, fpgm or taylor")
         prior = make_prior(prior_name, per_layer=options.pop("per_layer"),
                            **({} if prior_name == "normal-jeffreys" else {"tau0": tau0}))

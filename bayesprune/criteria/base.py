@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Iterable, Iterator
+from typing import ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -105,40 +105,3 @@ class Criterion(tp.importance.Importance):
     def load_state_dict(self, state: dict) -> None:
         for name, value in state.items():
             getattr(self, name).set_state(value)
-
-
-def _items(group):
-    graph = group._DG
-    for item in group.items:
-        yield item.dep.target.module, item.dep.handler, list(item.idxs), list(item.root_idxs), graph
-
-
-def filter_rows(group) -> Iterable[tuple[torch.Tensor, list[int]]]:
-    """``(rows, root_idxs)`` for every conv/linear whose *output* channels the group removes.
-
-    ``rows[j]`` is the flattened filter (incoming weights) of the channel at ``root_idxs[j]``.
-    """
-    for module, handler, idxs, root_idxs, graph in _items(group):
-        if isinstance(module, (nn.Conv2d, nn.Linear)) and graph.is_out_channel_pruning_fn(handler):
-            yield module.weight.detach()[idxs].flatten(1), root_idxs
-
-
-def batchnorm_scales(group) -> Iterable[tuple[torch.Tensor, list[int]]]:
-    """``(gamma values, root_idxs)`` for every affine BatchNorm in the group."""
-    for module, _handler, idxs, root_idxs, _graph in _items(group):
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
-            yield module.weight.detach()[idxs], root_idxs
-
-
-def group_size(group) -> int:
-    return len(group[0].idxs)
-
-
-def scatter_sum(size: int, parts: Iterable[tuple[torch.Tensor, list[int]]]) -> tuple[torch.Tensor, int]:
-    """Sum per-layer channel values into root-channel positions; also return how many layers added."""
-    total = torch.zeros(size, dtype=torch.float64)
-    count = 0
-    for values, root_idxs in parts:
-        total.index_add_(0, torch.as_tensor(root_idxs), values.double().cpu())
-        count += 1
-    return total, count

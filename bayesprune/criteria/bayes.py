@@ -9,13 +9,14 @@ import pyro
 import torch
 
 from ..bayes.carry import CarriedPrior
-from ..bayes.decision import BudgetedSelector, bayes_decision, keep_probabilities
-from ..bayes.gates import ChannelGates
+from ..bayes.decision import bayes_decision, keep_probabilities
+from ..decision.selector import BudgetedSelector
+from ..gates import ChannelGates
 from ..bayes.inference import SVIConfig, draw_from_guide, fit_svi, sample_nuts
 from ..bayes.network import GatedNetworkModel
 from ..bayes.posterior import ChannelPosterior, hdi_contains, to_numpy, write_round_artifacts
 from ..bayes.priors import make_prior
-from ..errors import BayesPruneError
+from ..errors import ConfigError
 from .base import Calibration, Criterion
 
 
@@ -51,7 +52,7 @@ class BayesGSM(Criterion):
             survivors' tempered posterior is the next round's prior; 0 refits the GSM every round.
 
     Iterative use (one object across rounds): :meth:`select` also predicts, from the same draws,
-    which channels the *final* budget will prune (:mod:`bayesprune.bayes.prediction`) and cuts
+    which channels the *final* budget will prune (:mod:`bayesprune.tracking`) and cuts
     the channels most likely to be pruned by the end first: the round's kept set maximises the
     expected number of kept channels that survive the final round, ``sum P(c kept at the final
     budget)``, under this round's budget (ties: keep probability at this round's budget, then
@@ -71,15 +72,15 @@ class BayesGSM(Criterion):
                  seed: int = 0, progress: bool = False, inference: str = "svi", warmup: int = 100,
                  forgetting: float = 0.5, chains: int = 1):
         if inference not in ("svi", "nuts"):
-            raise BayesPruneError(f"unknown inference {inference!r}; choose svi or nuts")
+            raise ConfigError(f"unknown inference {inference!r}; choose svi or nuts")
         self.inference, self.warmup, self.seed = inference, warmup, seed
         prior_kwargs = {} if prior == "normal-jeffreys" else {"tau0": tau0}
         self.prior = make_prior(prior, per_layer=per_layer, **prior_kwargs)
         if not 0.0 <= forgetting <= 1.0:
-            raise BayesPruneError(f"--forgetting must be in [0, 1] (0: refit every round), got {forgetting}")
+            raise ConfigError(f"--forgetting must be in [0, 1] (0: refit every round), got {forgetting}")
         self.forgetting = forgetting
         if chains < 1:
-            raise BayesPruneError(f"--chains must be >= 1, got {chains}")
+            raise ConfigError(f"--chains must be >= 1, got {chains}")
         self.chains = chains
         self.carried: CarriedPrior | None = None  # set by after_cut when forgetting > 0
         self.gate_loc = self.gate_scale = None  # Gaussian posterior of the gates, per channel
@@ -94,7 +95,7 @@ class BayesGSM(Criterion):
 
     def check(self, data) -> None:
         if self.inference == "nuts" and len(data.train_y) > NUTS_MAX_EXAMPLES:
-            raise BayesPruneError(f"--inference nuts evaluates the full training set at every leapfrog step; "
+            raise ConfigError(f"--inference nuts evaluates the full training set at every leapfrog step; "
                                   f"{len(data.train_y)} examples is too many (at most "
                                   f"{NUTS_MAX_EXAMPLES}): add --train-subset {NUTS_MAX_EXAMPLES} or use "
                                   "--inference svi")

@@ -9,13 +9,13 @@ import numpy as np
 import torch
 
 from ..bayes.agreement import cross_calibration, r_hat_max, summarise
-from ..bayes.decision import BudgetedSelector
-from ..bayes.fisher import cut_priority, gate_fisher, order_ranks
-from ..bayes.gates import ChannelGates
+from ..decision.selector import BudgetedSelector
+from ..fisher import cut_priority, gate_fisher, order_ranks
+from ..gates import ChannelGates
 from ..bayes.gsm_quadrature import GSMPosterior, ScaleGrid
 from ..bayes.posterior import ChannelPosterior, hdi_contains, write_round_artifacts
 from ..bayes.priors import Horseshoe, ScalePrior
-from ..errors import BayesPruneError
+from ..errors import BayesPruneError, ConfigError
 from .base import Calibration, Criterion
 from .magnitude import L2Norm
 
@@ -28,7 +28,7 @@ class BayesLaplace(Criterion):
     **Likelihood** (Laplace approximation, MacKay 1992): a gate ``s_c`` multiplies channel c
     after its BatchNorm; around the trained network (``s = 1``) the log-likelihood of the N
     training examples is ``-N F_c (s_c - 1)^2 / 2`` per gate, ``F_c`` the diagonal empirical
-    Fisher from per-example gradients over the calibration batches (:mod:`bayesprune.bayes.fisher`).
+    Fisher from per-example gradients over the calibration batches (:mod:`bayesprune.fisher`).
 
     **Prior** where Bayesian Compression puts it (Louizos et al. 2017, sec. 3.1, eq. 8: a GSM on
     the scale of each filter's weight group): the channel's effective scale is
@@ -48,7 +48,7 @@ class BayesLaplace(Criterion):
     group). Which channels a layer gives up is fixed by ``within`` (default
     the L2 norm: within a layer, the measurements behind issue 16 found nothing better); the
     posterior decides **how many**: in each draw, channels are removed in increasing order
-    of what each adds to its layer's cut per unit cost (:func:`~bayesprune.bayes.fisher.cut_priority`;
+    of what each adds to its layer's cut per unit cost (:func:`~bayesprune.fisher.cut_priority`;
     a channel's priority is at least that of the channels its layer gives up before it), each layer
     in its ``within`` order, under the per-layer caps, until the budget is met. Keep
     probabilities (the share of draws whose cut keeps a channel), the final-round prediction (the
@@ -98,11 +98,11 @@ class BayesLaplace(Criterion):
                  chains: int = 2, seed: int = 0, forgetting: float = 0.5, fold_means: bool = False,
                  weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None):
         if chains < 1:
-            raise BayesPruneError(f"--chains must be >= 1, got {chains}")
+            raise ConfigError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
-            raise BayesPruneError(f"--posterior-draws must be >= 2, got {draws}")
+            raise ConfigError(f"--posterior-draws must be >= 2, got {draws}")
         if not 0.0 <= forgetting <= 1.0:
-            raise BayesPruneError(f"--forgetting must be in [0, 1] (0: refit every round), got {forgetting}")
+            raise ConfigError(f"--forgetting must be in [0, 1] (0: refit every round), got {forgetting}")
         self.prior = prior if prior is not None else Horseshoe(tau0=1.0)
         self.grid = grid or _grid(self.prior)
         self.within = within if within is not None else L2Norm()

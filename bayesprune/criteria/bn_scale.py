@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import ModelError
-from .base import Criterion, batchnorm_scales, group_size, scatter_sum
+from ..group_weights import batchnorm_scales, group_size, scatter_sum
+from .base import Criterion
 
 
 class BatchNormScale(Criterion):

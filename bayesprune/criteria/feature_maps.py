@@ -2,7 +2,7 @@
 
 A channel's *feature map* is ``ReLU`` of the output of the layer its gate sits on (the BatchNorm
 after the channel's convolution, or the convolution itself without BatchNorm; see
-:mod:`bayesprune.bayes.gates`): what conv-BN-ReLU networks pass on. For the linear bottlenecks of
+:mod:`bayesprune.gates`): what conv-BN-ReLU networks pass on. For the linear bottlenecks of
 MobileNetV2 (no activation after the projection) the ReLU is our approximation. A coupled group
 (residual stage) has one such map per producing layer; statistics are averaged over them.
 
@@ -17,7 +17,7 @@ import abc
 import torch
 import torch.nn.functional as F
 
-from ..bayes.gates import ChannelGates
+from ..gates import ChannelGates
 from ..groups import ChannelGraph
 from ..training import forward_with_hooks
 

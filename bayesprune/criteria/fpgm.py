@@ -3,18 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Criterion, filter_rows, group_size
-
-
-def concatenated_filters(group) -> torch.Tensor:
-    """``(channels, features)``: every producing layer's filter of channel j, concatenated."""
-    size = group_size(group)
-    parts = []
-    for rows, root_idxs in filter_rows(group):
-        block = torch.zeros(size, rows.shape[1], dtype=torch.float64)
-        block[torch.as_tensor(root_idxs)] = rows.double().cpu()
-        parts.append(block)
-    return torch.cat(parts, 1) if parts else torch.zeros(size, 0, dtype=torch.float64)
+from ..group_weights import concatenated_filters
+from .base import Criterion
 
 
 class FPGM(Criterion):

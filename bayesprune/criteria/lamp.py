@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .base import Criterion
-from .fpgm import concatenated_filters
+from ..group_weights import concatenated_filters
 
 
 class LAMP(Criterion):

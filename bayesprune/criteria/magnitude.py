@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Criterion, filter_rows, group_size, scatter_sum
+from ..group_weights import filter_rows, group_size, scatter_sum
+from .base import Criterion
 
 
 class L1Norm(Criterion):

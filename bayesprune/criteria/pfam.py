@@ -5,7 +5,7 @@ import torch
 
 from ..groups import ChannelGraph
 from ..training import fit
-from .fpgm import concatenated_filters
+from ..group_weights import concatenated_filters
 from .training_time import SearchContext, TrainingCriterion
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Criterion, group_size
+from ..group_weights import group_size
+from .base import Criterion
 
 
 class RandomScores(Criterion):

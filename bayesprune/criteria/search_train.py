@@ -7,12 +7,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..bayes.decision import BudgetedSelector
-from ..bayes.gates import ChannelGates
+from ..decision.selector import BudgetedSelector
+from ..gates import ChannelGates
 from ..distillation import multi_teacher_loss
 from ..decision.allocation import removable_counts
 from ..training import fit
-from .base import batchnorm_scales, filter_rows, group_size, scatter_sum
+from ..group_weights import batchnorm_scales, filter_rows, group_size, scatter_sum
 from .training_time import SearchContext, TrainingCriterion, silence, torch_cost
 
 FEATURES = 7

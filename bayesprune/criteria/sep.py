@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..bayes.gates import ChannelGates
+from ..gates import ChannelGates
 from ..surgery import fold_gates
 from ..training import fit, total_steps
 from .training_time import SearchContext, TrainingCriterion, channel_mask, split_by_group
@@ -33,7 +33,7 @@ class SqueezeExcitation(nn.Module):
 
 class SEGates:
     """SE gates times a binary pruning mask on every gated output of a network's channel groups
-    (the places :class:`~bayesprune.bayes.gates.ChannelGates` gates): ``y_c <- m_c g_c(y) y_c``.
+    (the places :class:`~bayesprune.gates.ChannelGates` gates): ``y_c <- m_c g_c(y) y_c``.
     A masked channel outputs exactly 0, so neither it nor its filters get a gradient: it is out
     of the forward and the backward computation without being removed."""
 

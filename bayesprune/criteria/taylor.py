@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..bayes.gates import ChannelGates
+from ..gates import ChannelGates
 from .base import Criterion
 from .feature_maps import PreparedScores
 

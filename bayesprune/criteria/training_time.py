@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..bayes.gates import ChannelGates
+from ..gates import ChannelGates
 from ..decision import CostModel, allocate
 from ..groups import ChannelGraph
 from ..surgery import fold_gates

@@ -5,11 +5,11 @@ A criterion's scores only order channels *within* a layer: an L2 norm in one lay
 another are not comparable (the earlier global rule, score over the layer's mean, now
 ``score-global``, ignores what a channel costs and lost 1-2 points to uniform widths). Here every
 channel's gate gets its per-example gradients over the calibration batches
-(:mod:`bayesprune.bayes.fisher`); removing a layer's lowest-scoring k channels ``S`` costs
+(:mod:`bayesprune.fisher`); removing a layer's lowest-scoring k channels ``S`` costs
 ``N 1^T F_SS 1 / 2`` nats of log-likelihood, ``F_SS`` their empirical Fisher block (the quadratic
 approximation of Optimal Brain Damage, LeCun et al. 1990, eq. 5, for gates at 1, with the
 layer's cross terms), and channels go in increasing order of what they add to
-their layer's cut per MAC (or param) saved (:func:`~bayesprune.bayes.fisher.cut_priority`), each
+their layer's cut per MAC (or param) saved (:func:`~bayesprune.fisher.cut_priority`), each
 layer in the criterion's order, under the per-layer caps, until the budget is met. This is the
 posterior-mean width rule of ``bayes`` without its prior; ``bayes`` and ``bayes-svi`` decide their
 widths themselves.
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bayes.fisher import GateFisher, cut_priority, gate_fisher, order_ranks
-from ..bayes.gates import ChannelGates
+from ..fisher import GateFisher, cut_priority, gate_fisher, order_ranks
+from ..gates import ChannelGates
 from .cost import CostModel
+from .selector import BudgetedSelector
 
 
 class ExpectedLossWidths:
@@ -40,8 +41,6 @@ class ExpectedLossWidths:
     def counts(self, cost_model: CostModel, target: float, kind: str, cap: np.ndarray, round_to: int = 1,
                orders: list[np.ndarray] | None = None) -> np.ndarray:
         """Channels to remove per group; ``orders[g]``: group g's local channels, first to go first."""
-        from ..bayes.decision import BudgetedSelector
-
         if orders is None:
             raise TypeError("ExpectedLossWidths.counts needs each layer's removal order (the criterion's scores)")
         selector = BudgetedSelector(cost_model, self.group_of_channel, target, kind, None, "global", 1, cap=cap)

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..gates import ChannelGates
+from ..group_weights import concatenated_filters
 from .allocation import least_removal
 from .cost import CostModel
 
@@ -71,8 +73,6 @@ class LSTMAllocation:
         self._orders: list[torch.Tensor] | None = None  # each layer's channels, lowest filter L2 first
 
     def descriptors(self, cost_model: CostModel) -> torch.Tensor:
-        from ..criteria.fpgm import concatenated_filters
-
         shares = cost_model.shares("macs")
         norms = [concatenated_filters(g.tp_group).norm(dim=1) for g in self.graph.groups]
         overall = torch.cat(norms).mean().clamp_min(1e-12)
@@ -112,9 +112,6 @@ class LSTMAllocation:
 
     @torch.no_grad()
     def _network_reward(self, counts: np.ndarray) -> float:
-        from ..bayes.gates import ChannelGates
-        from ..criteria.fpgm import concatenated_filters
-
         model = self.graph.model
         if self._orders is None:  # the network does not change between episodes
             self._orders = [torch.argsort(concatenated_filters(g.tp_group).norm(dim=1), stable=True)

@@ -1,6 +1,6 @@
 """Fold per-channel multipliers (gate means, annealed masks) into the weights.
 
-A gate ``s_c`` applied after BatchNorm (see :mod:`bayesprune.bayes.gates`) is the same function
+A gate ``s_c`` applied after BatchNorm (see :mod:`bayesprune.gates`) is the same function
 as BatchNorm with ``gamma_c <- s_c gamma_c`` and ``beta_c <- s_c beta_c``, in training and in
 evaluation mode; a gate on a conv/linear output is the same as scaling that output channel's
 weights and bias. Folding therefore changes the parameters, never the function, and leaves no
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..bayes.gates import ChannelGates
+from ..gates import ChannelGates
 from ..errors import ModelError
 
 

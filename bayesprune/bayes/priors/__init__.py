@@ -1,7 +1,7 @@
 """Gaussian scale mixture priors over channel gates, by name."""
 from __future__ import annotations
 
-from ...errors import BayesPruneError
+from ...errors import ConfigError
 from .base import ScalePrior
 from .horseshoe import Horseshoe
 from .normal_jeffreys import NormalJeffreys
@@ -12,7 +12,7 @@ PRIORS: dict[str, type[ScalePrior]] = {p.name: p for p in (Horseshoe, Regularize
 
 def make_prior(name: str, per_layer: bool = False, **kwargs) -> ScalePrior:
     if name not in PRIORS:
-        raise BayesPruneError(f"unknown prior {name!r}; choose one of {', '.join(PRIORS)}")
+        raise ConfigError(f"unknown prior {name!r}; choose one of {', '.join(PRIORS)}")
     return PRIORS[name](per_layer=per_layer, **kwargs)
 
 

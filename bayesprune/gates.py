@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..groups import ChannelGraph, is_depthwise
+from .groups import ChannelGraph, is_depthwise
 
 
 class ChannelGates:

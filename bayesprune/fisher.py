@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..faults import crash_point
+from .faults import crash_point
 from .gates import ChannelGates
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..groups import ChannelGraph
+from .groups import ChannelGraph
 
 
 class ChannelTracker:
