@@ -1,9 +1,9 @@
-"""Regenerate the README's result tables from the committed result files.
+"""Regenerate the result tables of README.md and analysis/README.md from the committed result files.
 
-Each table in README.md sits between ``<!-- generated from analysis/results/NAME.json -->`` and
+Each table sits between ``<!-- generated from analysis/results/NAME.json -->`` and
 ``<!-- end generated -->``; this script rewrites what lies between from that file, with the
 Markdown function of the script that wrote it (the result's ``script`` field).
-Usage: python analysis/readme_tables.py [--check]   (--check: exit 1 if the README is stale)
+Usage: python analysis/readme_tables.py [--check]   (--check: exit 1 if a table is stale)
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-README = HERE.parent / "README.md"
+READMES = (HERE.parent / "README.md", HERE / "README.md")
 BLOCK = re.compile(r"(<!-- generated from (analysis/results/[\w.@-]+\.json) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 
@@ -34,16 +34,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if a table differs from its result file")
     args = parser.parse_args()
-    text = README.read_text()
-    fresh = regenerate(text)
+    stale = []
+    for readme in READMES:
+        text = readme.read_text()
+        fresh = regenerate(text)
+        if fresh != text:
+            stale.append(readme)
+            if not args.check:
+                readme.write_text(fresh)
+                print(f"rewrote {len(BLOCK.findall(text))} tables in {readme}")
     if args.check:
-        stale = fresh != text
-        print("README tables are stale: run python analysis/readme_tables.py" if stale else "README tables match")
-        return int(stale)
-    README.write_text(fresh)
-    print(f"rewrote {len(BLOCK.findall(text))} tables in {README}")
+        print(f"stale tables in {', '.join(map(str, stale))}: run python analysis/readme_tables.py" if stale
+              else "README tables match")
+        return int(bool(stale))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

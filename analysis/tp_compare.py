@@ -2,7 +2,7 @@
 Torch-Pruning's own pruner, on one shared base checkpoint, budgets and seeds.
 
 Both sides follow the same schedule: ``--rounds`` cuts to the geometric round targets
-(:func:`bayesprune.config.round_targets`), each followed by ``--epochs`` of fine-tuning with the
+(:meth:`bayesprune.decision.Budget.targets`), each followed by ``--epochs`` of fine-tuning with the
 same optimiser (:func:`bayesprune.training.fit`: SGD, Nesterov, cosine learning rate) and data
 order seed. bayesprune methods run through ``run_pruning`` with their defaults (uniform allocation,
 ``--reparameterize mean``); Torch-Pruning methods use ``tp.pruner.BasePruner`` with uniform
@@ -61,7 +61,7 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
     """Torch-Pruning's pruner on the same schedule and fine-tuning as ours."""
     import torch_pruning as tp
 
-    from bayesprune.config import round_targets
+    from bayesprune.decision import Budget
     from bayesprune.data import iterate_batches, load_dataset
     from bayesprune.groups import count_macs_params, output_layers
     from bayesprune.pretrained import resolve_model
@@ -82,7 +82,7 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
     if method == "tp-group-sl":  # sparse training first (counts in the epochs)
         epochs += _sparse_training(model, data, pruner, settings, generator)
     record = {"method": method, "seed": seed, "rounds": []}
-    for target in round_targets(settings["target_macs"], settings["rounds"], "geometric"):
+    for target in Budget(settings["target_macs"], rounds=settings["rounds"]).targets():
         if method == "tp-taylor":  # gradients of the calibration batches, once per round
             model.zero_grad()
             for _, (xb, yb) in zip(range(8), iterate_batches(data.train_x, data.train_y, 128)):

@@ -20,11 +20,11 @@ import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
 from .config import PruneConfig
 from .errors import ConfigError, RunDirError
 from .runs import atomic_write_json, atomic_write_text, check_writable
+from .progress import progress_bar
 
 VARIANTS: dict[str, dict] = {
     "bayes-iterative": {"criterion": "bayes"},
@@ -71,7 +71,7 @@ def run_grid(base: PruneConfig, methods: list[str], targets: list[float], seeds:
     (out / "cells").mkdir(exist_ok=True)
     cells = [(m, t, s) for t in targets for m in methods for s in range(seeds)]
     rows = []
-    bar = tqdm(cells, desc="compare", disable=not progress, unit="run")
+    bar = progress_bar(cells, desc="compare", enabled=progress, unit="run")
     for method, target, seed in bar:
         key = cell_key(method, target, seed)
         done = out / "cells" / f"{key}.json"
@@ -131,7 +131,7 @@ def markdown_table(rows: list[dict], methods: list[str], targets: list[float]) -
             if accuracies:
                 cells[method, target] = _mean_sd([100 * a for a in accuracies])
     best = {t: max((cells[m, t][0] for m in methods if (m, t) in cells), default=None) for t in targets}
-    from .report.build import markdown_table as table
+    from .report.blocks import markdown_table as table
 
     lines = []
     for method in methods:

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .decision import ALLOCATIONS, Budget
+from .decision import Budget
 from .errors import BudgetError, ConfigError
 
-SCHEDULES = ("geometric", "linear")
 ANNEAL_TARGETS = ("current", "final")
 DEFAULT_TARGET_MACS = 0.5
 
@@ -48,9 +47,8 @@ class Bound:
             raise ConfigError(f"{flag} must be {self.describe()}, got {value}")
 
 
-# Every numeric option of PruneConfig and its range (the budget fractions: PruneConfig.budget).
+# Every numeric option of PruneConfig and its range (those of the budget: decision.Budget).
 OPTION_BOUNDS = {
-    "rounds": Bound(1), "max_prune_fraction": Bound(0, 1, low_open=True, high_open=True), "round_to": Bound(1),
     "epochs": Bound(0), "distill": Bound(0, 1), "distill_temperature": Bound(0, low_open=True),
     "search_epochs": Bound(0), "lr": Bound(0, low_open=True), "batch_size": Bound(1), "calibration_batches": Bound(1),
     "expand": Bound(1), "expand_noise": Bound(0), "tau0": Bound(0, low_open=True, optional=True),
@@ -116,29 +114,30 @@ class PruneConfig:
     report: bool = True  # write RUN_DIR/report (HTML, figures, diagnostics) when the run ends
     progress: bool = True
 
-    def budget(self) -> Budget:
+    def budget(self, criterion=None) -> Budget:
+        """The run's whole budget, validated (``criterion``: the object the run uses, whose default
+        allocation applies when ``--allocation`` is not given)."""
         if self.target_params is not None and self.target_macs is not None:
             raise BudgetError("give either --target-macs or --target-params, not both")
         if self.target_params is not None:
-            return Budget(_fraction(self.target_params, "--target-params"), "params")
-        macs = DEFAULT_TARGET_MACS if self.target_macs is None else self.target_macs
-        return Budget(_fraction(macs, "--target-macs"), "macs")
+            fraction, kind = _fraction(self.target_params, "--target-params"), "params"
+        else:
+            fraction, kind = _fraction(DEFAULT_TARGET_MACS if self.target_macs is None else self.target_macs,
+                                       "--target-macs"), "macs"
+        return Budget(fraction, kind, self.rounds, self.schedule, self.resolved_allocation(criterion),
+                      self.max_prune_fraction, self.round_to)
 
-    def validate(self) -> None:
+    def validate(self, criterion=None) -> None:
+        """Raise a one-line :class:`ConfigError`/:class:`BudgetError` for any bad option, before any
+        work. ``criterion``: an object the run uses instead of ``self.criterion`` (not rebuilt here)."""
         from .criteria import make_criterion
         from .surgery import COMPENSATIONS
 
-        self.budget()
+        budget = self.budget(criterion)
         for name, bound in OPTION_BOUNDS.items():  # every numeric option: range, and finite
             bound.check(name, getattr(self, name))
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown --schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.allocation is not None and self.allocation not in ALLOCATIONS:
-            raise ConfigError(f"unknown --allocation {self.allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
-        allocation = self.resolved_allocation()
-        if self.round_to > 1 and allocation != "uniform":
-            raise BudgetError(f"--round-to {self.round_to} needs --allocation uniform, got --allocation {allocation}")
-        if self.criterion == "search-train" and (self.round_to > 1 or allocation != "uniform"):
+        name = self.criterion if criterion is None else criterion.name
+        if name == "search-train" and (budget.round_to > 1 or budget.allocation != "uniform"):
             raise ConfigError("search-train chooses every layer's width itself; drop --allocation and --round-to")
         if self.reparameterize not in COMPENSATIONS:
             raise ConfigError(f"unknown --reparameterize {self.reparameterize!r}; choose one of "
@@ -149,15 +148,17 @@ class PruneConfig:
         if self.anneal_target not in ANNEAL_TARGETS:
             raise ConfigError(f"unknown --anneal-target {self.anneal_target!r}; choose one of "
                               f"{', '.join(ANNEAL_TARGETS)}")
-        make_criterion(self.criterion, **self.criterion_options())  # bad names fail before any work
+        if criterion is None:
+            make_criterion(self.criterion, **self.criterion_options())  # bad names fail before any work
 
-    def resolved_allocation(self) -> str:
-        """``--allocation``, or the criterion's own default when none was given."""
+    def resolved_allocation(self, criterion=None) -> str:
+        """``--allocation``, or the criterion's own default when none was given (``criterion``: the
+        object the run uses, else the class named by ``self.criterion``)."""
         if self.allocation is not None:
             return self.allocation
         from .criteria import CRITERIA
 
-        cls = CRITERIA.get(self.criterion)
+        cls = criterion if criterion is not None else CRITERIA.get(self.criterion)
         return cls.default_allocation if cls is not None else "uniform"
 
     def criterion_options(self) -> dict:
@@ -186,18 +187,6 @@ def _fraction(value, flag: str) -> float:
         raise BudgetError(f"{flag} {value} is outside (0, 1]; it is the fraction of the base model "
                           "to keep, e.g. 0.5")
     return fraction
-
-
-def round_targets(final: float, rounds: int, schedule: str, start: float = 1.0) -> list[float]:
-    """Fractions of the base cost to reach after each round, from ``start`` (the network before
-    round 1, e.g. 2.25 after a 1.5x expansion) down to ``final``.
-
-    geometric: ``start * (final / start) ** (r / R)`` removes the same *share* of what remains
-    every round; linear: ``start - (start - final) r / R`` removes the same absolute amount.
-    """
-    steps = np.arange(1, rounds + 1) / rounds
-    values = start * (final / start) ** steps if schedule == "geometric" else start - (start - final) * steps
-    return [float(v) for v in values]
 
 
 def environment() -> dict:

@@ -1,6 +1,6 @@
 """The iterative engine. Per round: score -> decide -> reparameterize -> cut -> fine-tune -> record.
 
-Round r of R (targets from :func:`bayesprune.config.round_targets`):
+Round r of R (targets from :meth:`bayesprune.decision.Budget.targets`):
 
 1. the criterion scores the current network (for ``bayes``: the posterior, whose prior is the
    previous round's tempered posterior) and selects channels to reach round r's target, knowing
@@ -21,27 +21,29 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from .annealing import annealed_mask, temperature_schedule, tempered_mask
 from .gates import ChannelGates
 from .tracking import ChannelTracker, score_predictions
 from .checkpoint import checkpoint_payload, model_from_payload, save_checkpoint
-from .config import PruneConfig, environment, round_targets
+from .config import PruneConfig, environment
 from .criteria import make_criterion
-from .criteria.base import Calibration
+from .criteria.base import Calibration, Criterion
 from .criteria.training_time import SearchContext
 from .distillation import distillation_loss
-from .data import load_dataset
-from .decision import CostModel, ExpectedLossWidths, check_reachable
+from .data import ImageData, load_dataset
+from .decision import Budget, CostModel, ExpectedLossWidths, RoundBudget
 from .decision.lstm import LSTMAllocation
 from .errors import ModelError, RunDirError, TrainingError
 from .groups import ChannelGraph, check_prunable, count_macs_params
+from .nets import Architecture
 from .pretrained import resolve_model
 from .resume import STATE_FILE, RoundState, capture_rng, load_state, restore_rng
 from .resume import save_state as save_round_state
@@ -54,146 +56,226 @@ SUMMARY_ROUND_KEYS = ("round", "accuracy", "accuracy_after_cut", "accuracy_after
                       "finetune_seconds", "seconds")
 
 
+@dataclass
+class Job:
+    """What a run works with, resolved once from its config: names are objects from here on."""
+
+    config: PruneConfig
+    criterion: Criterion
+    budget: Budget
+    data: ImageData
+    device: torch.device
+    generator: torch.Generator
+    inputs: torch.Tensor  # one test image: the example input of graphs and counts
+    calibration: Calibration
+    fit: FitConfig
+
+    def measure(self, net) -> dict:
+        macs, params = count_macs_params(net, self.inputs)
+        return {"accuracy": evaluate(net, self.data.test_x, self.data.test_y, self.device), "macs": macs,
+                "params": params}
+
+
+@dataclass
+class Network:
+    """The network being pruned, its pruning history, and the numbers of the base (and widened) one."""
+
+    model: nn.Module
+    arch: Architecture
+    history: list
+    base: dict
+    expanded: dict | None
+    source: str | None = None
+
+
+@dataclass
+class Progress:
+    """What the finished rounds left: their records, predictions and the channels still alive."""
+
+    tracker: ChannelTracker
+    rounds: list = field(default_factory=list)
+    predictions: dict = field(default_factory=dict)
+    next_round: int = 1
+
+
 def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: None,
-                state: RoundState | None = None) -> dict:
+                state: RoundState | None = None, criterion: Criterion | None = None) -> dict:
     """Run the whole job and return the summary (also written to ``summary.json`` if ``config.out``).
 
-    ``state``: continue a run from its saved state (see :mod:`bayesprune.resume`)."""
-    config.validate()
-    config = replace(config, allocation=config.resolved_allocation())  # config.json records what ran
-    budget = config.budget()
-    generator = seed_everything(config.seed)
-    device = resolve_device(config.device)
-    data = load_dataset(config.data, config.data_dir).subset(config.train_subset, config.test_subset)
-    criterion = make_criterion(config.criterion, config.seed, **config.criterion_options())
-    criterion.check(data)
-    inputs = data.test_x[:1].to(device)
-    fit_config = FitConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size)
-    loss_fn = None  # cross-entropy, or distillation from the unpruned network (set below)
-
-    def measure(net) -> dict:
-        macs, params = count_macs_params(net, inputs)
-        return {"accuracy": evaluate(net, data.test_x, data.test_y, device), "macs": macs, "params": params}
-
+    ``criterion``: a criterion object to use instead of ``config.criterion`` and its options (your
+    own :class:`~bayesprune.criteria.Criterion`, or e.g. ``BayesLaplace(prior=YourPrior())``); its
+    ``name`` is recorded. ``state``: continue a run from its saved state (see :mod:`bayesprune.resume`;
+    a run made with your own criterion resumes with the same object passed again)."""
+    job = _prepare(config, criterion)
+    network = _start(job, echo) if state is None else _restored(job, state, echo)
     if state is None:
-        model, arch, history, base, expanded, source = _start(config, data, measure, echo, device)
-        teacher = copy.deepcopy(model) if config.distill > 0 else None
-    else:
-        model, arch = model_from_payload(state.checkpoint, f"{config.out}/{STATE_FILE}")
-        model.to(device)
-        history, base, expanded = list(state.checkpoint["pruning_history"]), state.base, state.expanded
-        source = None
-        echo(f"resuming {config.out} at round {state.next_round} of {config.rounds}")
-        teacher = _teacher(config, data, device) if config.distill > 0 else None
-    start = expanded or base
-    base_cost = base[budget.kind]
-    targets = round_targets(budget.fraction, config.rounds, config.schedule, start[budget.kind] / base_cost)
-    if state is None:  # pre-flight: a budget no sequence of capped cuts can reach fails before any write
-        check_prunable(model, inputs)
-        start_cost_model = CostModel.build(ChannelGraph(model, inputs))
-        check_reachable(start_cost_model, targets[0] * base_cost, budget.kind, config.max_prune_fraction,
-                        round_to=config.round_to)
-        check_reachable(start_cost_model, targets[-1] * base_cost, budget.kind, config.max_prune_fraction,
-                        config.rounds, config.round_to)
-    run_dir = RunDir(config.out, config.overwrite, resume=state is not None) if config.out else None
-    tracker = ChannelTracker(ChannelGraph(model, inputs))
-    rounds, predictions, first = [], {}, 1
-    if state is not None:
-        rounds, predictions, first = state.rounds, state.predictions, state.next_round
-        tracker.alive = {name: np.asarray(alive, dtype=np.int64) for name, alive in state.alive.items()}
-        criterion.load_state_dict(state.criterion)
-        run_dir.restore_metrics(state.events)
-        restore_rng(state.rng, generator)  # last: building the network above drew random numbers
-    elif run_dir:
-        run_dir.write_json("config.json", {"config": asdict(config), "model_source": source,
-                                            "architecture": arch.to_dict(), "environment": environment()})
-        run_dir.log_metrics({"event": "base", **base})
-        if expanded:
-            run_dir.log_metrics({"event": "expanded", **expanded})
-
-    def save_state(next_round: int) -> None:
-        save_round_state(run_dir.path, RoundState(
-            next_round, checkpoint_payload(model, arch, history), run_dir.events(),
-            {name: alive.tolist() for name, alive in tracker.alive.items()}, predictions,
-            criterion.state_dict(), capture_rng(generator)))
-
+        _preflight(job, network)  # a budget no sequence of capped cuts can reach fails before any write
+    teacher = _teacher(job, network, state)  # before _progress restores the random state
+    run_dir = _open_run_dir(job, network, state)
+    progress = _progress(job, network, state, run_dir)
+    loss_fn = distillation_loss(teacher, config.distill, config.distill_temperature) if teacher is not None else None
     if run_dir and state is None:
-        save_state(1)
-    if teacher is not None:
-        loss_fn = distillation_loss(teacher, config.distill, config.distill_temperature)
-    temperatures = temperature_schedule(config.rounds, config.anneal_t0, config.anneal_alpha)
-    calibration = Calibration(data, device, config.batch_size, config.calibration_batches, config.seed)
-    for r in range(first, config.rounds + 1):
-        fraction = targets[r - 1]
-        began = time.perf_counter()
-        try:  # a diverging ELBO (cut) or a non-finite loss (fine-tune) stops the run here
-            search = (SearchSettings(replace(fit_config, epochs=config.search_epochs), generator,
-                                     start_trained=not (config.from_scratch and r == 1)) if criterion.trains else None)
-            step = _cut(model, inputs, criterion, calibration, config, fraction * base_cost,
-                        targets[-1] * base_cost, budget.kind, history, tracker, search)
-            decision_seconds = time.perf_counter() - began  # scoring (SVI for bayes), decision, surgery
-            after_cut = measure(model)
-            # the last round's survivors are the final network: no masks (its T is 0 and all keep)
-            anneal = config.annealing and "prediction" in step and r < config.rounds
-            temperature = temperatures[r - 1] if anneal else None
-            fit_start = time.perf_counter()
-            train_stats = _finetune(model, inputs, data, fit_config, generator, device, config, tracker,
-                                    step, temperature, loss_fn, desc=f"round {r} fine-tune")
-        except TrainingError as exc:
-            raise _stopped(exc, r, run_dir) from None
-        finetune_seconds = time.perf_counter() - fit_start
-        record = {"round": r, "target_fraction": fraction, "removed_channels": step["removed_channels"],
-                  "accuracy_after_cut": after_cut["accuracy"],
-                  "accuracy_after_cut_plain": step.get("accuracy_after_cut_plain"),
-                  "compensation": step.get("compensation"), "temperature": temperature, "widths": step["widths"],
-                  "search": step["search"], "lstm_rewards": step.get("lstm_rewards"),
-                  "search_epochs": step["search"]["search_epochs"] if step["search"] else 0.0,
-                  "accuracy": evaluate(model, data.test_x, data.test_y, device),
-                  "macs": after_cut["macs"], "params": after_cut["params"], "train_loss": train_stats["loss"],
-                  "statistics_seconds": step["statistics_seconds"], "decision_seconds": decision_seconds,
-                  "finetune_seconds": finetune_seconds, "seconds": time.perf_counter() - began}
-        if "prediction" in step:
-            predictions[r] = step["prediction"]
-        rounds.append(record)
-        plain = record["accuracy_after_cut_plain"]
-        echo(f"round {r}/{config.rounds}: target {fraction:.3f}, removed {record['removed_channels']} channels, "
-             f"accuracy {record['accuracy_after_cut']:.4f} after cut"
-             + (f" ({plain:.4f} without reparameterization)" if plain is not None else "")
-             + f" -> {record['accuracy']:.4f} after fine-tune, {record['macs'] / 1e6:.2f} M MACs "
-             f"({record['macs'] / base['macs']:.3f}), {record['seconds']:.1f} s")
-        record.update(criterion.round_record())
-        agreement = record.get("posterior_agreement")
-        if agreement:
-            echo(_agreement_line(agreement))
+        _save_state(run_dir, job, network, progress)
+    for r in range(progress.next_round, job.config.rounds + 1):
+        record, prediction = _round(job, network, progress.tracker, r, loss_fn, run_dir, echo)
+        if prediction is not None:
+            progress.predictions[r] = prediction
+        progress.rounds.append(record)
         if run_dir:
-            record["files"] = criterion.write_artifacts(run_dir.path, r)
-            run_dir.log_metrics({"event": "round", **record})
-            save_checkpoint(run_dir.file("model.pt"), model.cpu(), arch, history,
-                            {"round": r, "accuracy": record["accuracy"], "macs": record["macs"],
-                             "params": record["params"], "data": config.data, "criterion": config.criterion})
-            model.to(device)
-            save_state(r + 1)
-    survivors = tracker.survivors()
-    for record in rounds:  # predictions of every round against the final network
-        if record["round"] in predictions:
-            record.update(score_predictions(*predictions[record["round"]], survivors))
-    final = {k: rounds[-1][k] for k in ("accuracy", "macs", "params")}
-    summary = {"criterion": config.criterion, "budget": {"kind": budget.kind, "fraction": budget.fraction},
-               "base": base, "expanded": expanded, "final": final,
-               "final_ratio": {"macs": final["macs"] / base["macs"], "params": final["params"] / base["params"]},
-               "rounds": [{k: rec.get(k) for k in SUMMARY_ROUND_KEYS} for rec in rounds]}
+            _write_round(run_dir, job, network, record)
+            progress.next_round = r + 1
+            _save_state(run_dir, job, network, progress)
+    summary = _summary(job, network, progress)
     if run_dir:
-        run_dir.write_json("summary.json", summary)
-        if config.report:
-            from .report import build_report
-
-            build_report(run_dir.path)
-            echo(f"report: {run_dir.path / 'report' / 'index.html'}")
-        run_dir.file(STATE_FILE).unlink(missing_ok=True)  # finished: nothing left to resume
+        _finish(run_dir, job, summary, echo)
     return summary
 
 
-def resume_run(path: str | Path, echo: Callable[[str], None] = lambda _s: None, progress: bool = True) -> dict:
+def _prepare(config: PruneConfig, criterion: Criterion | None) -> Job:
+    """Validate the config, resolve its names into objects, load the data."""
+    config.validate(criterion)
+    if criterion is None:
+        criterion = make_criterion(config.criterion, config.seed, **config.criterion_options())
+    # config.json records what ran: the criterion's name and the allocation it resolved to
+    config = replace(config, criterion=criterion.name, allocation=config.resolved_allocation(criterion))
+    generator = seed_everything(config.seed)
+    device = resolve_device(config.device)
+    data = load_dataset(config.data, config.data_dir).subset(config.train_subset, config.test_subset)
+    criterion.check(data)
+    return Job(config, criterion, config.budget(criterion), data, device, generator, data.test_x[:1].to(device),
+               Calibration(data, device, config.batch_size, config.calibration_batches, config.seed),
+               FitConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size))
+
+
+def _restored(job: Job, state: RoundState, echo) -> Network:
+    config = job.config
+    model, arch = model_from_payload(state.checkpoint, f"{config.out}/{STATE_FILE}")
+    echo(f"resuming {config.out} at round {state.next_round} of {config.rounds}")
+    return Network(model.to(job.device), arch, list(state.checkpoint["pruning_history"]), state.base, state.expanded)
+
+
+def _start_fraction(job: Job, network: Network) -> float:
+    """The network before round 1 as a fraction of the base cost (above 1 after ``--expand``)."""
+    kind = job.budget.kind
+    return (network.expanded or network.base)[kind] / network.base[kind]
+
+
+def _preflight(job: Job, network: Network) -> None:
+    check_prunable(network.model, job.inputs)
+    cost_model = CostModel.build(ChannelGraph(network.model, job.inputs))
+    job.budget.check_reachable(cost_model, network.base[job.budget.kind], _start_fraction(job, network))
+
+
+def _open_run_dir(job: Job, network: Network, state: RoundState | None) -> RunDir | None:
+    config = job.config
+    if not config.out:
+        return None
+    run_dir = RunDir(config.out, config.overwrite, resume=state is not None)
+    if state is None:
+        run_dir.write_json("config.json", {"config": asdict(config), "model_source": network.source,
+                                            "architecture": network.arch.to_dict(), "environment": environment()})
+        run_dir.log_metrics({"event": "base", **network.base})
+        if network.expanded:
+            run_dir.log_metrics({"event": "expanded", **network.expanded})
+    return run_dir
+
+
+def _progress(job: Job, network: Network, state: RoundState | None, run_dir: RunDir | None) -> Progress:
+    tracker = ChannelTracker(ChannelGraph(network.model, job.inputs))
+    if state is None:
+        return Progress(tracker)
+    tracker.alive = {name: np.asarray(alive, dtype=np.int64) for name, alive in state.alive.items()}
+    job.criterion.load_state_dict(state.criterion)
+    run_dir.restore_metrics(state.events)
+    restore_rng(state.rng, job.generator)  # last: building the network drew random numbers
+    return Progress(tracker, state.rounds, state.predictions, state.next_round)
+
+
+def _save_state(run_dir: RunDir, job: Job, network: Network, progress: Progress) -> None:
+    save_round_state(run_dir.path, RoundState(
+        progress.next_round, checkpoint_payload(network.model, network.arch, network.history), run_dir.events(),
+        {name: alive.tolist() for name, alive in progress.tracker.alive.items()}, progress.predictions,
+        job.criterion.state_dict(), capture_rng(job.generator)))
+
+
+def _round(job: Job, network: Network, tracker: ChannelTracker, r: int, loss_fn, run_dir, echo) -> tuple[dict, tuple]:
+    """One round: cut to its target, fine-tune, measure; returns its record and its prediction."""
+    config, budget = job.config, job.budget
+    base_cost = network.base[budget.kind]
+    fraction = budget.targets(_start_fraction(job, network))[r - 1]
+    temperatures = temperature_schedule(config.rounds, config.anneal_t0, config.anneal_alpha)
+    began = time.perf_counter()
+    try:  # a diverging ELBO (cut) or a non-finite loss (fine-tune) stops the run here
+        search = (SearchSettings(replace(job.fit, epochs=config.search_epochs), job.generator,
+                                 start_trained=not (config.from_scratch and r == 1)) if job.criterion.trains else None)
+        step = _cut(job, network, budget.for_round(r, base_cost, _start_fraction(job, network)), tracker, search)
+        decision_seconds = time.perf_counter() - began  # scoring (SVI for bayes-svi), decision, surgery
+        after_cut = job.measure(network.model)
+        # the last round's survivors are the final network: no masks (its T is 0 and all keep)
+        anneal = config.annealing and step.prediction is not None and r < config.rounds
+        temperature = temperatures[r - 1] if anneal else None
+        fit_start = time.perf_counter()
+        train_stats = _finetune(job, network.model, tracker, step, temperature, loss_fn,
+                                desc=f"round {r} fine-tune")
+    except TrainingError as exc:
+        raise _stopped(exc, r, run_dir) from None
+    finetune_seconds = time.perf_counter() - fit_start
+    record = {"round": r, "target_fraction": fraction, "removed_channels": step.removed_channels,
+              "accuracy_after_cut": after_cut["accuracy"], "accuracy_after_cut_plain": step.accuracy_after_cut_plain,
+              "compensation": step.compensation, "temperature": temperature, "widths": step.widths,
+              "search": step.search, "lstm_rewards": step.lstm_rewards,
+              "search_epochs": step.search["search_epochs"] if step.search else 0.0,
+              "accuracy": evaluate(network.model, job.data.test_x, job.data.test_y, job.device),
+              "macs": after_cut["macs"], "params": after_cut["params"], "train_loss": train_stats["loss"],
+              "statistics_seconds": step.statistics_seconds, "decision_seconds": decision_seconds,
+              "finetune_seconds": finetune_seconds, "seconds": time.perf_counter() - began}
+    plain = record["accuracy_after_cut_plain"]
+    echo(f"round {r}/{config.rounds}: target {fraction:.3f}, removed {record['removed_channels']} channels, "
+         f"accuracy {record['accuracy_after_cut']:.4f} after cut"
+         + (f" ({plain:.4f} without reparameterization)" if plain is not None else "")
+         + f" -> {record['accuracy']:.4f} after fine-tune, {record['macs'] / 1e6:.2f} M MACs "
+         f"({record['macs'] / network.base['macs']:.3f}), {record['seconds']:.1f} s")
+    record.update(job.criterion.round_record())
+    if record.get("posterior_agreement"):
+        echo(_agreement_line(record["posterior_agreement"]))
+    return record, step.prediction
+
+
+def _write_round(run_dir: RunDir, job: Job, network: Network, record: dict) -> None:
+    record["files"] = job.criterion.write_artifacts(run_dir.path, record["round"])
+    run_dir.log_metrics({"event": "round", **record})
+    save_checkpoint(run_dir.file("model.pt"), network.model.cpu(), network.arch, network.history,
+                    {"round": record["round"], "accuracy": record["accuracy"], "macs": record["macs"],
+                     "params": record["params"], "data": job.config.data, "criterion": job.config.criterion})
+    network.model.to(job.device)
+
+
+def _summary(job: Job, network: Network, progress: Progress) -> dict:
+    """The run's numbers; every round's predictions are scored against the final network here."""
+    survivors = progress.tracker.survivors()
+    rounds, base = progress.rounds, network.base
+    for record in rounds:
+        if record["round"] in progress.predictions:
+            record.update(score_predictions(*progress.predictions[record["round"]], survivors))
+    final = {k: rounds[-1][k] for k in ("accuracy", "macs", "params")}
+    return {"criterion": job.config.criterion, "budget": {"kind": job.budget.kind, "fraction": job.budget.fraction},
+            "base": base, "expanded": network.expanded, "final": final,
+            "final_ratio": {"macs": final["macs"] / base["macs"], "params": final["params"] / base["params"]},
+            "rounds": [{k: rec.get(k) for k in SUMMARY_ROUND_KEYS} for rec in rounds]}
+
+
+def _finish(run_dir: RunDir, job: Job, summary: dict, echo) -> None:
+    run_dir.write_json("summary.json", summary)
+    if job.config.report:
+        from .report import build_report
+
+        build_report(run_dir.path)
+        echo(f"report: {run_dir.path / 'report' / 'index.html'}")
+    run_dir.file(STATE_FILE).unlink(missing_ok=True)  # finished: nothing left to resume
+
+
+def resume_run(path: str | Path, echo: Callable[[str], None] = lambda _s: None, progress: bool = True,
+               criterion: Criterion | None = None) -> dict:
     """Continue the run in ``path`` from its last finished round; return its summary."""
     path = Path(path)
     state = load_state(path)
@@ -203,7 +285,7 @@ def resume_run(path: str | Path, echo: Callable[[str], None] = lambda _s: None, 
         raise RunDirError(f"--resume {path}: its config.json has options this bayesprune does not know "
                           f"({', '.join(sorted(set(stored) - known))}); resume it with the version that started it")
     config = PruneConfig(**{**stored, "out": str(path), "overwrite": False, "progress": progress})
-    return run_pruning(config, echo, state=state)
+    return run_pruning(config, echo, state=state, criterion=criterion)
 
 
 def _stopped(exc: TrainingError, r: int, run_dir: RunDir | None) -> TrainingError:
@@ -213,11 +295,12 @@ def _stopped(exc: TrainingError, r: int, run_dir: RunDir | None) -> TrainingErro
     return TrainingError(f"{exc}. The run stopped in round {r}; {kept}.")
 
 
-def _start(config: PruneConfig, data, measure, echo, device):
+def _start(job: Job, echo) -> Network:
     """The network of round 1: the resolved model, widened with ``--expand``; and its numbers."""
+    config, data = job.config, job.data
     resolved = resolve_model(config.model, data, config.weights, config.trust_pickle)
-    model, arch = resolved.model.to(device), resolved.arch
-    base = measure(model)
+    model, arch = resolved.model.to(job.device), resolved.arch
+    base = job.measure(model)
     echo(f"{data.describe()}\nmodel {resolved.source}: accuracy {base['accuracy']:.4f}, "
          f"{base['macs'] / 1e6:.2f} M MACs, {base['params'] / 1e3:.1f} k params")
     history = list(resolved.pruning_history)
@@ -228,28 +311,33 @@ def _start(config: PruneConfig, data, measure, echo, device):
         for module in model.modules():
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
-        base = {**measure(model), "from_scratch": True}
+        base = {**job.measure(model), "from_scratch": True}
         echo(f"--from-scratch: weights re-initialised (seed {config.seed}), accuracy {base['accuracy']:.4f}")
     expanded = None
     if config.expand > 1.0:
         if history:
             raise ModelError("--expand needs an unpruned model; this one was pruned already")
         model, arch = widen(model, arch, config.expand, config.expand_noise, config.seed)
-        model.to(device)
-        expanded = {"factor": config.expand, **measure(model)}
+        model.to(job.device)
+        expanded = {"factor": config.expand, **job.measure(model)}
         echo(f"expanded x{config.expand} (Net2Wider): accuracy {expanded['accuracy']:.4f}, "
              f"{expanded['macs'] / 1e6:.2f} M MACs, {expanded['params'] / 1e3:.1f} k params")
-    return model, arch, history, base, expanded, resolved.source
+    return Network(model, arch, history, base, expanded, resolved.source)
 
 
-def _teacher(config: PruneConfig, data, device):
-    """The unpruned network of round 1 again (for a resumed run's distillation): resolved and
-    widened exactly as :func:`_start` did."""
-    resolved = resolve_model(config.model, data, config.weights, config.trust_pickle)
+def _teacher(job: Job, network: Network, state: RoundState | None) -> nn.Module | None:
+    """The unpruned network of round 1 for ``--distill``: a copy of it, or for a resumed run the
+    model resolved and widened again exactly as :func:`_start` did."""
+    config = job.config
+    if config.distill <= 0:
+        return None
+    if state is None:
+        return copy.deepcopy(network.model)
+    resolved = resolve_model(config.model, job.data, config.weights, config.trust_pickle)
     model, arch = resolved.model, resolved.arch
     if config.expand > 1.0:
         model, arch = widen(model, arch, config.expand, config.expand_noise, config.seed)
-    return model.to(device)
+    return model.to(job.device)
 
 
 @dataclass
@@ -261,99 +349,116 @@ class SearchSettings:
     start_trained: bool = True  # False in round 1 of a --from-scratch run
 
 
-def _allocation(config: PruneConfig, criterion, graph: ChannelGraph, calibration: Calibration):
-    """The run's allocation: a name, or an object measured on this round's network (``global``
+@dataclass
+class CutResult:
+    """What one cut did (see :func:`_cut`)."""
+
+    removed_channels: int
+    statistics_seconds: float
+    widths: dict  # group -> [channels before, after]
+    search: dict | None = None  # a training-time method's search statistics
+    lstm_rewards: list | None = None  # first and last episode's reward of --allocation lstm
+    prediction: tuple | None = None  # (channel ids, P(pruned by the final round)) of a criterion that predicts
+    keep_current: tuple | None = None  # (channel ids, P(kept at this round's budget))
+    accuracy_after_cut_plain: float | None = None  # the same cut without reparameterization
+    compensation: dict | None = None
+
+
+def _allocation(job: Job, graph: ChannelGraph):
+    """The round's allocation: a name, or an object measured on this round's network (``global``
     for criteria that do not decide widths themselves; ``lstm``)."""
-    if config.allocation == "global" and not criterion.own_widths:
-        return ExpectedLossWidths.measure(graph.model, graph, calibration)
-    if config.allocation != "lstm":
-        return config.allocation
-    return LSTMAllocation(graph, calibration.batches(), seed=config.seed, progress=config.progress)
+    allocation, criterion = job.budget.allocation, job.criterion
+    if allocation == "global" and not criterion.own_widths:
+        return ExpectedLossWidths.measure(graph.model, graph, job.calibration)
+    if allocation != "lstm":
+        return allocation
+    return LSTMAllocation(graph, job.calibration.batches(), seed=job.config.seed, progress=job.config.progress)
 
 
-def _cut(model, inputs, criterion, calibration, config, target, final_target, kind, history, tracker,
-         search: SearchSettings | None = None) -> dict:
+def _cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker,
+         search: SearchSettings | None = None) -> CutResult:
     """(Search,) score, decide, reparameterize and cut once; verify the cut with torch-pruning's count.
 
     The cost model's prediction is an upper bound of that count (its constant terms can only
     shrink when channels go; see :mod:`bayesprune.decision.cost`), so one cut meets the target.
     """
-    graph = ChannelGraph(model, inputs)
+    config, criterion, calibration, model = job.config, job.criterion, job.calibration, network.model
+    graph = ChannelGraph(model, job.inputs)
     cost_model = CostModel.build(graph)
-    check_reachable(cost_model, target, kind, config.max_prune_fraction,  # before any costly scoring
-                    round_to=config.round_to)
-    allocation = _allocation(config, criterion, graph, calibration)
+    budget.check_reachable(cost_model)  # before any costly scoring
+    budget = replace(budget, allocation=_allocation(job, graph))  # measured on this round's network
     prepare_start = time.perf_counter()
     search_stats = None
     if search is not None:  # a training-time method trains (and soft-prunes) before it selects
         search_stats = criterion.search(model, SearchContext(
-            graph, cost_model, target, final_target, kind, allocation, config.max_prune_fraction, config.round_to,
-            calibration, search.fit, search.generator, config.progress, search.start_trained))
+            graph, cost_model, budget, calibration, search.fit, search.generator, config.progress,
+            search.start_trained))
         search_stats["seconds"] = time.perf_counter() - prepare_start
-    if criterion.needs_data:  # statistics over calibration data (SVI for bayes)
+    if criterion.needs_data:  # statistics over calibration data
         criterion.prepare(model, graph, calibration)
     statistics_seconds = time.perf_counter() - prepare_start
-    removal = criterion.select(graph, cost_model, target, kind, allocation,
-                               config.max_prune_fraction, final_target=final_target, round_to=config.round_to)
-    step = {"removed_channels": sum(len(v) for v in removal.values()), "statistics_seconds": statistics_seconds,
-            "widths": {g.name: [g.size, g.size - len(removal.get(g.name, []))] for g in graph.groups},
-            "search": search_stats}
-    if isinstance(allocation, LSTMAllocation):
-        step["lstm_rewards"] = [allocation.history[0], allocation.history[-1]] if allocation.history else None
+    removal = criterion.select(graph, cost_model, budget)
+    step = CutResult(sum(len(v) for v in removal.values()), statistics_seconds,
+                     {g.name: [g.size, g.size - len(removal.get(g.name, []))] for g in graph.groups}, search_stats)
+    if isinstance(budget.allocation, LSTMAllocation):
+        history = budget.allocation.history
+        step.lstm_rewards = [history[0], history[-1]] if history else None
     prune_probability = criterion.prune_probability()
     if prune_probability is not None:
-        step["prediction"] = (tracker.ids(graph), np.asarray(prune_probability))
+        step.prediction = (tracker.ids(graph), np.asarray(prune_probability))
         keep = criterion.keep_probability()
-        step["keep_current"] = None if keep is None else (tracker.ids(graph), np.asarray(keep))
+        step.keep_current = None if keep is None else (tracker.ids(graph), np.asarray(keep))
     if config.reparameterize != "none":
         plain = copy.deepcopy(model)  # the same cut without reparameterization, for the report
-        ChannelGraph(plain, inputs).prune(removal)
-        step["accuracy_after_cut_plain"] = evaluate(plain, calibration.data.test_x, calibration.data.test_y,
-                                                    calibration.device)
+        ChannelGraph(plain, job.inputs).prune(removal)
+        step.accuracy_after_cut_plain = evaluate(plain, job.data.test_x, job.data.test_y, job.device)
         del plain
         scales = criterion.reparameterization()
         if scales is not None:
             fold_gates(ChannelGates(graph), scales)
-        step["compensation"] = compensate(graph, removal, calibration.batches(), config.reparameterize,
-                                          seed=config.seed)
-    history.extend(graph.prune(removal))
+        step.compensation = compensate(graph, removal, calibration.batches(), config.reparameterize,
+                                       seed=config.seed)
+    network.history.extend(graph.prune(removal))
     tracker.remove(removal)
     criterion.after_cut(removal)
-    macs, params = count_macs_params(model, inputs)
-    counted = macs if kind == "macs" else params
-    if counted > target:  # would mean the cost model missed a growing term: a bug, not user error
-        raise RuntimeError(f"cut left {counted} {kind}, above the target {target:.0f}; please report this model")
+    macs, params = count_macs_params(model, job.inputs)
+    counted = macs if budget.kind == "macs" else params
+    if counted > budget.target:  # would mean the cost model missed a growing term: a bug, not user error
+        raise RuntimeError(f"cut left {counted} {budget.kind}, above the target {budget.target:.0f}; "
+                           "please report this model")
     return step
 
 
-def _finetune(model, inputs, data, fit_config, generator, device, config, tracker, step, temperature,
-              loss_fn, desc: str) -> dict:
+def _finetune(job: Job, model, tracker: ChannelTracker, step: CutResult, temperature: float | None, loss_fn,
+              desc: str) -> dict:
     """Fine-tune; with a temperature, survivors carry annealed masks that are folded in afterwards."""
-    graph = ChannelGraph(model, inputs) if temperature is not None and config.epochs > 0 else None
+    config = job.config
+    graph = ChannelGraph(model, job.inputs) if temperature is not None and config.epochs > 0 else None
     masks = None if graph is None else _anneal_masks(config, tracker, graph, step, temperature)
     if masks is None:
-        return fit(model, data, fit_config, generator, device, config.progress, desc=desc, loss_fn=loss_fn)
+        return fit(model, job.data, job.fit, job.generator, job.device, config.progress, desc=desc, loss_fn=loss_fn)
     gates = ChannelGates(graph)
     values = torch.as_tensor(masks, dtype=torch.float32)
-    gates.values = values.to(device)
+    gates.values = values.to(job.device)
     try:
         with gates:
-            stats = fit(model, data, fit_config, generator, device, config.progress, desc=desc, loss_fn=loss_fn)
+            stats = fit(model, job.data, job.fit, job.generator, job.device, config.progress, desc=desc,
+                        loss_fn=loss_fn)
     finally:
         gates.values = None
     fold_gates(gates, values)
     return stats
 
 
-def _anneal_masks(config, tracker, graph, step: dict, temperature: float) -> np.ndarray | None:
+def _anneal_masks(config, tracker, graph, step: CutResult, temperature: float) -> np.ndarray | None:
     """Survivors' soft masks at ``temperature`` (:mod:`bayesprune.annealing`), or None."""
     if config.anneal_target == "final":
-        ids, prune_probability = step["prediction"]
+        ids, prune_probability = step.prediction
         keep = dict(zip(ids, 1.0 - prune_probability))
         return annealed_mask(np.array([keep[cid] for cid in tracker.ids(graph)]), temperature)
-    if step.get("keep_current") is None:
+    if step.keep_current is None:
         return None
-    ids, keep_probability = step["keep_current"]
+    ids, keep_probability = step.keep_current
     keep = dict(zip(ids, keep_probability))
     return tempered_mask(np.array([keep[cid] for cid in tracker.ids(graph)]), temperature)
 

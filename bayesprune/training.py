@@ -9,11 +9,11 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .data import ImageData, iterate_batches
 from .errors import TrainingError
 from .faults import crash_point
+from .progress import progress_bar
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -84,7 +84,7 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
     cross_entropy = nn.CrossEntropyLoss()
     loss_fn = loss_fn or (lambda net, xb, yb: cross_entropy(net(xb), yb))
     step, running = 0, 0.0
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, unit="step")
+    bar = progress_bar(total=total, desc=desc, enabled=progress, leave=False, unit="step")
     while step < total:
         for xb, yb in iterate_batches(data.train_x, data.train_y, config.batch_size, shuffle=True,
                                       generator=generator, augment=data.augment, device=device):
@@ -101,8 +101,8 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
             opt.step()
             running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
             step += 1
+            bar.set_postfix(loss=f"{running:.3f}", refresh=False)  # drawn by update, at its own pace
             bar.update(1)
-            bar.set_postfix(loss=f"{running:.3f}")
             if after_step is not None:
                 after_step(step)
             if after_epoch is not None and (step % steps_per_epoch == 0 or step == total):

@@ -14,6 +14,7 @@ from bayesprune.bayes.network import GatedNetworkModel
 from bayesprune.decision import CostModel
 from bayesprune.groups import ChannelGraph
 from bayesprune.nets import Architecture, build_model
+from bayesprune.decision import RoundBudget
 
 
 @pytest.mark.parametrize("prior", ["horseshoe", "regularized-horseshoe", "normal-jeffreys"])
@@ -160,7 +161,7 @@ def test_planted_dead_and_duplicate_channels(mnist5k):
     criterion = BayesGSM(svi=SVIConfig(steps=300, lr=0.02, seed=0), draws=200)
     criterion.prepare(net, graph, Calibration(mnist5k, torch.device("cpu"), 128))
     cost = CostModel.build(graph)
-    criterion.select(graph, cost, 0.85 * cost.full(), "macs", "global", 0.9)
+    criterion.select(graph, cost, RoundBudget(0.85 * cost.full(), 0.85 * cost.full(), "macs", "global", 0.9))
     posterior = criterion.posterior
     in_layer = np.array(posterior.layer) == "features.3"
     keep = posterior.keep_probability[in_layer]

@@ -16,6 +16,7 @@ from bayesprune.criteria.base import Calibration
 from bayesprune.data import ImageData
 from bayesprune.decision import CostModel
 from bayesprune.groups import ChannelGraph
+from bayesprune.decision import RoundBudget
 
 
 # --- per-example gate gradients -------------------------------------------------------------
@@ -146,7 +147,7 @@ def _prepared(chains=2, seed=0, allocation="global"):
     criterion.prepare(net, graph, Calibration(data, torch.device("cpu"), 128, 4))
     dead_layer = np.array([g.name == "c1" for g in graph.groups])
     target = cost_model.cost(cost_model.sizes - 4 * dead_layer, "macs")  # room for exactly the dead four
-    removal = criterion.select(graph, cost_model, target, "macs", allocation, 0.9)
+    removal = criterion.select(graph, cost_model, RoundBudget(target, target, "macs", allocation, 0.9))
     return criterion, graph, removal
 
 

@@ -1,4 +1,6 @@
 """Budgeted allocation: exact cost terms, budgets met, layers never emptied."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +8,6 @@ import torch
 from bayesprune.decision import Budget, CostModel, allocate
 from bayesprune.errors import BudgetError
 from bayesprune.groups import ChannelGraph, count_macs_params
-from bayesprune.config import round_targets
 from helpers import Chain
 
 
@@ -77,8 +78,33 @@ def test_unreachable_budget_and_bad_fractions():
 
 
 def test_round_targets():
-    assert round_targets(0.25, 2, "geometric") == pytest.approx([0.5, 0.25])
-    assert round_targets(0.4, 3, "linear") == pytest.approx([0.8, 0.6, 0.4])
+    assert Budget(0.25, rounds=2).targets() == pytest.approx([0.5, 0.25])
+    assert Budget(0.4, rounds=3, schedule="linear").targets() == pytest.approx([0.8, 0.6, 0.4])
+    assert Budget(0.5, rounds=2).targets(start=2.0) == pytest.approx([1.0, 0.5])  # after --expand
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"rounds": 0}, "--rounds must be >= 1"), ({"rounds": float("nan")}, "--rounds must be >= 1"),
+    ({"schedule": "cubic"}, "unknown --schedule"), ({"allocation": "magic"}, "unknown --allocation"),
+    ({"max_fraction": 1.0}, "--max-prune-fraction must be in (0, 1)"),
+    ({"max_fraction": float("nan")}, "--max-prune-fraction must be in (0, 1)"),
+    ({"round_to": 8, "allocation": "global"}, "needs --allocation uniform"), ({"kind": "flops"}, "macs or params")])
+def test_a_budget_is_validated_once_when_made(options, message):
+    from bayesprune.errors import BayesPruneError
+
+    with pytest.raises(BayesPruneError, match=re.escape(message)):
+        Budget(0.5, **options)
+
+
+def test_a_round_budget_carries_the_rules_to_the_allocation():
+    _, graph = _graph()
+    cost = CostModel.build(graph)
+    budget = Budget(0.5, rounds=2, allocation="uniform", round_to=2).for_round(1, cost.full("macs"))
+    assert budget.target == pytest.approx(0.5 ** 0.5 * cost.full("macs"))
+    assert budget.final_target == pytest.approx(0.5 * cost.full("macs"))
+    removal = budget.allocate(_scores(graph), cost)
+    kept = [g.size - len(removal[g.name]) for g in graph.groups]
+    assert all(k % 2 == 0 for k in kept) and cost.cost(np.array(kept), "macs") <= budget.target
 
 
 def test_aligned_removals_by_hand():

@@ -25,6 +25,7 @@ from bayesprune.groups import ChannelGraph, count_macs_params
 from bayesprune.nets import Architecture, build_model
 from bayesprune.nets.small_cnn import SmallCNN
 from bayesprune.surgery import compensate, fold_gates, widen
+from bayesprune.decision import RoundBudget
 
 CPU = torch.device("cpu")
 
@@ -185,7 +186,7 @@ def _fitted_bayes(data, forgetting=0.25):
 
 def test_posterior_carried_to_round_2_is_round_1_posterior_tempered(tiny_mnist):
     net, inputs, graph, criterion, calibration, macs = _fitted_bayes(tiny_mnist, forgetting=0.25)
-    removal = criterion.select(graph, CostModel.build(graph), 0.6 * macs, "macs", "uniform", 0.9)
+    removal = criterion.select(graph, CostModel.build(graph), RoundBudget(0.6 * macs, 0.6 * macs, "macs", "uniform"))
     kept = criterion.posterior.decision
     loc, scale = criterion.gate_loc[kept], criterion.gate_scale[kept]
     criterion.after_cut(removal)  # nothing folded: the prior keeps the gate's own units
@@ -207,7 +208,7 @@ def test_posterior_carried_to_round_2_is_round_1_posterior_tempered(tiny_mnist):
 
 def test_no_forgetting_means_refit_with_the_gsm_prior(tiny_mnist):
     net, inputs, graph, criterion, _, macs = _fitted_bayes(tiny_mnist, forgetting=0.0)
-    removal = criterion.select(graph, CostModel.build(graph), 0.6 * macs, "macs", "uniform", 0.9)
+    removal = criterion.select(graph, CostModel.build(graph), RoundBudget(0.6 * macs, 0.6 * macs, "macs", "uniform"))
     criterion.after_cut(removal)
     assert criterion.carried is None
 
@@ -220,7 +221,7 @@ def test_final_budget_predictions_are_a_subset_of_this_rounds_keeps(tiny_mnist):
     now = keep_probabilities(effect, BudgetedSelector(cost, group_of_channel, 0.8 * macs, "macs", 0.9, "uniform"))
     final = keep_probabilities(effect, BudgetedSelector(cost, group_of_channel, 0.5 * macs, "macs", 0.9, "uniform"))
     assert (final[0] <= now[0]).all() and (final[1] <= now[1]).all()
-    criterion.select(graph, cost, 0.8 * macs, "macs", "uniform", 0.9, final_target=0.5 * macs)
+    criterion.select(graph, cost, RoundBudget(0.8 * macs, 0.5 * macs, "macs", "uniform", 0.9))
     assert np.allclose(criterion.prune_probability(), 1.0 - final[1])
 
 

@@ -7,7 +7,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_readme_tables_match_their_result_files():
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "analysis" / "README.md").read_text()  # the measured tables live there (issue 17)
     assert text.count("<!-- generated from analysis/results/") >= 1
     run = subprocess.run([sys.executable, str(ROOT / "analysis" / "readme_tables.py"), "--check"],
                          capture_output=True, text=True, cwd=ROOT)

@@ -22,6 +22,7 @@ from bayesprune.decision.lstm import LSTMAllocation, counts_for
 from bayesprune.groups import ChannelGraph, count_macs_params
 from bayesprune.pretrained import resolve_model
 from bayesprune.training import FitConfig, evaluate, fit, seed_everything
+from bayesprune.decision import RoundBudget
 
 QUICK = ["--train-subset", "512", "--test-subset", "256", "--quiet", "--device", "cpu"]
 
@@ -62,9 +63,9 @@ def _context(model, data, target_fraction=0.5, epochs=0.25, allocation="uniform"
     graph = ChannelGraph(model, inputs)
     cost_model = CostModel.build(graph)
     calibration = Calibration(data, torch.device("cpu"), num_batches=2)
-    return SearchContext(graph, cost_model, target_fraction * cost_model.full("macs"), target_fraction *
-                         cost_model.full("macs"), "macs", allocation, 0.9, 1, calibration, FitConfig(epochs=epochs),
-                         seed_everything(0), progress=False)
+    target = target_fraction * cost_model.full("macs")
+    return SearchContext(graph, cost_model, RoundBudget(target, target, "macs", allocation, 0.9, 1), calibration,
+                         FitConfig(epochs=epochs), seed_everything(0), progress=False)
 
 
 def test_pfam_zeroes_filters_after_the_epoch_and_they_regrow(tiny_mnist):
@@ -80,7 +81,7 @@ def test_pfam_zeroes_filters_after_the_epoch_and_they_regrow(tiny_mnist):
     fit(model, tiny_mnist, FitConfig(epochs=0.25), seed_everything(0), torch.device("cpu"), progress=False)
     assert (conv.weight[zeroed].flatten(1).abs().sum(1) > 0).all()  # the next updates rebuild them
     stats = pfam.search(model, _context(model, tiny_mnist))
-    removal = pfam.select(context.graph, context.cost_model, 0, "macs", "uniform", 0.9)
+    removal = pfam.select(context.graph, context.cost_model, context.budget)
     assert stats["soft_prunings"] == 1 and conv.weight[removal[group.name]].abs().sum() == 0
 
 
@@ -202,7 +203,7 @@ def test_sep_cut_is_the_function_the_masked_search_trained(tiny_mnist):
     sep = make_criterion("sep")
     sep.search(model, context)
     before = evaluate(model, tiny_mnist.test_x, tiny_mnist.test_y, torch.device("cpu"))
-    context.graph.prune(sep.select(context.graph, context.cost_model, 0, "macs", "uniform", 0.9))
+    context.graph.prune(sep.select(context.graph, context.cost_model, context.budget))
     assert evaluate(model, tiny_mnist.test_x, tiny_mnist.test_y, torch.device("cpu")) == before
 
 

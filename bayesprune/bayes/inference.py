@@ -16,10 +16,10 @@ import pyro
 import torch
 from pyro.infer import SVI, Trace_ELBO
 from pyro.poutine.util import site_is_subsample
-from tqdm.auto import tqdm
 
 from ..errors import TrainingError
 from ..faults import crash_point
+from ..progress import progress_bar
 
 
 @dataclass
@@ -48,7 +48,7 @@ def fit_svi(model: Callable, guide: Callable, config: SVIConfig, *args, progress
     optimizer = pyro.optim.ClippedAdam({"lr": config.lr, "clip_norm": 10.0})
     svi = SVI(model, guide, optimizer, loss=Trace_ELBO(num_particles=config.num_particles))
     trace: list[float] = []
-    bar = tqdm(range(config.steps), desc=desc, disable=not progress, leave=False, unit="step")
+    bar = progress_bar(range(config.steps), desc=desc, enabled=progress, leave=False, unit="step")
     for step in bar:
         crash_point("svi-step")
         try:
@@ -63,7 +63,7 @@ def fit_svi(model: Callable, guide: Callable, config: SVIConfig, *args, progress
                                 f"lower the SVI learning rate (--svi-lr, now {config.lr:g})")
         trace.append(-loss)
         if step % 20 == 0:
-            bar.set_postfix(elbo=f"{-loss:.4g}")
+            bar.set_postfix(elbo=f"{-loss:.4g}", refresh=False)  # shown at the next update
     return trace
 
 

@@ -18,7 +18,7 @@ import torch_pruning as tp
 from torch import nn
 
 from ..data import ImageData, iterate_batches
-from ..decision import CostModel, allocate
+from ..decision import CostModel, RoundBudget
 from ..groups import ChannelGraph
 
 
@@ -64,13 +64,10 @@ class Criterion(tp.importance.Importance):
         """Scores of every group of ``graph``, keyed by group name."""
         return {g.name: self(g.tp_group).detach().float().cpu() for g in graph.groups}
 
-    def select(self, graph: ChannelGraph, cost_model: CostModel, target: float, kind: str,
-               allocation: str, max_fraction: float, final_target: float | None = None,
-               round_to: int = 1) -> dict[str, list[int]]:
-        """Channels to remove per group to meet ``target`` (``final_target``: the last round's
-        target, for criteria that plan ahead; ``round_to``: keep multiples of it per group).
-        Point estimates: allocate by score."""
-        return allocate(self.score(graph), cost_model, target, kind, allocation, max_fraction, round_to)
+    def select(self, graph: ChannelGraph, cost_model: CostModel, budget: RoundBudget) -> dict[str, list[int]]:
+        """Channels to remove per group to meet ``budget.target`` (``budget.final_target``: the last
+        round's, for criteria that plan ahead). Point estimates: allocate by score."""
+        return budget.allocate(self.score(graph), cost_model)
 
     # Hooks of the iterative engine; a point estimate needs none of them. ----------------------
     def reparameterization(self) -> torch.Tensor | None:

@@ -10,7 +10,7 @@ import torch
 
 from ..bayes.carry import CarriedPrior
 from ..bayes.decision import bayes_decision, keep_probabilities
-from ..decision.selector import BudgetedSelector
+from ..decision import RoundBudget
 from ..gates import ChannelGates
 from ..bayes.inference import SVIConfig, draw_from_guide, fit_svi, sample_nuts
 from ..bayes.network import GatedNetworkModel
@@ -164,17 +164,16 @@ class BayesGSM(Criterion):
         effect = self.effect_draws()[:, self.gates.group_slice(index)].mean(0)
         return torch.as_tensor(effect[list(group[0].root_idxs)], dtype=torch.float64)
 
-    def select(self, graph, cost_model, target, kind, allocation, max_fraction, final_target=None, round_to=1):
+    def select(self, graph, cost_model, budget: RoundBudget):
         """Budgeted Bayes decision: global and MAC-aware, or per layer (``allocation="uniform"``)."""
         self._require_prepared()
         group_of_channel = self.gates.layer_of_channel.numpy()
-        selector = BudgetedSelector(cost_model, group_of_channel, target, kind, max_fraction, allocation, round_to)
+        selector = budget.selector(cost_model, group_of_channel)
         effect = self.effect_draws()
         kept_draws, keep_probability, cut = keep_probabilities(effect, selector)
         self.keep_final = keep_probability
-        if final_target is not None and final_target < target:
-            final = BudgetedSelector(cost_model, group_of_channel, final_target, kind, max_fraction, allocation,
-                                     round_to)
+        if budget.final_target < budget.target:
+            final = budget.selector(cost_model, group_of_channel, budget.final_target)
             self.keep_final = keep_probabilities(effect, final)[1]
         decision = bayes_decision(keep_probability, effect.mean(0), selector, self.keep_final)
         ratio = effect / selector.channel_cost

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..bayes.agreement import cross_calibration, r_hat_max, summarise
+from ..decision import RoundBudget
 from ..decision.selector import BudgetedSelector
 from ..fisher import cut_priority, gate_fisher, order_ranks
 from ..gates import ChannelGates
@@ -192,16 +193,15 @@ class BayesLaplace(Criterion):
         kept = np.stack(kept)
         return kept, kept.mean(0), float(np.median(cuts))
 
-    def select(self, graph, cost_model, target, kind, allocation, max_fraction, final_target=None, round_to=1):
+    def select(self, graph, cost_model, budget: RoundBudget):
         self._require_prepared()
-        selector = BudgetedSelector(cost_model, self.group_of_channel, target, kind, max_fraction, allocation, round_to)
+        selector = budget.selector(cost_model, self.group_of_channel)
         rank = order_ranks(self.orders, len(self.within_score))
         priority = self._priority(self.gate_draws, self.blocks, selector)
         kept_draws, keep_probability, cut = self._cuts(priority, selector, rank)
         self.keep_final = keep_probability
-        if final_target is not None and final_target < target:
-            final = BudgetedSelector(cost_model, self.group_of_channel, final_target, kind, max_fraction,
-                                     allocation, round_to)
+        if budget.final_target < budget.target:
+            final = budget.selector(cost_model, self.group_of_channel, budget.final_target)
             self.keep_final = self._cuts(priority, final, rank)[1]
         mean_priority = priority.mean(0)  # non-decreasing along each layer's order, like every draw's
         decision = selector.select(mean_priority, tie_break=[rank])[0]

@@ -115,8 +115,8 @@ class SearchTrain(TrainingCriterion):
             torch.manual_seed(self.seed)
             thresholds = ThresholdNetwork().to(device)
         gates = ChannelGates(graph)
-        caps = removable_counts(cost_model.sizes, context.max_fraction)
-        cost_share = cost_model.shares(context.kind)
+        caps = removable_counts(cost_model.sizes, context.budget.max_fraction)
+        cost_share = cost_model.shares(context.budget.kind)
         teachers = [_frozen(model)] if context.start_trained else []
         budget_ratios: list[float] = []
         optimizer = torch.optim.Adam(thresholds.parameters(), lr=self.threshold_lr)
@@ -125,7 +125,8 @@ class SearchTrain(TrainingCriterion):
             importance = [channel_importance(g.tp_group).to(device) for g in graph.groups]
             t = thresholds(layer_features([v.cpu() for v in importance], cost_share).to(device))
             hard, soft = threshold_masks(importance, t, caps)
-            ratio = torch_cost(cost_model, torch.stack([s.sum() for s in soft]), context.kind) / context.target
+            kept = torch.stack([s.sum() for s in soft])
+            ratio = torch_cost(cost_model, kept, context.budget.kind) / context.budget.target
             return hard, ratio
 
         for _ in range(self.budget_steps):  # first meet the budget: no data needed, so masks fit it from step 1
@@ -162,8 +163,9 @@ class SearchTrain(TrainingCriterion):
             hard, _ = threshold_masks(importance, t, caps)
         masked = torch.cat(hard) < 0.5
         relative = torch.cat([(v - v.mean()) / v.std(unbiased=False).clamp_min(1e-12) for v in importance])
-        selector = BudgetedSelector(cost_model, gates.layer_of_channel.numpy(), context.target, context.kind,
-                                    context.max_fraction, "score-global")
+        budget = context.budget
+        selector = BudgetedSelector(cost_model, gates.layer_of_channel.numpy(), budget.target, budget.kind,
+                                    budget.max_fraction, "score-global")
         kept, _ = selector.select((relative + 100.0 * (~masked).float()).double().numpy())
         self.removal = _removal(graph, kept)
         silence(graph, self.removal)  # the cut then equals the masked network the search trained

@@ -118,7 +118,7 @@ class SEP(TrainingCriterion):
     def search(self, model, context: SearchContext) -> dict:
         gates = SEGates(ChannelGates(context.graph), self.reduction)
         device = context.calibration.device
-        start = context.cost_model.full(context.kind)
+        start = context.cost_model.full(context.budget.kind)
         total = total_steps(context.fit, len(context.calibration.data.train_y))
         # mask updates at evenly spaced steps of the first `ramp` share; the rest trains under the final mask
         points = sorted({max(1, round(k / self.updates * self.ramp * total)) for k in range(1, self.updates + 1)})
@@ -130,7 +130,7 @@ class SEP(TrainingCriterion):
             gates.record(model, context.calibration.batches())
             scores = split_by_group(gates.importance, context.graph)
             progress = (points.index(step) + 1) / len(points)
-            masked.append(context.allocate(scores, start * (context.target / start) ** progress))
+            masked.append(context.allocate(scores, start * (context.budget.target / start) ** progress))
             gates.mask = channel_mask(context.graph, masked[-1])
 
         gates.attach(device)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..gates import ChannelGates
-from ..decision import CostModel, allocate
+from ..decision import CostModel, RoundBudget
 from ..groups import ChannelGraph
 from ..surgery import fold_gates
 from ..training import FitConfig
@@ -24,16 +24,11 @@ from .base import Calibration, Criterion
 @dataclass
 class SearchContext:
     """What a search may use: the graph and cost model of the network it trains, the round's
-    budget (absolute MACs/params), the allocation, and the training settings."""
+    budget (absolute MACs/params, the allocation and its rules), and the training settings."""
 
     graph: ChannelGraph
     cost_model: CostModel
-    target: float
-    final_target: float
-    kind: str
-    allocation: object  # "uniform" | "global" | an allocation object (see bayesprune.decision)
-    max_fraction: float
-    round_to: int
+    budget: RoundBudget
     calibration: Calibration
     fit: FitConfig  # epochs = --search-epochs
     generator: torch.Generator
@@ -42,8 +37,7 @@ class SearchContext:
 
     def allocate(self, scores: dict[str, torch.Tensor], target: float | None = None) -> dict[str, list[int]]:
         """The lowest-scoring channels per group that meet ``target`` (default: the round's)."""
-        return allocate(scores, self.cost_model, self.target if target is None else target, self.kind,
-                        self.allocation, self.max_fraction, self.round_to)
+        return self.budget.allocate(scores, self.cost_model, target)
 
     def fit_config(self) -> FitConfig:
         return replace(self.fit)
@@ -61,7 +55,7 @@ class TrainingCriterion(Criterion):
     def __call__(self, group) -> torch.Tensor:  # as a Torch-Pruning Importance: the last search's scores
         raise NotImplementedError(f"{self.name} prunes while training; run it through bayesprune run")
 
-    def select(self, graph, cost_model, target, kind, allocation, max_fraction, final_target=None, round_to=1):
+    def select(self, graph, cost_model, budget):
         if self.removal is None:
             raise RuntimeError(f"{self.name}: select() before search(); the engine calls search first")
         removal, self.removal = self.removal, None

@@ -21,8 +21,6 @@ and a layer cut from 16 to 11 channels costs about as much time as one of 16.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -40,21 +38,6 @@ def _check_method(method) -> None:
                           f"object (the engine builds it for --allocation {method})")
     if isinstance(method, str) and method not in ALLOCATIONS:
         raise BudgetError(f"unknown allocation {method!r}; choose one of {', '.join(ALLOCATIONS)}")
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Target cost as a fraction of the *base* network's MACs (``kind="macs"``) or params."""
-
-    fraction: float
-    kind: str = "macs"
-
-    def __post_init__(self):
-        if self.kind not in ("macs", "params"):
-            raise BudgetError(f"budget kind must be macs or params, got {self.kind!r}")
-        if not (0.0 < self.fraction <= 1.0) or not np.isfinite(self.fraction):
-            raise BudgetError(f"target fraction {self.fraction} is outside (0, 1]; give e.g. "
-                              "--target-macs 0.5 for half the base MACs")
 
 
 def aligned(sizes: np.ndarray, counts: np.ndarray, round_to: int = 1) -> np.ndarray:

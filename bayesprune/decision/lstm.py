@@ -6,10 +6,10 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..gates import ChannelGates
 from ..group_weights import concatenated_filters
+from ..progress import progress_bar
 from .allocation import least_removal
 from .cost import CostModel
 
@@ -99,7 +99,7 @@ class LSTMAllocation:
         optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         descriptors = self.descriptors(cost_model)
         baseline = None
-        for _ in tqdm(range(self.episodes), desc="lstm allocation", disable=not self.progress, leave=False):
+        for _ in progress_bar(range(self.episodes), desc="lstm allocation", enabled=self.progress, leave=False):
             mean = self.policy(descriptors)
             sample = mean.detach() + self.noise * torch.randn(mean.shape, generator=generator)
             reward = float(self.reward(counts_for(sample.double().numpy(), cost_model, target, kind, cap)))

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..runs import atomic_write_text
 from . import figures
+from .blocks import Facts, Heading, Image, Table, Text, to_html, to_markdown
 from .diagnostics import Diagnostics, diagnose
 from .load import RunRecord, load_run
 
@@ -33,21 +34,17 @@ def build_report(run_dir: str | Path) -> Path:
     run = load_run(run_dir)
     folder = run.path / "report"
     folder.mkdir(exist_ok=True)
-    html_parts, md_parts = _overview(run, folder)
-    if run.posteriors:
-        more_html, more_md = _posterior_sections(run, folder)
-        html_parts += more_html
-        md_parts += more_md
+    blocks = _overview(run, folder) + (_posterior_sections(run, folder) if run.posteriors else [])
     title = f"bayesprune report: {run.path.name}"
     page = (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}"
             f"</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-            + "\n".join(html_parts) + "\n</body>\n</html>\n")
-    atomic_write_text(folder / "summary.md", f"# {title}\n\n" + "\n\n".join(md_parts) + "\n")
+            + to_html(blocks) + "\n</body>\n</html>\n")
+    atomic_write_text(folder / "summary.md", f"# {title}\n\n" + to_markdown(blocks) + "\n")
     atomic_write_text(folder / "index.html", page)
     return folder / "index.html"
 
 
-def _overview(run: RunRecord, folder: Path) -> tuple[list[str], list[str]]:
+def _overview(run: RunRecord, folder: Path) -> list:
     config = run.config["config"]
     final = run.rounds[-1]
     budget = (f"{config['target_params']} of the params" if config.get("target_params") is not None
@@ -65,22 +62,15 @@ def _overview(run: RunRecord, folder: Path) -> tuple[list[str], list[str]]:
                                    f"{config['epochs']:g} of fine-tuning"
                                    + (" (from scratch: weights re-initialised)" if config.get("from_scratch") else "")
                                    + "; its time is in the statistics seconds"))
-    rows = [_round_row(run, record) for record in run.rounds]
-    accuracy_png = figures.accuracy_vs_macs(run, folder)
-    facts_rows = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
-    html_parts = [f"<table class=\"facts\">{facts_rows}"
-                  + "</table>", "<h2>Rounds</h2>", _html_table(ROUND_COLUMNS, rows),
-                  "<p class=\"note\">AUROC/Brier: how well each round's predicted probability that a channel "
-                  "is pruned by the end matches what the final network kept (bayes only; computed when "
-                  "the run ends). Plain: the same cut without reparameterization.</p>",
-                  _img(accuracy_png, "accuracy vs MACs")]
-    md_parts = ["\n".join(f"- **{k}**: {v}" for k, v in facts), "## Rounds", markdown_table(ROUND_COLUMNS, rows),
-                f"![accuracy vs MACs]({accuracy_png})"]
+    rows = tuple(tuple(_round_row(run, record)) for record in run.rounds)
+    blocks = [Facts(tuple(facts)), Heading("Rounds"), Table(ROUND_COLUMNS, rows),
+              Text("AUROC/Brier: how well each round's predicted probability that a channel is pruned by the end "
+                   "matches what the final network kept (bayes only; computed when the run ends). Plain: the "
+                   "same cut without reparameterization.", note=True),
+              Image(figures.accuracy_vs_macs(run, folder), "accuracy vs MACs")]
     if all("widths" in record for record in run.rounds):
-        widths_png = figures.widths(run, folder)
-        html_parts += ["<h3>Channels per layer</h3>", _img(widths_png, "channels per layer")]
-        md_parts.append(f"![channels per layer]({widths_png})")
-    return html_parts, md_parts
+        blocks += [Heading("Channels per layer", 3), Image(figures.widths(run, folder), "channels per layer")]
+    return blocks
 
 
 def _round_row(run: RunRecord, record: dict) -> list[str]:
@@ -93,63 +83,64 @@ def _round_row(run: RunRecord, record: dict) -> list[str]:
             _num(record.get("prediction_auroc"), 3), _num(record.get("prediction_brier"), 3)]
 
 
-def _posterior_sections(run: RunRecord, folder: Path) -> tuple[list[str], list[str]]:
+def _posterior_sections(run: RunRecord, folder: Path) -> list:
     by_round = {record["round"]: record for record in run.rounds}
-    histogram = figures.keep_histogram(run.posteriors, folder)
-    html_parts = ["<h2>Keep probabilities</h2>",
-                  "<p class=\"note\">A channel's keep probability is the share of posterior draws whose "
-                  "budgeted decision keeps it; its 90% interval is the Monte-Carlo (Jeffreys) interval "
-                  "of that share. Uncertain (red): the 90% HDI of its effect per cost contains the "
-                  "round's cut level.</p>", _img(histogram, "histogram of keep probabilities")]
-    md_parts = ["## Keep probabilities", f"![keep probability histogram]({histogram})"]
+    blocks = [Heading("Keep probabilities"),
+              Text("A channel's keep probability is the share of posterior draws whose budgeted decision keeps "
+                   "it; its 90% interval is the Monte-Carlo (Jeffreys) interval of that share. Uncertain (red): "
+                   "the 90% HDI of its effect per cost contains the round's cut level.", note=True),
+              Image(figures.keep_histogram(run.posteriors, folder), "histogram of keep probabilities")]
     idatas, traces = {}, {}
     for posterior in run.posteriors:
         record = by_round[posterior.round]
         idatas[posterior.round] = idata = posterior.inference_data()
         if "svi_trace" in idata.groups():
             traces[posterior.round] = idata.svi_trace["elbo"].values
-        forest = figures.keep_forest(posterior, folder)
-        survivors = figures.surviving(record, folder) if record.get("layers") else None
         uncertain = sorted((r for r in posterior.table if r["uncertain"] > 0),
                            key=lambda r: abs(r["keep_probability"] - 0.5))
-        header = f"Round {posterior.round}: {len(uncertain)} uncertain of {len(posterior.table)} channels"
-        listed = [[r["layer"], str(int(r["channel"])), f"{r['keep_probability']:.3f}",
-                   f"[{r['keep_probability_low']:.3f}, {r['keep_probability_high']:.3f}]",
-                   f"{r['prune_probability_final']:.3f}", "kept" if r["kept"] else "pruned"]
-                  for r in uncertain[:UNCERTAIN_LISTED]]
-        columns = ("layer", "channel", "keep probability", "90% interval", "P(pruned by the end)", "decision")
-        more = (f"<p class=\"note\">{len(uncertain) - UNCERTAIN_LISTED} more in "
-                f"keep_probability_round{posterior.round}.csv.</p>" if len(uncertain) > UNCERTAIN_LISTED else "")
-        html_parts += [f"<h3>{header}</h3>", _img(forest, f"keep probabilities, round {posterior.round}")]
-        if survivors:
-            html_parts.append(_img(survivors, f"expected surviving channels, round {posterior.round}"))
-        html_parts += ["<h4>Uncertain channels, closest to a coin flip first</h4>",
-                       _html_table(columns, listed) if listed else "<p>none</p>", more]
-        md_parts += [f"### {header}", f"![forest]({forest})"] + ([f"![survivors]({survivors})"] if survivors else [])
-    agreement = [_agreement_row(record) for record in run.rounds if record.get("posterior_agreement")]
+        listed = tuple((r["layer"], str(int(r["channel"])), f"{r['keep_probability']:.3f}",
+                        f"[{r['keep_probability_low']:.3f}, {r['keep_probability_high']:.3f}]",
+                        f"{r['prune_probability_final']:.3f}", "kept" if r["kept"] else "pruned")
+                       for r in uncertain[:UNCERTAIN_LISTED])
+        blocks += [Heading(f"Round {posterior.round}: {len(uncertain)} uncertain of {len(posterior.table)} channels",
+                           3),
+                   Image(figures.keep_forest(posterior, folder), f"keep probabilities, round {posterior.round}")]
+        if record.get("layers"):
+            blocks.append(Image(figures.surviving(record, folder),
+                                f"expected surviving channels, round {posterior.round}"))
+        blocks += [Heading("Uncertain channels, closest to a coin flip first", 4), Table(UNCERTAIN_COLUMNS, listed)]
+        if len(uncertain) > UNCERTAIN_LISTED:
+            blocks.append(Text(f"{len(uncertain) - UNCERTAIN_LISTED} more in "
+                               f"keep_probability_round{posterior.round}.csv.", note=True))
+    agreement = tuple(tuple(_agreement_row(record)) for record in run.rounds if record.get("posterior_agreement"))
     if agreement:
-        note = ("R-hat: largest split R-hat over tau and every layer's surviving count and RMS gate across the "
-                "chains (should be <= 1.05). Cross-fit: of the channels one chain gives keep probability "
-                "< 0.05, the share the other keeps (should be < 0.05), and of those > 0.95 (should be > 0.95). "
-                "Data halves: the same for posteriors fitted on two disjoint halves of the calibration data, "
-                "and the Spearman correlation of their mean cut priorities.")
-        html_parts += ["<h2>Does the posterior agree with itself?</h2>", f"<p class=\"note\">{note}</p>",
-                       _html_table(AGREEMENT_COLUMNS, agreement)]
-        md_parts += ["## Does the posterior agree with itself?", note, markdown_table(AGREEMENT_COLUMNS, agreement)]
+        blocks += [Heading("Does the posterior agree with itself?"),
+                   Text("R-hat: largest split R-hat over tau and every layer's surviving count and RMS gate across "
+                        "the chains (should be <= 1.05). Cross-fit: of the channels one chain gives keep "
+                        "probability < 0.05, the share the other keeps (should be < 0.05), and of those > 0.95 "
+                        "(should be > 0.95). Data halves: the same for posteriors fitted on two disjoint halves of "
+                        "the calibration data, and the Spearman correlation of their mean cut priorities.", note=True),
+                   Table(AGREEMENT_COLUMNS, agreement)]
     if traces:
-        elbo = figures.elbo_curves(traces, folder)
-        html_parts += ["<h2>ELBO</h2>", _img(elbo, "ELBO curves")]
-        md_parts += ["## ELBO", f"![ELBO]({elbo})"]
-    html_parts.append("<h2>Convergence diagnostics (arviz)</h2>")
-    md_parts.append("## Convergence diagnostics (arviz)")
+        blocks += [Heading("ELBO"), Image(figures.elbo_curves(traces, folder), "ELBO curves")]
+    blocks.append(Heading("Convergence diagnostics (arviz)"))
     for round_index, idata in idatas.items():
-        diagnostics = diagnose(idata)
-        variables = [v for v in ("tau", "c2", "phi", "layer_rms_gate") if v in idata.posterior]
+        variables = [v for v in (*_global_sites(run.config["config"]), "layer_rms_gate") if v in idata.posterior]
         trace = figures.trace_plot(idata, variables, round_index, folder)
-        more_html, more_md = _diagnostics_section(round_index, diagnostics, trace)
-        html_parts += more_html
-        md_parts += more_md
-    return html_parts, md_parts
+        blocks += _diagnostics_section(round_index, diagnose(idata), trace)
+    return blocks
+
+
+UNCERTAIN_COLUMNS = ("layer", "channel", "keep probability", "90% interval", "P(pruned by the end)", "decision")
+
+
+def _global_sites(config: dict) -> tuple[str, ...]:
+    """The prior's own declaration of its global latent scales (``ScalePrior.global_sites``)."""
+    from ..bayes.priors import PRIORS
+
+    prior = PRIORS.get(config.get("prior"))
+    sites = prior.global_sites if prior is not None else ("tau",)
+    return (*sites, "phi") if config.get("per_layer_scale") else sites
 
 
 AGREEMENT_COLUMNS = ("round", "R-hat max", "cross-fit: kept of p<0.05", "cross-fit: kept of p>0.95",
@@ -165,7 +156,7 @@ def _agreement_row(record: dict) -> list[str]:
             _num(a["split_half_spearman"], 3), verdict]
 
 
-def _diagnostics_section(round_index: int, d: Diagnostics, trace: str) -> tuple[list[str], list[str]]:
+def _diagnostics_section(round_index: int, d: Diagnostics, trace: str) -> list:
     if d.chains > 1 and d.max_r_hat is None:
         verdict = "every diagnosed quantity is constant over the draws"
     elif d.chains > 1:
@@ -174,43 +165,20 @@ def _diagnostics_section(round_index: int, d: Diagnostics, trace: str) -> tuple[
                       "chain alone would be overconfident; pool more with --chains, or try more --svi-steps)"))
     else:
         verdict = "R-hat needs two or more chains; rerun with --chains 4 to get it"
-    intro = (f"Round {round_index}: {d.inference}; {d.chains} chain(s) x {d.draws} draws; {verdict}.")
     columns = ("variable", "index", "mean", "sd", "ESS bulk", "ESS tail", "R-hat")
-    rows = [[r["variable"], r["index"], f"{r['mean']:.4g}", f"{r['sd']:.3g}", f"{r['ess_bulk']:.0f}",
-             f"{r['ess_tail']:.0f}", "n/a" if r["r_hat"] is None else f"{r['r_hat']:.3f}"] for r in d.rows]
-    html_parts = [f"<h3>Round {round_index}</h3>", f"<p>{html.escape(intro)}</p>", _html_table(columns, rows)]
+    rows = tuple((r["variable"], r["index"], f"{r['mean']:.4g}", f"{r['sd']:.3g}", f"{r['ess_bulk']:.0f}",
+                  f"{r['ess_tail']:.0f}", "n/a" if r["r_hat"] is None else f"{r['r_hat']:.3f}") for r in d.rows)
+    blocks = [Heading(f"Round {round_index}", 3),
+              Text(f"Round {round_index}: {d.inference}; {d.chains} chain(s) x {d.draws} draws; {verdict}."),
+              Table(columns, rows)]
     if d.constant:
-        html_parts.append("<p class=\"note\">Constant over all draws (no diagnostics): "
-                          + html.escape(", ".join(d.constant)) + ".</p>")
+        blocks.append(Text("Constant over all draws (no diagnostics): " + ", ".join(d.constant) + ".", note=True))
     if d.fit_disagreement:
-        disagreement = [[r["layer"], f"{r['max_difference']:.3f}", f"{r['mean_difference']:.3f}"]
-                        for r in d.fit_disagreement]
-        html_parts += ["<p>Largest and mean difference between chains' keep probabilities, per layer:</p>",
-                       _html_table(("layer", "max difference", "mean difference"), disagreement)]
-    html_parts.append(_img(trace, f"trace plot, round {round_index}"))
-    worst = max(d.fit_disagreement, key=lambda r: r["max_difference"], default=None)
-    md = [f"### Round {round_index}", intro]
-    if worst:
-        md.append(f"Largest disagreement between chains on a keep probability: {worst['max_difference']:.3f} "
-                  f"({worst['layer']}).")
-    md += [markdown_table(columns, rows), f"![trace]({trace})"]
-    return html_parts, md
-
-
-def _img(name: str, alt: str) -> str:
-    return f"<p><img src=\"{html.escape(name)}\" alt=\"{html.escape(alt)}\"></p>"
-
-
-def _html_table(columns, rows) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def markdown_table(columns, rows) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+        disagreement = tuple((r["layer"], f"{r['max_difference']:.3f}", f"{r['mean_difference']:.3f}")
+                             for r in d.fit_disagreement)
+        blocks += [Text("Largest and mean difference between chains' keep probabilities, per layer:"),
+                   Table(("layer", "max difference", "mean difference"), disagreement)]
+    return blocks + [Image(trace, f"trace plot, round {round_index}")]
 
 
 def _pct(value) -> str:

@@ -29,9 +29,15 @@ from pyro.distributions import constraints
 
 
 class ScalePrior(abc.ABC):
+    """A GSM prior. ``bayes`` needs its quadrature form only (:meth:`local_log_density`, and
+    :meth:`global_log_density` when ``has_global_scale``); ``bayes-svi`` also needs the Pyro form
+    (:meth:`model_scales`, :meth:`guide_scales`). ``global_sites``: the latent scales shared by all
+    channels, whose diagnostics the report shows."""
+
     name: ClassVar[str]
     source: ClassVar[str]
     has_global_scale: ClassVar[bool] = True  # False: the scale is local only (normal-Jeffreys)
+    global_sites: ClassVar[tuple[str, ...]] = ("tau",)
 
     def __init__(self, per_layer: bool = False, prefix: str = ""):
         self.per_layer = per_layer
@@ -40,13 +46,13 @@ class ScalePrior(abc.ABC):
     def site(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    @abc.abstractmethod
     def model_scales(self, layer_of_channel: torch.Tensor, num_layers: int) -> torch.Tensor:
         """Sample the latent scales (model side); return ``sigma`` of shape ``(channels,)``."""
+        raise NotImplementedError(f"the {self.name} prior has no Pyro form: use it with bayes, not bayes-svi")
 
-    @abc.abstractmethod
     def guide_scales(self, num_channels: int, num_layers: int) -> None:
         """Sample the same latent sites from the variational family (guide side)."""
+        raise NotImplementedError(f"the {self.name} prior has no Pyro form: use it with bayes, not bayes-svi")
 
     def gate_prior(self, layer_of_channel: torch.Tensor, num_layers: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(loc, scale)`` of the conditional prior ``s_c ~ N(loc_c, scale_c^2)`` (model side).
@@ -67,7 +73,7 @@ class ScalePrior(abc.ABC):
 
     def local_log_density(self, lam: np.ndarray) -> np.ndarray:
         """``log p(lambda)`` of a channel's local scale (up to a constant)."""
-        raise NotImplementedError(f"the {self.name} prior has no quadrature form")
+        raise NotImplementedError(f"the {self.name} prior has no quadrature form: use it with bayes-svi")
 
     def conditional_variance(self, tau: np.ndarray, lam: np.ndarray) -> np.ndarray:
         """``sigma^2`` of ``s_c | tau, lambda_c`` (broadcasts); the plain GSM: ``(tau lambda)^2``."""

@@ -26,6 +26,7 @@ class NormalJeffreys(ScalePrior):
     """
 
     name = "normal-jeffreys"
+    global_sites = ()
     has_global_scale = False
     source = "Louizos et al. 2017, NeurIPS, eq. 5-6 (log-uniform / normal-Jeffreys)"
 

@@ -25,6 +25,7 @@ class RegularizedHorseshoe(ScalePrior):
     """
 
     name = "regularized-horseshoe"
+    global_sites = ("tau", "c2")
     source = "Piironen & Vehtari 2017, Electron. J. Statist., eq. 2.8"
 
     def __init__(self, tau0: float = 1e-1, slab_scale: float = 2.0, slab_df: float = 4.0,
