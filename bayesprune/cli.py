@@ -78,6 +78,9 @@ def _prune_options(p, compare: bool) -> None:
                    help="epochs the method trains (and soft-prunes) before each round's cut")
     t.add_argument("--from-scratch", action="store_true",
                    help="re-initialise the model's weights first: train and prune from scratch")
+    p.add_argument("--criterion-option", action="append", metavar="NAME=VALUE",
+                   help="an option of the criterion beyond the flags here, e.g. samples=2048 for thinet "
+                        "(repeatable; bayesprune criteria lists each criterion's options)")
     p.add_argument("--lr", type=float, default=defaults.lr, help="fine-tune learning rate")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--calibration-batches", type=int, default=defaults.calibration_batches,
@@ -101,6 +104,9 @@ def _prune_options(p, compare: bool) -> None:
     b.add_argument("--no-weight-norm-prior", dest="weight_norm_prior", action="store_false",
                    help="bayes: put the prior on the gate alone, not on the weight-norm-scaled gate (ablation)")
     b.add_argument("--per-layer-scale", action="store_true", help="add a per-layer scale (hierarchical)")
+    b.add_argument("--prior-option", action="append", metavar="NAME=VALUE",
+                   help="any other option of the prior, e.g. slab_scale=1 for regularized-horseshoe (repeatable; "
+                        "bayesprune criteria lists them)")
     b.add_argument("--svi-steps", type=int, default=defaults.svi_steps, help="bayes-svi")
     b.add_argument("--svi-lr", type=float, default=defaults.svi_lr, help="bayes-svi")
     b.add_argument("--posterior-draws", type=int, default=defaults.posterior_draws, help="draws per chain")
@@ -149,7 +155,7 @@ def _cmd_run(args) -> int:
         print(f"run directory: {args.resume}")
         return 0
     names = {f.name for f in fields(PruneConfig)}
-    values = {k: v for k, v in vars(args).items() if k in names}
+    values = {k: v for k, v in vars(args).items() if k in names} | _declared_options(args)
     values["out"] = args.out or _fresh_run_dir()
     config = PruneConfig(**values, progress=not args.quiet)
     summary = run_pruning(config, echo=print)
@@ -165,6 +171,7 @@ def _cmd_compare(args) -> int:
 
     names = {f.name for f in fields(PruneConfig)}
     values = {k: v for k, v in vars(args).items() if k in names and k not in ("target_macs", "out")}
+    values |= _declared_options(args)
     try:
         targets = [float(t) for t in args.target_macs.split(",")]
     except ValueError:
@@ -176,6 +183,15 @@ def _cmd_compare(args) -> int:
     print((Path(args.out) / "table.md").read_text())
     print(f"comparison directory: {args.out} (results.csv, table.md, pareto.png)")
     return 0
+
+
+def _declared_options(args) -> dict:
+    """``--criterion-option``/``--prior-option`` NAME=VALUE pairs (checked against the class's
+    constructor when the config is validated; see bayesprune.options)."""
+    from .options import parse_assignments
+
+    return {"criterion_options": parse_assignments(args.criterion_option, "--criterion-option"),
+            "prior_options": parse_assignments(args.prior_option, "--prior-option")}
 
 
 def _fresh_run_dir() -> str:
@@ -270,12 +286,22 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_criteria(_args) -> int:
+    from .bayes.priors import PRIORS
     from .criteria import CRITERIA
+    from .options import declared_options
 
     width = max(map(len, CRITERIA))
     for name, cls in CRITERIA.items():
         kind = "trains" if cls.trains else "data" if cls.needs_data else "weights"
         print(f"{name:<{width}} {kind:<8} {cls.description}")
+        options = declared_options(cls, cls.set_by_flags)
+        if options:
+            print(f"{'':<{width}} {'':<8} --criterion-option: " + ", ".join(f"{k}={v}" for k, v in options.items()))
+    print("priors (--prior; bayes, bayes-svi):")
+    for name, cls in PRIORS.items():
+        options = declared_options(cls, ("per_layer", "prefix", "tau0"))
+        listed = f"; --prior-option: {', '.join(f'{k}={v}' for k, v in options.items())}" if options else ""
+        print(f"  {name:<{width}} {cls.source}{listed}")
     return 0
 
 

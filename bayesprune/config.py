@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -93,6 +93,9 @@ class PruneConfig:
     weight_norm_prior: bool = True  # bayes: the GSM on the channel's weight-norm-scaled gate (False: gate alone)
     interactions: bool = True  # bayes: price a layer's cut with its full Fisher block (False: the diagonal)
     per_layer_scale: bool = False  # a per-layer scale between global and local
+    # any other option a criterion or prior declares in its constructor (bayesprune.options)
+    criterion_options: dict = field(default_factory=dict)
+    prior_options: dict = field(default_factory=dict)
     svi_steps: int = 300
     svi_lr: float = 0.02
     posterior_draws: int = 200  # per chain
@@ -149,33 +152,16 @@ class PruneConfig:
             raise ConfigError(f"unknown --anneal-target {self.anneal_target!r}; choose one of "
                               f"{', '.join(ANNEAL_TARGETS)}")
         if criterion is None:
-            make_criterion(self.criterion, **self.criterion_options())  # bad names fail before any work
+            make_criterion(self.criterion, config=self)  # bad names and options fail before any work
 
     def resolved_allocation(self, criterion=None) -> str:
         """``--allocation``, or the criterion's own default when none was given (``criterion``: the
         object the run uses, else the class named by ``self.criterion``)."""
         if self.allocation is not None:
             return self.allocation
-        from .criteria import CRITERIA
+        from .criteria import criterion_class
 
-        cls = criterion if criterion is not None else CRITERIA.get(self.criterion)
-        return cls.default_allocation if cls is not None else "uniform"
-
-    def criterion_options(self) -> dict:
-        if self.criterion == "bayes":
-            return {"prior": self.prior, "tau0": 1.0 if self.tau0 is None else self.tau0, "within": self.within,
-                    "draws": self.posterior_draws, "chains": self.chains, "forgetting": self.forgetting,
-                    "per_layer": self.per_layer_scale, "weight_norm_prior": self.weight_norm_prior,
-                    "interactions": self.interactions}
-        if self.criterion != "bayes-svi":
-            return {}
-        from .bayes import SVIConfig
-
-        return {"prior": self.prior, "tau0": 0.1 if self.tau0 is None else self.tau0, "per_layer": self.per_layer_scale,
-                "svi": SVIConfig(steps=self.svi_steps, lr=self.svi_lr, seed=self.seed),
-                "draws": self.posterior_draws, "progress": self.progress, "inference": self.inference,
-                "train_weights": self.svi_train_weights, "forgetting": self.forgetting,
-                "chains": self.chains}
+        return (criterion if criterion is not None else criterion_class(self.criterion)).default_allocation
 
 
 def _fraction(value, flag: str) -> float:

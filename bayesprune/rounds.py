@@ -135,7 +135,7 @@ def _prepare(config: PruneConfig, criterion: Criterion | None) -> Job:
     """Validate the config, resolve its names into objects, load the data."""
     config.validate(criterion)
     if criterion is None:
-        criterion = make_criterion(config.criterion, config.seed, **config.criterion_options())
+        criterion = make_criterion(config.criterion, config=config)
     # config.json records what ran: the criterion's name and the allocation it resolved to
     config = replace(config, criterion=criterion.name, allocation=config.resolved_allocation(criterion))
     generator = seed_everything(config.seed)

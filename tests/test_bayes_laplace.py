@@ -199,18 +199,21 @@ def test_annealing_toward_the_current_cut_hardens_to_its_mask():
 
 
 def test_make_criterion_builds_prior_and_within_objects():
-    criterion = make_criterion("bayes", 3, prior="regularized-horseshoe", tau0=0.5, within="l1", draws=10,
-                               chains=1, forgetting=0.0, per_layer=False)
-    assert criterion.prior.name == "regularized-horseshoe" and criterion.prior.tau0 == 0.5
-    assert criterion.within.name == "l1" and criterion.seed == 3
+    from bayesprune.config import PruneConfig
     from bayesprune.errors import BayesPruneError
 
+    config = PruneConfig(seed=3, prior="regularized-horseshoe", tau0=0.5, within="l1", posterior_draws=10, chains=1,
+                         forgetting=0.0)
+    criterion = make_criterion("bayes", config=config)
+    assert criterion.prior.name == "regularized-horseshoe" and criterion.prior.tau0 == 0.5
+    assert criterion.within.name == "l1" and criterion.seed == 3 and criterion.draws == 10
+    assert make_criterion("bayes").prior.tau0 == 1.0 and make_criterion("bayes-svi").prior.tau0 == 0.1  # defaults
+    assert make_criterion("bayes", config=PruneConfig(prior="normal-jeffreys")).prior.name == "normal-jeffreys"
     with pytest.raises(BayesPruneError, match="per-layer"):
-        make_criterion("bayes", prior="horseshoe", tau0=1.0, within="l2", draws=10, chains=1, forgetting=0.0,
-                       per_layer=True)
-    with pytest.raises(BayesPruneError, match="cannot order channels"):
-        make_criterion("bayes", prior="horseshoe", tau0=1.0, within="bayes", draws=10, chains=1, forgetting=0.0,
-                       per_layer=False)
+        make_criterion("bayes", config=PruneConfig(per_layer_scale=True))
+    for within in ("bayes", "bayes-svi", "sep"):
+        with pytest.raises(BayesPruneError, match="cannot order channels"):
+            make_criterion("bayes", config=PruneConfig(within=within))
 
 
 def test_cut_priority_adds_each_channels_share_of_the_layers_quadratic_loss():

@@ -121,6 +121,13 @@ def test_training_failures_stop_the_round_and_keep_the_last_good_model(tmp_path,
     (["--test-subset", "-5"], "--test-subset must be >= 1"),
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--tau0", "inf"], "--tau0 must be a finite number > 0"),
+    # options a criterion or prior declares in its constructor (bayesprune.options)
+    (["--criterion-option", "nope=1"], "bayes has no such option; it accepts fold_means=False"),
+    (["--criterion", "thinet", "--criterion-option", "samples=many"], "samples must be an integer"),
+    (["--criterion", "thinet", "--criterion-option", "seed=3"], "has no such option"),  # --seed sets it
+    (["--prior-option", "slab_scale"], "--prior-option takes NAME=VALUE"),
+    (["--prior", "regularized-horseshoe", "--prior-option", "slab_scale=nan"], "must be a finite number"),
+    (["--prior", "regularized-horseshoe", "--prior-option", "tau0=2"], "has no such option"),  # --tau0 sets it
     (["--data", "fashion-mnist", "--data-dir", "{tmp}/wrong-magic"], "wrong magic number"),
     (["--data", "fashion-mnist", "--data-dir", "{tmp}/truncated-idx"], "truncated"),
     (["--model", "{tmp}/rgb.pt"], "takes 3-channel images but mnist5k has 1"),

@@ -26,29 +26,23 @@ from .training_time import TrainingCriterion
 CRITERIA: dict[str, type[Criterion]] = {c.name: c for c in (
     BayesLaplace, BayesGSM, L1Norm, L2Norm, RandomScores, BatchNormScale, FPGM, LAMP, APoZ, Taylor, ThiNet, HRank, CHIP,
     Slimming, FOAD, FPUM, PFAM, SEP, SearchTrain)}
-SEEDED = (RandomScores, CHIP, ThiNet, Slimming)  # criteria that draw random numbers
 
 
-def make_criterion(name: str, seed: int = 0, **options) -> Criterion:
-    """Build a criterion by name; ``options`` go to criteria that take them (``bayes``, ``bayes-svi``)."""
+def criterion_class(name: str) -> type[Criterion]:
     if name not in CRITERIA:
         raise ConfigError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)} "
-                              "(bayesprune criteria lists them)")
-    cls = CRITERIA[name]
-    if cls is BayesLaplace:
-        from ..bayes.priors import make_prior
+                          "(bayesprune criteria lists them)")
+    return CRITERIA[name]
 
-        prior_name, tau0, within = options.pop("prior"), options.pop("tau0"), options.pop("within")
-        if within in (name, "bayes-svi") or CRITERIA.get(within, cls).trains:
-            raise ConfigError(f"--within {within!r} cannot order channels inside a layer; use a scoring "
-                                  "criterion such as l2, l1, fpgm or taylor")
-        prior = make_prior(prior_name, per_layer=options.pop("per_layer"),
-                           **({} if prior_name == "normal-jeffreys" else {"tau0": tau0}))
-        return cls(prior=prior, within=make_criterion(within, seed), seed=seed, **options)
-    if cls is BayesGSM:
-        return cls(seed=seed, **options)
-    return cls(seed=seed) if cls in SEEDED or issubclass(cls, TrainingCriterion) else cls()
+
+def make_criterion(name: str, seed: int = 0, config=None) -> Criterion:
+    """The criterion ``name`` with the options of ``config`` (a :class:`~bayesprune.config.PruneConfig`;
+    default: the defaults, with ``seed``); each criterion reads its options in ``from_config``."""
+    from ..config import PruneConfig
+
+    config = config if config is not None else PruneConfig(criterion=name, seed=seed)
+    return criterion_class(name).from_config(config)
 
 
 __all__ = ["BayesGSM", "BayesImportance", "BayesLaplace", "CRITERIA", "Calibration", "Criterion", "TrainingCriterion",
-           "make_criterion"]
+           "criterion_class", "make_criterion"]

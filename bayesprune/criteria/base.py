@@ -8,6 +8,7 @@ before scoring.
 from __future__ import annotations
 
 import abc
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterator
@@ -20,6 +21,7 @@ from torch import nn
 from ..data import ImageData, iterate_batches
 from ..decision import CostModel, RoundBudget
 from ..groups import ChannelGraph
+from ..options import bind_options
 
 
 @dataclass
@@ -49,6 +51,17 @@ class Criterion(tp.importance.Importance):
     trains: ClassVar[bool] = False  # prunes while training: see bayesprune.criteria.training_time
     default_allocation: ClassVar[str] = "uniform"  # used when the run names no --allocation
     own_widths: ClassVar[bool] = False  # True: it decides the widths under --allocation global itself
+    # constructor parameters set otherwise than by --criterion-option (their own flags, the seed)
+    set_by_flags: ClassVar[tuple[str, ...]] = ("seed",)
+
+    @classmethod
+    def from_config(cls, config) -> "Criterion":
+        """This criterion as a run's :class:`~bayesprune.config.PruneConfig` asks for it: the one
+        place a criterion reads the run's options. Default: its constructor's plain options from
+        ``--criterion-option`` (:mod:`bayesprune.options`), and the run's seed if it takes one."""
+        options = bind_options(cls, config.criterion_options, "--criterion-option", reserved=cls.set_by_flags)
+        takes_seed = "seed" in inspect.signature(cls).parameters
+        return cls(**options, seed=config.seed) if takes_seed else cls(**options)
 
     def check(self, data: ImageData) -> None:
         """Refuse data this criterion cannot work with, before a run writes anything. Default: accept."""

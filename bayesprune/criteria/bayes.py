@@ -15,8 +15,10 @@ from ..gates import ChannelGates
 from ..bayes.inference import SVIConfig, draw_from_guide, fit_svi, sample_nuts
 from ..bayes.network import GatedNetworkModel
 from ..bayes.posterior import ChannelPosterior, hdi_contains, to_numpy, write_round_artifacts
-from ..bayes.priors import make_prior
+from ..bayes.priors import ScalePrior
+from ..bayes.priors.horseshoe import Horseshoe
 from ..errors import ConfigError
+from ..options import bind_options
 from .base import Calibration, Criterion
 
 
@@ -65,17 +67,18 @@ class BayesGSM(Criterion):
     description = "frozen-network SVI posterior over channel gates (the pre-v2 bayes); keep probabilities"
     source = "Louizos et al. 2017, NeurIPS, sec. 3-4; Carvalho et al. 2010"
     needs_data = True
+    set_by_flags = ("prior", "svi", "draws", "train_weights", "seed", "progress", "inference",
+                    "forgetting", "chains")  # set by --prior, --svi-steps, --posterior-draws, ...
     own_widths = True  # with --allocation global its draws rank channels across layers
 
-    def __init__(self, prior: str = "horseshoe", per_layer: bool = False, tau0: float = 0.1,
+    def __init__(self, prior: ScalePrior | None = None,
                  svi: SVIConfig | None = None, draws: int = 200, train_weights: bool = False,
                  seed: int = 0, progress: bool = False, inference: str = "svi", warmup: int = 100,
                  forgetting: float = 0.5, chains: int = 1):
         if inference not in ("svi", "nuts"):
             raise ConfigError(f"unknown inference {inference!r}; choose svi or nuts")
         self.inference, self.warmup, self.seed = inference, warmup, seed
-        prior_kwargs = {} if prior == "normal-jeffreys" else {"tau0": tau0}
-        self.prior = make_prior(prior, per_layer=per_layer, **prior_kwargs)
+        self.prior = prior if prior is not None else Horseshoe(tau0=0.1)
         if not 0.0 <= forgetting <= 1.0:
             raise ConfigError(f"--forgetting must be in [0, 1] (0: refit every round), got {forgetting}")
         self.forgetting = forgetting
@@ -92,6 +95,17 @@ class BayesGSM(Criterion):
         self.hyper_draws: dict[str, np.ndarray] = {}
         self.elbo: list[list[float]] = []  # one ELBO trace per chain (empty for NUTS)
         self.posterior: ChannelPosterior | None = None
+
+    @classmethod
+    def from_config(cls, config) -> "BayesGSM":
+        from ..bayes.priors import prior_class
+
+        return cls(prior=prior_class(config.prior).from_config(config, tau0=0.1),
+                   svi=SVIConfig(steps=config.svi_steps, lr=config.svi_lr, seed=config.seed),
+                   draws=config.posterior_draws, progress=config.progress, inference=config.inference,
+                   train_weights=config.svi_train_weights, forgetting=config.forgetting, chains=config.chains,
+                   seed=config.seed, **bind_options(cls, config.criterion_options, "--criterion-option",
+                                                    reserved=cls.set_by_flags))
 
     def check(self, data) -> None:
         if self.inference == "nuts" and len(data.train_y) > NUTS_MAX_EXAMPLES:

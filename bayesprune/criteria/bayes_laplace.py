@@ -17,6 +17,7 @@ from ..bayes.gsm_quadrature import GSMPosterior, ScaleGrid
 from ..bayes.posterior import ChannelPosterior, hdi_contains, write_round_artifacts
 from ..bayes.priors import Horseshoe, ScalePrior
 from ..errors import BayesPruneError, ConfigError
+from ..options import bind_options
 from .base import Calibration, Criterion
 from .magnitude import L2Norm
 
@@ -92,6 +93,8 @@ class BayesLaplace(Criterion):
     description = "closed-form horseshoe posterior (Laplace likelihood, shared global scale) sets layer widths"
     source = "Louizos et al. 2017, NeurIPS, sec. 3.1 eq. 8; Carvalho et al. 2010; MacKay 1992"
     needs_data = True
+    set_by_flags = ("prior", "within", "draws", "chains", "seed", "forgetting", "weight_norm_prior",
+                    "interactions", "grid")  # set by --prior, --within, --posterior-draws, ...
     default_allocation = "global"  # the posterior sets the widths
     own_widths = True  # with --allocation global it decides the widths itself
 
@@ -115,6 +118,20 @@ class BayesLaplace(Criterion):
         self.agreement: dict | None = None
         self.keep_final: np.ndarray | None = None
         self._round = 0
+
+    @classmethod
+    def from_config(cls, config) -> "BayesLaplace":
+        from ..bayes.priors import prior_class
+        from . import criterion_class
+
+        within = criterion_class(config.within)
+        if within.own_widths or within.trains:  # bayes, bayes-svi, pfam, sep, search-train
+            raise ConfigError(f"--within {config.within!r} cannot order channels inside a layer; use a scoring "
+                              "criterion such as l2, l1, fpgm or taylor")
+        return cls(prior=prior_class(config.prior).from_config(config, tau0=1.0), within=within.from_config(config),
+                   draws=config.posterior_draws, chains=config.chains, seed=config.seed, forgetting=config.forgetting,
+                   weight_norm_prior=config.weight_norm_prior, interactions=config.interactions,
+                   **bind_options(cls, config.criterion_options, "--criterion-option", reserved=cls.set_by_flags))
 
     # statistics --------------------------------------------------------------------------
     def prepare(self, model, graph, calibration: Calibration) -> None:

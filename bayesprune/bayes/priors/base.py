@@ -18,6 +18,7 @@ conditional variance ``sigma^2(tau, lambda)`` they give a gate.
 from __future__ import annotations
 
 import abc
+import inspect
 import math
 from typing import ClassVar
 
@@ -26,6 +27,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
+
+from ...options import bind_options
 
 
 class ScalePrior(abc.ABC):
@@ -42,6 +45,18 @@ class ScalePrior(abc.ABC):
     def __init__(self, per_layer: bool = False, prefix: str = ""):
         self.per_layer = per_layer
         self.prefix = prefix
+
+    @classmethod
+    def from_config(cls, config, tau0: float) -> "ScalePrior":
+        """This prior as a run's config asks for it: ``--per-layer-scale``, ``--tau0`` (``tau0``: the
+        criterion's default when it is not given; priors without a global scale have none) and its
+        other constructor options from ``--prior-option`` (:mod:`bayesprune.options`)."""
+        reserved = ("per_layer", "prefix", "tau0")
+        options = {"per_layer": config.per_layer_scale,
+                   **bind_options(cls, config.prior_options, "--prior-option", reserved=reserved)}
+        if "tau0" in inspect.signature(cls).parameters:
+            options["tau0"] = tau0 if config.tau0 is None else config.tau0
+        return cls(**options)
 
     def site(self, name: str) -> str:
         return f"{self.prefix}{name}"
