@@ -31,7 +31,8 @@ def test_values_take_the_type_of_their_default():
 
 
 def test_config_options_reach_the_objects():
-    thinet = make_criterion("thinet", config=PruneConfig(criterion="thinet", seed=2, criterion_options={"samples": 512}))
+    config = PruneConfig(criterion="thinet", seed=2, criterion_options={"samples": 512})
+    thinet = make_criterion("thinet", config=config)
     assert thinet.samples == 512
     bayes = make_criterion("bayes", config=PruneConfig(prior="regularized-horseshoe", tau0=0.3,
                                                        prior_options={"slab_scale": "1.5", "slab_df": 6}))

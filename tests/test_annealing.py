@@ -1,0 +1,18 @@
+"""Annealed soft masks while fine-tuning (bayesprune.annealing)."""
+
+import numpy as np
+import pytest
+
+from bayesprune.annealing import annealed_mask, temperature_schedule
+
+
+def test_annealed_masks_go_from_uniform_to_hard():
+    p = np.array([0.02, 0.3, 0.5, 0.7, 0.99])
+    hard = np.array([0.0, 0.0, 0.5, 1.0, 1.0])
+    assert np.array_equal(annealed_mask(p, 0.0), hard)
+    assert np.allclose(annealed_mask(p, 1e-3), hard, atol=1e-6)
+    assert np.allclose(annealed_mask(p, 1e4), 0.5, atol=1e-3)
+    assert np.allclose(annealed_mask(p, 1.0), p)  # T = 1: the keep probability itself
+    # by hand: p = 0.7 at T = 0.5 is 0.7^2 / (0.7^2 + 0.3^2)
+    assert annealed_mask(np.array([0.7]), 0.5)[0] == pytest.approx(0.49 / 0.58)
+    assert temperature_schedule(3, 1.0, 0.5) == [1.0, 0.5, 0.0]

@@ -1,0 +1,143 @@
+"""Surgery around a cut: folding, bias and least-squares compensation, Net2Wider (bayesprune.surgery)."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from bayesprune.checkpoint import load_checkpoint, save_checkpoint
+from bayesprune.gates import ChannelGates
+from bayesprune.groups import ChannelGraph, count_macs_params
+from bayesprune.nets import Architecture, build_model
+from bayesprune.nets.small_cnn import SmallCNN
+from bayesprune.surgery import compensate, fold_gates, widen
+
+
+def _randomise_batchnorm(net: nn.Module, seed: int = 0) -> nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=generator))
+            m.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+            m.weight.data.copy_(torch.randn(n, generator=generator))
+            m.bias.data.copy_(torch.randn(n, generator=generator))
+    return net.eval()
+
+
+class _LinearNext(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.relu, self.out = nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.out(self.relu(self.hidden(x)))
+
+
+class _ConvNextBN(nn.Module):
+    """1x1 conv -> ReLU -> 1x1 conv without bias -> BN: compensation goes to BN's running mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.relu = nn.Conv2d(2, 4, 1), nn.ReLU()
+        self.c2, self.bn = nn.Conv2d(4, 3, 1, bias=False), nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        return self.bn(self.c2(self.relu(self.c1(x)))).mean((2, 3))
+
+
+class _ConvNext3x3(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.relu, self.c2 = nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.c2(self.relu(self.c1(x))).flatten(1)
+
+
+@torch.no_grad()
+def test_reparameterization_with_nothing_pruned_is_the_identity():
+    torch.manual_seed(0)
+    net = _randomise_batchnorm(SmallCNN(1, 10, width=4))
+    x = torch.randn(6, 1, 12, 12)
+    with torch.enable_grad():
+        graph = ChannelGraph(net, x[:1])
+    gates = ChannelGates(graph)
+    means = 0.5 + torch.rand(gates.num_channels)
+    gates.values = means
+    with gates:
+        gated = net(x)  # the network at the gates' posterior mean, by hooks
+    gates.values = None
+    fold_gates(gates, means)
+    assert torch.allclose(net(x), gated, atol=1e-5)  # folding the means preserves that function
+    before = net(x)
+    assert compensate(graph, {g.name: [] for g in graph.groups}, [(x, None)], "mean")["layers"] == 0
+    fold_gates(gates, torch.ones(gates.num_channels))
+    graph.prune({g.name: [] for g in graph.groups})
+    assert torch.allclose(net(x), before, atol=1e-5)
+
+
+@pytest.mark.parametrize("make,shape,producer", [(_LinearNext, (5,), "hidden"), (_ConvNextBN, (2, 5, 5), "c1")])
+def test_bias_compensation_is_exact_when_a_removed_channel_is_constant(make, shape, producer):
+    torch.manual_seed(1)
+    net = _randomise_batchnorm(make())
+    layer = getattr(net, producer)
+    with torch.no_grad():  # channel 2 outputs the constant relu(0.7) = 0.7 for every input
+        layer.weight[2].zero_()
+        layer.bias[2] = 0.7
+    x = torch.randn(32, *shape)
+    with torch.no_grad():
+        reference = net(x)
+    removal = {producer: [2]}
+    plain = copy.deepcopy(net)
+    ChannelGraph(plain, x[:1]).prune(removal)
+    graph = ChannelGraph(net, x[:1])
+    stats = compensate(graph, removal, [(x, None)], "mean")
+    graph.prune(removal)
+    with torch.no_grad():
+        assert stats["layers"] == 1 and torch.allclose(net(x), reference, atol=1e-5)
+        assert not torch.allclose(plain(x), reference, atol=1e-2)  # the cut alone is visibly wrong
+
+
+@pytest.mark.parametrize("make,shape,producer", [(_LinearNext, (5,), "hidden"), (_ConvNext3x3, (2, 6, 6), "c1")])
+def test_least_squares_refit_recovers_a_duplicated_channel(make, shape, producer):
+    """ThiNet-style refit: a removed channel equal to a kept one is reconstructed exactly
+    (for the padded 3x3 consumer this also checks the patch layout against the weights)."""
+    torch.manual_seed(2)
+    net = make()
+    layer = getattr(net, producer)
+    with torch.no_grad():
+        layer.weight[3] = layer.weight[0]
+        layer.bias[3] = layer.bias[0]
+    x = torch.randn(256, *shape)
+    with torch.no_grad():
+        reference = net(x)
+    plain = copy.deepcopy(net)
+    ChannelGraph(plain, x[:1]).prune({producer: [3]})
+    graph = ChannelGraph(net, x[:1])
+    compensate(graph, {producer: [3]}, [(x, None)], "lsq", ridge=1e-10)
+    graph.prune({producer: [3]})
+    with torch.no_grad():
+        assert torch.allclose(net(x), reference, atol=1e-4)
+        assert not torch.allclose(plain(x), reference, atol=1e-2)  # the cut alone loses channel 3
+
+
+@pytest.mark.parametrize("name", ["smallcnn", "resnet20", "mobilenetv2"])
+def test_net2wider_without_noise_preserves_outputs(name, tmp_path):
+    torch.manual_seed(3)
+    arch = Architecture(name, 1, 10, 16)
+    net = _randomise_batchnorm(build_model(arch))
+    x = torch.randn(4, 1, 16, 16)
+    wide, wide_arch = widen(net, arch, 1.5, noise=0.0)
+    wide.eval()
+    with torch.no_grad():
+        assert torch.allclose(wide(x), net(x), atol=1e-4 * net(x).abs().max().item())
+    assert wide_arch.width == 1.5
+    assert count_macs_params(wide, x[:1])[1] > 1.8 * count_macs_params(net, x[:1])[1]
+    save_checkpoint(tmp_path / "wide.pt", wide, wide_arch)
+    reloaded, reloaded_arch, _ = load_checkpoint(tmp_path / "wide.pt")
+    with torch.no_grad():
+        assert reloaded_arch.width == 1.5 and torch.allclose(reloaded.eval()(x), wide(x), atol=1e-6)
+    noisy, _ = widen(net, arch, 1.5, noise=0.1)
+    with torch.no_grad():
+        assert not torch.allclose(noisy.eval()(x), net(x), atol=1e-6)
