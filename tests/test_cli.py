@@ -122,7 +122,8 @@ def test_training_failures_stop_the_round_and_keep_the_last_good_model(tmp_path,
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--tau0", "inf"], "--tau0 must be a finite number > 0"),
     # options a criterion or prior declares in its constructor (bayesprune.options)
-    (["--criterion-option", "nope=1"], "bayes has no such option; it accepts fold_means=False"),
+    (["--criterion", "bayes", "--criterion-option", "nope=1"], "bayes has no such option; it accepts fold_means=False"),
+    (["--criterion", "l2", "--criterion-option", "nope=1"], "l2 has no such option; it accepts none"),
     (["--criterion", "thinet", "--criterion-option", "samples=many"], "samples must be an integer"),
     (["--criterion", "thinet", "--criterion-option", "seed=3"], "has no such option"),  # --seed sets it
     (["--prior-option", "slab_scale"], "--prior-option takes NAME=VALUE"),

@@ -3,6 +3,8 @@ Laplace (diagonal Fisher) likelihood, whose global scale is shared by every laye
 widths chosen from posterior draws of the expected loss each cut costs per MAC it saves."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +130,7 @@ class BayesLaplace(Criterion):
         if within.own_widths or within.trains:  # bayes, bayes-svi, pfam, sep, search-train
             raise ConfigError(f"--within {config.within!r} cannot order channels inside a layer; use a scoring "
                               "criterion such as l2, l1, fpgm or taylor")
-        return cls(prior=prior_class(config.prior).from_config(config, tau0=1.0), within=within.from_config(config),
+        return cls(prior=prior_class(config.prior).from_config(config, tau0=1.0), within=within.from_config(replace(config, criterion_options={})),
                    draws=config.posterior_draws, chains=config.chains, seed=config.seed, forgetting=config.forgetting,
                    weight_norm_prior=config.weight_norm_prior, interactions=config.interactions,
                    **bind_options(cls, config.criterion_options, "--criterion-option", reserved=cls.set_by_flags))
