@@ -40,6 +40,7 @@ from .criteria.training_time import SearchContext
 from .distillation import distillation_loss
 from .data import ImageData, load_dataset
 from .decision import Budget, CostModel, ExpectedLossWidths, RoundBudget
+from .decision.allocation import as_allocation
 from .decision.lstm import LSTMAllocation
 from .errors import ModelError, RunDirError, TrainingError
 from .groups import ChannelGraph, check_prunable, count_macs_params
@@ -365,14 +366,14 @@ class CutResult:
 
 
 def _allocation(job: Job, graph: ChannelGraph):
-    """The round's allocation: a name, or an object measured on this round's network (``global``
-    for criteria that do not decide widths themselves; ``lstm``)."""
+    """The round's allocation object (measured on this round's network for ``global`` and ``lstm``),
+    or ``"global"`` for a criterion that decides the widths itself."""
     allocation, criterion = job.budget.allocation, job.criterion
-    if allocation == "global" and not criterion.own_widths:
-        return ExpectedLossWidths.measure(graph.model, graph, job.calibration)
-    if allocation != "lstm":
-        return allocation
-    return LSTMAllocation(graph, job.calibration.batches(), seed=job.config.seed, progress=job.config.progress)
+    if allocation == "global":
+        return "global" if criterion.own_widths else ExpectedLossWidths.measure(graph.model, graph, job.calibration)
+    if allocation == "lstm":
+        return LSTMAllocation(graph, job.calibration.batches(), seed=job.config.seed, progress=job.config.progress)
+    return as_allocation(allocation)
 
 
 def _cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker,

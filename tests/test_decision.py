@@ -134,3 +134,22 @@ def test_round_to_keeps_multiples_and_meets_the_budget(fraction):
     assert (per_group % 8 == 0).all() and cost.cost(per_group) <= target
     with pytest.raises(BudgetError, match="uniform only"):
         allocate(_scores(graph), cost, target, "macs", "score-global", round_to=8)
+
+
+def test_allocations_are_objects_behind_one_counts_contract():
+    from bayesprune.decision.allocation import UniformWidths, as_allocation
+
+    _, graph = _graph()
+    cost = CostModel.build(graph)
+    scores = _scores(graph)
+    target = 0.6 * cost.full("macs")
+    assert allocate(scores, cost, target, "macs", UniformWidths()) == allocate(scores, cost, target, "macs", "uniform")
+    assert isinstance(as_allocation("uniform"), UniformWidths)
+
+    class FixedCounts:  # a user's allocation: remove one channel of c1 and two of c2
+        def counts(self, cost_model, target, kind, cap, round_to=1, orders=None, scores=None):
+            return np.array([1, 2])
+
+    removal = allocate(scores, cost, target, "macs", FixedCounts())
+    for name, count in zip(cost.names, (1, 2)):  # each group's lowest-scoring channels, as many as counted
+        assert removal[name] == sorted(np.argsort(scores[name].numpy(), kind="stable")[:count].tolist())

@@ -130,9 +130,11 @@ class BayesLaplace(Criterion):
         if within.own_widths or within.trains:  # bayes, bayes-svi, pfam, sep, search-train
             raise ConfigError(f"--within {config.within!r} cannot order channels inside a layer; use a scoring "
                               "criterion such as l2, l1, fpgm or taylor")
-        return cls(prior=prior_class(config.prior).from_config(config, tau0=1.0), within=within.from_config(replace(config, criterion_options={})),
-                   draws=config.posterior_draws, chains=config.chains, seed=config.seed, forgetting=config.forgetting,
-                   weight_norm_prior=config.weight_norm_prior, interactions=config.interactions,
+        prior = prior_class(config.prior).from_config(config, tau0=1.0)
+        within = within.from_config(replace(config, criterion_options={}))  # bayes's options are not its
+        return cls(prior=prior, within=within, draws=config.posterior_draws, chains=config.chains, seed=config.seed,
+                   forgetting=config.forgetting, weight_norm_prior=config.weight_norm_prior,
+                   interactions=config.interactions,
                    **bind_options(cls, config.criterion_options, "--criterion-option", reserved=cls.set_by_flags))
 
     # statistics --------------------------------------------------------------------------

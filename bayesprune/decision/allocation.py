@@ -1,6 +1,7 @@
 """Turn per-channel scores into a set of channels to remove that meets a MACs/params budget.
 
-The allocations:
+The allocations, objects behind one ``counts(cost_model, target, kind, cap, round_to, orders=...,
+scores=...)`` contract (names are resolved to them once, at the edge):
 
 - ``uniform``: every group loses the same fraction of its channels, its lowest-scoring ones; the
   fraction is the smallest that meets the budget (bisection; the cost is monotone in it).
@@ -32,12 +33,44 @@ MEASURED = {"global": "ExpectedLossWidths.measure(model, graph, calibration)",  
             "lstm": "LSTMAllocation(graph, batches)"}
 
 
-def _check_method(method) -> None:
+class UniformWidths:
+    """``uniform``: every group loses the same fraction of its channels (the smallest that meets the
+    budget; bisection, since the cost is monotone in it)."""
+
+    name = "uniform"
+
+    def counts(self, cost_model: CostModel, target: float, kind: str, cap: np.ndarray, round_to: int = 1,
+               orders=None, scores=None) -> np.ndarray:
+        return uniform_counts(cost_model, target, kind, cap, round_to)
+
+
+class ScoreGlobalWidths:
+    """``score-global``: channels of all groups ranked together by score over their group's mean
+    score, lowest removed first (Torch-Pruning's ``global_pruning`` style; kept for comparison)."""
+
+    name = "score-global"
+
+    def counts(self, cost_model: CostModel, target: float, kind: str, cap: np.ndarray, round_to: int = 1,
+               orders=None, scores=None) -> np.ndarray:
+        if scores is None or orders is None:
+            raise TypeError("score-global widths need the criterion's scores and each layer's order")
+        return _global_counts(scores, cost_model, target, kind, cap, orders)
+
+
+NAMED = {"uniform": UniformWidths(), "score-global": ScoreGlobalWidths()}  # allocations that need no data
+
+
+def as_allocation(method):
+    """An allocation object: ``method`` itself, or the one a name stands for (names of allocations
+    measured on the network cannot be resolved here: the engine builds those)."""
+    if not isinstance(method, str):
+        return method
     if method in MEASURED:
         raise BudgetError(f"the {method} allocation is measured on the network: pass an {MEASURED[method]} "
                           f"object (the engine builds it for --allocation {method})")
-    if isinstance(method, str) and method not in ALLOCATIONS:
+    if method not in NAMED:
         raise BudgetError(f"unknown allocation {method!r}; choose one of {', '.join(ALLOCATIONS)}")
+    return NAMED[method]
 
 
 def aligned(sizes: np.ndarray, counts: np.ndarray, round_to: int = 1) -> np.ndarray:
@@ -72,28 +105,24 @@ def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: flo
              method="uniform", max_fraction: float = 0.9, round_to: int = 1) -> dict[str, list[int]]:
     """Channels to remove per group (local indices, lowest score first) so that cost <= ``target``.
 
-    ``target`` is an absolute MACs/params count; ``method`` is ``"uniform"``, ``"score-global"`` or
-    an object whose ``counts(cost_model, target, kind, cap, round_to, orders=...)`` gives the
-    per-group counts (:class:`~bayesprune.decision.expected_loss.ExpectedLossWidths`,
-    :class:`~bayesprune.decision.lstm.LSTMAllocation`); ``orders`` are the groups' channels,
-    lowest score first. Raises :class:`BudgetError` if even
+    ``target`` is an absolute MACs/params count; ``method`` is an allocation object, whose
+    ``counts(cost_model, target, kind, cap, round_to, orders=..., scores=...)`` gives the per-group
+    counts (:class:`UniformWidths`, :class:`ScoreGlobalWidths`,
+    :class:`~bayesprune.decision.expected_loss.ExpectedLossWidths`,
+    :class:`~bayesprune.decision.lstm.LSTMAllocation`), or the name of one that needs no data;
+    ``orders`` are the groups' channels, lowest score first. Raises :class:`BudgetError` if even
     the maximal removal allowed by ``max_fraction`` stays above it.
     """
-    _check_method(method)
+    method = as_allocation(method)
     sizes = cost_model.sizes
     orders = [np.argsort(scores[name].numpy(), kind="stable") for name in cost_model.names]
-    if round_to > 1 and method != "uniform":
+    if round_to > 1 and not isinstance(method, UniformWidths):
         raise BudgetError("--round-to works with --allocation uniform only")
     cap = removable_counts(sizes, max_fraction, round_to)
     if cost_model.cost(sizes, kind) <= target:
         return {name: [] for name in cost_model.names}
     check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
-    if method == "uniform":
-        counts = uniform_counts(cost_model, target, kind, cap, round_to)
-    elif not isinstance(method, str):
-        counts = method.counts(cost_model, target, kind, cap, round_to, orders=orders)
-    else:
-        counts = _global_counts(scores, cost_model, target, kind, cap, orders)
+    counts = method.counts(cost_model, target, kind, cap, round_to, orders=orders, scores=scores)
     return {name: sorted(int(i) for i in order[:n]) for name, order, n in zip(cost_model.names, orders, counts)}
 
 

@@ -39,7 +39,7 @@ class ExpectedLossWidths:
         return cls(fisher, len(calibration.data.train_y), [g.size for g in graph.groups])
 
     def counts(self, cost_model: CostModel, target: float, kind: str, cap: np.ndarray, round_to: int = 1,
-               orders: list[np.ndarray] | None = None) -> np.ndarray:
+               orders: list[np.ndarray] | None = None, scores=None) -> np.ndarray:
         """Channels to remove per group; ``orders[g]``: group g's local channels, first to go first."""
         if orders is None:
             raise TypeError("ExpectedLossWidths.counts needs each layer's removal order (the criterion's scores)")

@@ -83,8 +83,8 @@ class LSTMAllocation:
         return torch.tensor(rows, dtype=torch.float32)
 
     def counts(self, cost_model: CostModel, target: float, kind: str, cap: np.ndarray, round_to: int = 1,
-               orders=None) -> np.ndarray:
-        """Per-group removal counts (``orders``, the criterion's, do not matter to the policy)."""
+               orders=None, scores=None) -> np.ndarray:
+        """Per-group removal counts (``orders`` and ``scores``, the criterion's, do not matter to the policy)."""
         if self.policy is None:
             self._train(cost_model, target, kind, cap)
         with torch.no_grad():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BudgetError
-from .allocation import check_reachable, removable_counts, uniform_counts
+from .allocation import UniformWidths, check_reachable, removable_counts, uniform_counts
 from .cost import CostModel
 
 
@@ -32,14 +32,15 @@ class BudgetedSelector:
         self.cost_model, self.group_of_channel = cost_model, group_of_channel
         self.target, self.kind = target, kind
         sizes = cost_model.sizes
-        if round_to > 1 and allocation != "uniform":
+        uniform = allocation == "uniform" or isinstance(allocation, UniformWidths)
+        if round_to > 1 and not uniform:
             raise BudgetError("--round-to works with --allocation uniform only")
         self.cap = removable_counts(sizes, max_fraction, round_to) if cap is None else np.asarray(cap)
         self.channel_cost = marginal_channel_cost(cost_model, kind)[group_of_channel]
         self.per_group_counts = None
         if cap is None:
             check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
-        if allocation == "uniform":
+        if uniform:
             self.per_group_counts = uniform_counts(cost_model, target, kind, self.cap, round_to)
         elif not isinstance(allocation, str):  # a learned allocation (e.g. lstm) fixes the counts
             self.per_group_counts = allocation.counts(cost_model, target, kind, self.cap, round_to)
