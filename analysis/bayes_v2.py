@@ -7,11 +7,13 @@ and ``lsq`` reparameterization for every bayesprune method; Torch-Pruning's prun
 Set-up (``SETUP``): the shipped ResNet-20 on Fashion-MNIST, 16,000 training images, the full
 10,000 test images, 3 geometric rounds of 2 fine-tuning epochs. Each cell is a
 (regime, budget, seed, method) run by ``analysis/tp_compare.py``'s ``run_ours``/``run_theirs``
-(method strings as there: ``bayes@uniform``, ``bayes+anneal_target=final``). The result file is
+(method strings as there: ``bayes@uniform``, ``bayes+anneal_target=final``; bayes after fine-tuning
+is always named with its annealing target, see :func:`spelled_out`). The result file is
 rewritten after every cell, and a rerun only adds missing cells (``--only`` picks parts), so the
-matrix can be measured over several sessions. ``headline`` per budget: ``bayes``, the best other
-method and the margin in points; ``paired``: per method the mean and sd over seeds of
-(method - ``bayes``) on the same seed.
+matrix can be measured over several sessions. ``headline`` per budget: the default ``bayes``, the
+best other method and the margin in points; per method the mean and sd over seeds of
+(method - reference) on the same seed, the reference being the default ``bayes`` (ablations: the
+configuration they ablate).
 
 Usage: python analysis/bayes_v2.py [--only main|ablations|post] [--targets 0.5] [--methods a,b]
        [--seeds 3] [--quick]
@@ -36,15 +38,42 @@ OUT = HERE / "results" / "bayes_v2_resnet20-fashion-mnist.json"
 SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_images": 16000, "test_images": 10000,
          "rounds": 3, "epochs": 2.0, "lr": 0.01, "batch_size": 128, "max_prune_fraction": 0.9,
          "calibration_batches": 8, "reparameterize": "mean", "svi_steps": 150, "chains": 2, "sl_epochs": 1}
-MAIN = ("bayes", "bayes-svi", "l2", "taylor", "tp-l2", "tp-l1", "tp-group-sl")
-ABLATIONS = ("bayes@uniform", "bayes+interactions=False", "bayes+within=taylor", "bayes+weight_norm_prior=False",
-             "bayes+anneal_target=final", "bayes+annealing=False", "bayes+prior=regularized-horseshoe",
-             "bayes+prior=normal-jeffreys")
+# bayes is named with its annealing target: the default changed from current to final (issue 16),
+# so a bare "bayes" would mean different runs at different commits.
+MAIN = ("bayes+anneal_target=final", "bayes+anneal_target=current", "bayes-svi", "l2", "taylor", "tp-l2", "tp-l1",
+        "tp-group-sl")
+ABLATIONS = tuple(f"{m}+anneal_target=current" for m in (  # each ingredient, on bayes with current annealing
+    "bayes@uniform", "bayes+interactions=False", "bayes+within=taylor", "bayes+weight_norm_prior=False",
+    "bayes+annealing=False", "bayes+prior=regularized-horseshoe", "bayes+prior=normal-jeffreys"))
 POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq") for m in ("bayes", "bayes-svi", "l2", "taylor")) \
     + ("tp-l2", "tp-l1")
 POST_TRAIN_IMAGES = 2000
 PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.5,), ABLATIONS),
          "post": ("post-training", (0.5, 0.2), POST)}
+
+
+def default_bayes() -> str:
+    """The default configuration of bayes, named with its annealing target (the reference of the
+    paired differences and the headline)."""
+    from bayesprune.config import PruneConfig
+
+    return f"bayes+anneal_target={PruneConfig().anneal_target}"
+
+
+def spelled_out(row: dict) -> dict:
+    """A stored row of ``bayes`` (or an ablation of it) after fine-tuning, named with its annealing
+    target. Rows measured before the default became ``final`` (up to commit 2c8776e) carry none in
+    their name: theirs was ``current``, the default then; rows measured since are stored named
+    (:func:`with_target`). Without fine-tuning nothing is annealed."""
+    return {**row, "method": with_target(row["method"], row["regime"], "current")}
+
+
+def with_target(method: str, regime: str, target: str | None = None) -> str:
+    """``method`` with ``+anneal_target=`` ``target`` (default: today's default) when it is bayes after
+    fine-tuning and names none."""
+    if regime != "fine-tune" or method.split("+")[0].split("@")[0] != "bayes" or "anneal_target=" in method:
+        return method
+    return f"{method}+anneal_target={target or default_bayes().rpartition('=')[2]}"
 
 
 def settings_for(regime: str, setup: dict, target: float) -> dict:
@@ -56,7 +85,8 @@ def settings_for(regime: str, setup: dict, target: float) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Per regime and budget: each method's mean and sd over seeds, and its paired difference to bayes."""
+    """Per regime and budget: each method's mean and sd over seeds, and its paired difference to its
+    reference (:func:`_reference`)."""
     out: dict = {}
     for row in rows:
         out.setdefault(row["regime"], {}).setdefault(f"{row['target']:g}", {}).setdefault(row["method"], []).append(row)
@@ -64,38 +94,46 @@ def summarise(rows: list[dict]) -> dict:
         for methods in budgets.values():
             rows_of = dict(methods)
             for method, runs in rows_of.items():
-                reference = _reference(method)
-                if reference not in rows_of:  # without fine-tuning bayes runs as bayes+reparameterize=...
-                    reference = "bayes+reparameterize=mean"
-                bayes = {r["seed"]: r for r in rows_of.get(reference, [])}
-                methods[method] = _stats(runs, bayes)
+                reference = _reference(method, runs[0]["regime"])
+                paired_with = {r["seed"]: r for r in rows_of.get(reference, [])} if reference != method else {}
+                methods[method] = {**_stats(runs, paired_with), "reference": reference}
     return out
 
 
-def _reference(method: str) -> str:
-    """The bayes row a method is paired with: the one with the same reparameterization, else plain
-    ``bayes`` (without fine-tuning: ``bayes+reparameterize=mean``, the engine's default)."""
-    _, _, reparameterize = method.partition("+reparameterize=")
-    return f"bayes+reparameterize={reparameterize}" if reparameterize else "bayes"
+def _reference(method: str, regime: str) -> str:
+    """The bayes row a method is paired with. Without fine-tuning: bayes with the same
+    reparameterization (``mean``, the default, for Torch-Pruning's). After fine-tuning: an ablation
+    of bayes with current annealing is paired with that configuration, everything else with the
+    default configuration (:func:`default_bayes`)."""
+    if regime == "post-training":
+        _, _, reparameterize = method.partition("+reparameterize=")
+        return f"bayes+reparameterize={reparameterize or 'mean'}"
+    current = "bayes+anneal_target=current"
+    return current if method.endswith("+anneal_target=current") and method != current else default_bayes()
 
 
-def _stats(runs: list[dict], bayes: dict) -> dict:
+def _stats(runs: list[dict], reference: dict) -> dict:
     accuracy = [100 * r["accuracy"] for r in runs]
     after_cut = [100 * r["accuracy_after_final_cut"] for r in runs]
-    paired = [100 * (r["accuracy"] - bayes[r["seed"]]["accuracy"]) for r in runs if r["seed"] in bayes]
+    paired = [100 * (r["accuracy"] - reference[r["seed"]]["accuracy"]) for r in runs if r["seed"] in reference]
     sd = lambda v: statistics.stdev(v) if len(v) > 1 else None  # noqa: E731
     return {"accuracy_mean": statistics.mean(accuracy), "accuracy_sd": sd(accuracy),
             "after_final_cut_mean": statistics.mean(after_cut), "seeds": sorted(r["seed"] for r in runs),
             "macs_ratio": statistics.mean(r["macs_ratio"] for r in runs), "epochs": runs[0]["epochs"],
             "seconds_mean": statistics.mean(r["seconds"] for r in runs),
-            "minus_bayes_mean": statistics.mean(paired) if paired else None, "minus_bayes_sd": sd(paired)}
+            "minus_reference_mean": statistics.mean(paired) if paired else None,
+            "minus_reference_sd": sd(paired)}
 
 
 def headline(summary: dict, regime: str, candidates: tuple[str, ...]) -> dict:
-    """Per budget: bayes against the best other method of ``candidates`` (mean over seeds)."""
+    """Per budget: bayes against the best other method of ``candidates`` (mean over seeds). After
+    fine-tuning bayes is its default configuration; without, the better of its two reparameterizations
+    (every method is offered both)."""
     out = {}
     for budget, methods in summary.get(regime, {}).items():
         ours = [m for m in methods if m.split("+")[0] == "bayes" and m in candidates]
+        if regime == "fine-tune":
+            ours = [m for m in ours if m == default_bayes()]
         others = [m for m in methods if m.split("+")[0].split("@")[0] not in ("bayes",) and m in candidates]
         if not ours or not others:
             continue
@@ -135,7 +173,7 @@ def main() -> None:
     earlier = json.loads(out.read_text()) if out.exists() else None
     if earlier and earlier["setup"] != setup:
         raise SystemExit(f"{out} was measured with another set-up; write to a new --out")
-    rows = earlier["rows"] if earlier else []
+    rows = [spelled_out(r) for r in earlier["rows"]] if earlier else []
     done = {(r["regime"], r["target"], r["seed"], r["method"]) for r in rows}
     code = commit()
     for part in args.only or sorted(PARTS):
@@ -145,6 +183,7 @@ def main() -> None:
         for target in targets:
             for seed in range(args.seeds):
                 for method in methods:
+                    method = with_target(method, regime)  # stored with its annealing target
                     if (regime, target, seed, method) in done:
                         continue
                     settings = settings_for(regime, setup, target)
@@ -169,13 +208,14 @@ def markdown(result: dict) -> str:
     for regime, budgets in result["summary"].items():
         for budget, methods in budgets.items():
             lines += [f"{regime}, MACs target {budget} ({names[regime]}):", "",
-                      "| method | accuracy | minus bayes (paired) | right after the final cut | MACs ratio | seeds |",
+                      "| method | accuracy | minus reference (paired) | right after the final cut | MACs ratio "
+                      "| seeds |",
                       "|---|---|---|---|---|---|"]
             for method, v in sorted(methods.items(), key=lambda kv: -kv[1]["accuracy_mean"]):
                 sd = f" ± {v['accuracy_sd']:.2f}" if v["accuracy_sd"] is not None else ""
-                diff = ("–" if v["minus_bayes_mean"] is None or method.split("+")[0] == "bayes" and
-                        v["minus_bayes_mean"] == 0 else f"{v['minus_bayes_mean']:+.2f}"
-                        + (f" ± {v['minus_bayes_sd']:.2f}" if v["minus_bayes_sd"] is not None else ""))
+                diff = ("–" if v["minus_reference_mean"] is None else f"{v['minus_reference_mean']:+.2f}"
+                        + (f" ± {v['minus_reference_sd']:.2f}" if v["minus_reference_sd"] is not None else "")
+                        + ("" if v["reference"] == default_bayes() else f" (vs `{v['reference']}`)"))
                 lines.append(f"| `{method}` | {v['accuracy_mean']:.2f}{sd}% | {diff} | "
                              f"{v['after_final_cut_mean']:.2f}% "
                              f"| {v['macs_ratio']:.3f} | {len(v['seeds'])} |")
@@ -192,7 +232,7 @@ def merge(paths: list[Path], out: Path) -> None:
     results = [json.loads(p.read_text()) for p in paths]
     if any(r["setup"] != results[0]["setup"] for r in results):
         raise SystemExit("--merge: the files were measured with different set-ups")
-    rows = [row for r in results for row in r["rows"]]
+    rows = [spelled_out(row) for r in results for row in r["rows"]]
     counts = Counter((r["regime"], r["target"], r["seed"], r["method"]) for r in rows)
     twice = sorted(c for c, n in counts.items() if n > 1)
     if twice:

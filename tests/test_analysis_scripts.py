@@ -76,21 +76,39 @@ def test_method_strings_name_criterion_allocation_and_typed_overrides():
         tp_compare.method_options("bayes+colour=red")
 
 
-def test_bayes_v2_paired_differences_and_headline():
+def test_bayes_v2_paired_differences_and_headline(monkeypatch):
     import bayes_v2
 
+    monkeypatch.setattr(bayes_v2, "default_bayes", lambda: "bayes+anneal_target=final")
     def row(method, seed, accuracy, regime="fine-tune"):
         return {"method": method, "seed": seed, "accuracy": accuracy, "accuracy_after_final_cut": accuracy - 0.1,
                 "macs_ratio": 0.5, "epochs": 6.0, "seconds": 1.0, "target": 0.5, "regime": regime}
 
-    rows = [row("bayes", 0, 0.90), row("bayes", 1, 0.92), row("l2", 0, 0.91), row("l2", 1, 0.90),
-            row("tp-l1", 0, 0.80), row("bayes@uniform", 0, 0.95)]
-    summary = bayes_v2.summarise(rows)
-    l2 = summary["fine-tune"]["0.5"]["l2"]
-    assert l2["minus_bayes_mean"] == pytest.approx(-0.5) and l2["minus_bayes_sd"] == pytest.approx(2 ** 0.5 * 1.5)
-    head = bayes_v2.headline(summary, "fine-tune", bayes_v2.MAIN)["0.5"]
-    # the ablation bayes@uniform is not a candidate of the main headline
-    assert head["bayes_method"] == "bayes" and head["best_other_name"] == "l2"
+    default, current = bayes_v2.default_bayes(), "bayes+anneal_target=current"
+    rows = [row(default, 0, 0.90), row(default, 1, 0.92), row("l2", 0, 0.91), row("l2", 1, 0.90),
+            row("tp-l1", 0, 0.80), row(current, 0, 0.93), row("bayes@uniform+anneal_target=current", 0, 0.95)]
+    summary = bayes_v2.summarise(rows)["fine-tune"]["0.5"]
+    l2 = summary["l2"]
+    assert l2["minus_reference_mean"] == pytest.approx(-0.5)
+    assert l2["minus_reference_sd"] == pytest.approx(2 ** 0.5 * 1.5)
+    assert l2["reference"] == default and summary[default]["minus_reference_mean"] is None
+    ablation = summary["bayes@uniform+anneal_target=current"]  # paired with the configuration it ablates
+    assert ablation["reference"] == current and ablation["minus_reference_mean"] == pytest.approx(2.0)
+    head = bayes_v2.headline({"fine-tune": {"0.5": summary}}, "fine-tune", bayes_v2.MAIN)["0.5"]
+    # ablations are no candidates of the main headline, and bayes there is its default configuration
+    assert head["bayes_method"] == default and head["best_other_name"] == "l2"
     assert head["margin_points"] == pytest.approx(91.0 - 90.5) and head["seeds"] == 2
-    text = bayes_v2.markdown({"setup": bayes_v2.SETUP, "summary": summary, "headline": {"0.5": head}})
+    text = bayes_v2.markdown({"setup": bayes_v2.SETUP, "summary": {"fine-tune": {"0.5": summary}},
+                              "headline": {"0.5": head}})
     assert "| `l2` | 90.50 ± 0.71% | -0.50 ± 2.12 |" in text and "margin +0.50 points" in text
+
+
+def test_bayes_v2_names_bayes_rows_with_their_annealing_target():
+    import bayes_v2
+
+    old = {"method": "bayes@uniform", "regime": "fine-tune"}  # measured when current was the default
+    assert bayes_v2.spelled_out(old)["method"] == "bayes@uniform+anneal_target=current"
+    for method, regime in (("bayes+reparameterize=lsq", "post-training"), ("bayes-svi", "fine-tune"),
+                           ("bayes+anneal_target=final", "fine-tune"), ("l2", "fine-tune")):
+        assert bayes_v2.spelled_out({"method": method, "regime": regime})["method"] == method
+    assert bayes_v2.with_target("bayes", "fine-tune") == bayes_v2.default_bayes()
