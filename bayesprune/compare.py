@@ -36,7 +36,8 @@ VARIANTS: dict[str, dict] = {
     "bayes-global": {"criterion": "bayes", "allocation": "global"},  # bayes's own default
     "bayes-uniform": {"criterion": "bayes", "allocation": "uniform"},  # the posterior does not set widths
     "bayes-diagonal": {"criterion": "bayes", "interactions": False},
-    "bayes-anneal-final": {"criterion": "bayes", "anneal_target": "final"},
+    "bayes-anneal-final": {"criterion": "bayes", "anneal_target": "final"},  # bayes's own default
+    "bayes-anneal-current": {"criterion": "bayes", "anneal_target": "current"},
 }
 
 
