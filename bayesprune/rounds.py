@@ -100,14 +100,18 @@ class Progress:
 
 
 def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: None,
-                state: RoundState | None = None, criterion: Criterion | None = None) -> dict:
+                state: RoundState | None = None, criterion: Criterion | None = None, allocation=None) -> dict:
     """Run the whole job and return the summary (also written to ``summary.json`` if ``config.out``).
 
     ``criterion``: a criterion object to use instead of ``config.criterion`` and its options (your
     own :class:`~bayesprune.criteria.Criterion`, or e.g. ``BayesLaplace(prior=YourPrior())``); its
-    ``name`` is recorded. ``state``: continue a run from its saved state (see :mod:`bayesprune.resume`;
-    a run made with your own criterion resumes with the same object passed again)."""
-    job = _prepare(config, criterion)
+    ``name`` is recorded. ``allocation``: an allocation object instead of ``config.allocation``, with
+    ``counts(cost_model, target, kind, cap, round_to, orders=..., scores=...)`` (see
+    :mod:`bayesprune.decision.allocation`) and optionally ``for_round(graph, calibration)`` returning
+    the object to use in a round (measured on that round's network). ``state``: continue a run from
+    its saved state (see :mod:`bayesprune.resume`; a run made with your own objects resumes with the
+    same objects passed again)."""
+    job = _prepare(config, criterion, allocation)
     network = _start(job, echo) if state is None else _restored(job, state, echo)
     if state is None:
         _preflight(job, network)  # a budget no sequence of capped cuts can reach fails before any write
@@ -132,18 +136,26 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     return summary
 
 
-def _prepare(config: PruneConfig, criterion: Criterion | None) -> Job:
+def _prepare(config: PruneConfig, criterion: Criterion | None, allocation=None) -> Job:
     """Validate the config, resolve its names into objects, load the data."""
+    named = None
+    if allocation is not None:  # the config is validated as if uniform; the budget carries the object
+        config = replace(config, allocation="uniform")
+        named = getattr(allocation, "name", type(allocation).__name__)
     config.validate(criterion)
     if criterion is None:
         criterion = make_criterion(config.criterion, config=config)
     # config.json records what ran: the criterion's name and the allocation it resolved to
-    config = replace(config, criterion=criterion.name, allocation=config.resolved_allocation(criterion))
+    budget = config.budget(criterion)
+    if allocation is not None:
+        budget = replace(budget, allocation=allocation)
+    config = replace(config, criterion=criterion.name,
+                     allocation=named or config.resolved_allocation(criterion))
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     data = load_dataset(config.data, config.data_dir).subset(config.train_subset, config.test_subset)
     criterion.check(data)
-    return Job(config, criterion, config.budget(criterion), data, device, generator, data.test_x[:1].to(device),
+    return Job(config, criterion, budget, data, device, generator, data.test_x[:1].to(device),
                Calibration(data, device, config.batch_size, config.calibration_batches, config.seed),
                FitConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size))
 
@@ -276,7 +288,7 @@ def _finish(run_dir: RunDir, job: Job, summary: dict, echo) -> None:
 
 
 def resume_run(path: str | Path, echo: Callable[[str], None] = lambda _s: None, progress: bool = True,
-               criterion: Criterion | None = None) -> dict:
+               criterion: Criterion | None = None, allocation=None) -> dict:
     """Continue the run in ``path`` from its last finished round; return its summary."""
     path = Path(path)
     state = load_state(path)
@@ -286,7 +298,7 @@ def resume_run(path: str | Path, echo: Callable[[str], None] = lambda _s: None, 
         raise RunDirError(f"--resume {path}: its config.json has options this bayesprune does not know "
                           f"({', '.join(sorted(set(stored) - known))}); resume it with the version that started it")
     config = PruneConfig(**{**stored, "out": str(path), "overwrite": False, "progress": progress})
-    return run_pruning(config, echo, state=state, criterion=criterion)
+    return run_pruning(config, echo, state=state, criterion=criterion, allocation=allocation)
 
 
 def _stopped(exc: TrainingError, r: int, run_dir: RunDir | None) -> TrainingError:
@@ -369,6 +381,8 @@ def _allocation(job: Job, graph: ChannelGraph):
     """The round's allocation object (measured on this round's network for ``global`` and ``lstm``),
     or ``"global"`` for a criterion that decides the widths itself."""
     allocation, criterion = job.budget.allocation, job.criterion
+    if not isinstance(allocation, str):  # the caller's own allocation object
+        return allocation.for_round(graph, job.calibration) if hasattr(allocation, "for_round") else allocation
     if allocation == "global":
         return "global" if criterion.own_widths else ExpectedLossWidths.measure(graph.model, graph, job.calibration)
     if allocation == "lstm":

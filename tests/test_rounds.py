@@ -33,3 +33,36 @@ def test_no_annealing_flag_turns_masks_off(tmp_path):
                  "--quiet", "--device", "cpu", "--out", str(out)]) == 0
     rounds = json.loads((out / "summary.json").read_text())["rounds"]
     assert all(r["temperature"] is None and r["accuracy_after_cut_plain"] is None for r in rounds)
+
+
+def test_run_pruning_takes_a_users_allocation_object(tmp_path):
+    """Issue 17: allocations are objects behind one counts(...) contract; a user's goes in whole."""
+    import bayesprune as bp
+    from bayesprune.decision.allocation import UniformWidths
+
+    class FirstLayerIntact:
+        name = "first-layer-intact"
+
+        def __init__(self):
+            self.rounds = 0
+
+        def for_round(self, graph, calibration):  # measured on each round's network
+            self.rounds += 1
+            return self
+
+        def counts(self, cost_model, target, kind, cap, round_to=1, orders=None, scores=None):
+            cap = cap.copy()
+            cap[0] = 0  # never cut the first group; uniform over the rest
+            return UniformWidths().counts(cost_model, target, kind, cap, round_to)
+
+    allocation = FirstLayerIntact()
+    config = bp.PruneConfig(criterion="l2", target_macs=0.6, rounds=2, epochs=0.1, train_subset=300,
+                            test_subset=100, report=False, progress=False, out=str(tmp_path / "run"))
+    summary = bp.run_pruning(config, allocation=allocation)
+    assert allocation.rounds == 2 and summary["final_ratio"]["macs"] <= 0.6
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rounds = [e for e in events if e["event"] == "round"]
+    first = next(iter(rounds[0]["widths"]))
+    assert all(r["widths"][first][0] == r["widths"][first][1] for r in rounds)  # first group kept whole
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert recorded["allocation"] == "first-layer-intact"

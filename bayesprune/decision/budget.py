@@ -31,7 +31,7 @@ class Budget:
     kind: str = "macs"
     rounds: int = 1
     schedule: str = "geometric"
-    allocation: str = "uniform"  # uniform | global | score-global | lstm (see bayesprune.decision.allocation)
+    allocation: object = "uniform"  # uniform | global | score-global | lstm, or your allocation object
     max_fraction: float = 0.9
     round_to: int = 1
 
@@ -45,7 +45,7 @@ class Budget:
             raise ConfigError(f"--rounds must be >= 1, got {self.rounds}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown --schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.allocation not in ALLOCATIONS:
+        if isinstance(self.allocation, str) and self.allocation not in ALLOCATIONS:
             raise ConfigError(f"unknown --allocation {self.allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
         if not 0.0 < self.max_fraction < 1.0:  # False for nan too
             raise ConfigError(f"--max-prune-fraction must be in (0, 1), got {self.max_fraction}")
