@@ -1,0 +1,184 @@
+"""One round's work on the network: the run's resolved objects (:class:`Job`, :class:`Network`),
+the cut (search, score, decide, reparameterize, remove; :func:`cut`) and the fine-tuning with
+annealed masks (:func:`finetune`). The engine (:mod:`bayesprune.rounds`) strings rounds together."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from .annealing import annealed_mask, tempered_mask
+from .config import PruneConfig
+from .criteria.base import Calibration, Criterion
+from .criteria.training_time import SearchContext
+from .data import ImageData
+from .decision import Budget, CostModel, ExpectedLossWidths, RoundBudget
+from .decision.allocation import as_allocation
+from .decision.lstm import LSTMAllocation
+from .gates import ChannelGates
+from .groups import ChannelGraph, count_macs_params
+from .nets import Architecture
+from .surgery import compensate, fold_gates
+from .tracking import ChannelTracker
+from .training import FitConfig, evaluate, fit
+
+
+@dataclass
+class Job:
+    """What a run works with, resolved once from its config: names are objects from here on."""
+
+    config: PruneConfig
+    criterion: Criterion
+    budget: Budget
+    data: ImageData
+    device: torch.device
+    generator: torch.Generator
+    inputs: torch.Tensor  # one test image: the example input of graphs and counts
+    calibration: Calibration
+    fit: FitConfig
+
+    def measure(self, net) -> dict:
+        macs, params = count_macs_params(net, self.inputs)
+        return {"accuracy": evaluate(net, self.data.test_x, self.data.test_y, self.device), "macs": macs,
+                "params": params}
+
+
+@dataclass
+class Network:
+    """The network being pruned, its pruning history, and the numbers of the base (and widened) one."""
+
+    model: nn.Module
+    arch: Architecture
+    history: list
+    base: dict
+    expanded: dict | None
+    source: str | None = None
+
+
+@dataclass
+class SearchSettings:
+    """The training a training-time criterion does before it selects (``--search-epochs``)."""
+
+    fit: FitConfig
+    generator: torch.Generator
+    start_trained: bool = True  # False in round 1 of a --from-scratch run
+
+
+@dataclass
+class CutResult:
+    """What one cut did (see :func:`_cut`)."""
+
+    removed_channels: int
+    statistics_seconds: float
+    widths: dict  # group -> [channels before, after]
+    search: dict | None = None  # a training-time method's search statistics
+    lstm_rewards: list | None = None  # first and last episode's reward of --allocation lstm
+    prediction: tuple | None = None  # (channel ids, P(pruned by the final round)) of a criterion that predicts
+    keep_current: tuple | None = None  # (channel ids, P(kept at this round's budget))
+    accuracy_after_cut_plain: float | None = None  # the same cut without reparameterization
+    compensation: dict | None = None
+
+
+def allocation_for(job: Job, graph: ChannelGraph):
+    """The round's allocation object (measured on this round's network for ``global`` and ``lstm``),
+    or ``"global"`` for a criterion that decides the widths itself."""
+    allocation, criterion = job.budget.allocation, job.criterion
+    if not isinstance(allocation, str):  # the caller's own allocation object
+        return allocation.for_round(graph, job.calibration) if hasattr(allocation, "for_round") else allocation
+    if allocation == "global":
+        return "global" if criterion.own_widths else ExpectedLossWidths.measure(graph.model, graph, job.calibration)
+    if allocation == "lstm":
+        return LSTMAllocation(graph, job.calibration.batches(), seed=job.config.seed, progress=job.config.progress)
+    return as_allocation(allocation)
+
+
+def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker,
+         search: SearchSettings | None = None) -> CutResult:
+    """(Search,) score, decide, reparameterize and cut once; verify the cut with torch-pruning's count.
+
+    The cost model's prediction is an upper bound of that count (its constant terms can only
+    shrink when channels go; see :mod:`bayesprune.decision.cost`), so one cut meets the target.
+    """
+    config, criterion, calibration, model = job.config, job.criterion, job.calibration, network.model
+    graph = ChannelGraph(model, job.inputs)
+    cost_model = CostModel.build(graph)
+    budget.check_reachable(cost_model)  # before any costly scoring
+    budget = replace(budget, allocation=allocation_for(job, graph))  # measured on this round's network
+    prepare_start = time.perf_counter()
+    search_stats = None
+    if search is not None:  # a training-time method trains (and soft-prunes) before it selects
+        search_stats = criterion.search(model, SearchContext(
+            graph, cost_model, budget, calibration, search.fit, search.generator, config.progress,
+            search.start_trained))
+        search_stats["seconds"] = time.perf_counter() - prepare_start
+    if criterion.needs_data:  # statistics over calibration data
+        criterion.prepare(model, graph, calibration)
+    statistics_seconds = time.perf_counter() - prepare_start
+    removal = criterion.select(graph, cost_model, budget)
+    step = CutResult(sum(len(v) for v in removal.values()), statistics_seconds,
+                     {g.name: [g.size, g.size - len(removal.get(g.name, []))] for g in graph.groups}, search_stats)
+    if isinstance(budget.allocation, LSTMAllocation):
+        history = budget.allocation.history
+        step.lstm_rewards = [history[0], history[-1]] if history else None
+    prune_probability = criterion.prune_probability()
+    if prune_probability is not None:
+        step.prediction = (tracker.ids(graph), np.asarray(prune_probability))
+        keep = criterion.keep_probability()
+        step.keep_current = None if keep is None else (tracker.ids(graph), np.asarray(keep))
+    if config.reparameterize != "none":
+        plain = copy.deepcopy(model)  # the same cut without reparameterization, for the report
+        ChannelGraph(plain, job.inputs).prune(removal)
+        step.accuracy_after_cut_plain = evaluate(plain, job.data.test_x, job.data.test_y, job.device)
+        del plain
+        scales = criterion.reparameterization()
+        if scales is not None:
+            fold_gates(ChannelGates(graph), scales)
+        step.compensation = compensate(graph, removal, calibration.batches(), config.reparameterize,
+                                       seed=config.seed)
+    network.history.extend(graph.prune(removal))
+    tracker.remove(removal)
+    criterion.after_cut(removal)
+    macs, params = count_macs_params(model, job.inputs)
+    counted = macs if budget.kind == "macs" else params
+    if counted > budget.target:  # would mean the cost model missed a growing term: a bug, not user error
+        raise RuntimeError(f"cut left {counted} {budget.kind}, above the target {budget.target:.0f}; "
+                           "please report this model")
+    return step
+
+
+def finetune(job: Job, model, tracker: ChannelTracker, step: CutResult, temperature: float | None, loss_fn,
+              desc: str) -> dict:
+    """Fine-tune; with a temperature, survivors carry annealed masks that are folded in afterwards."""
+    config = job.config
+    graph = ChannelGraph(model, job.inputs) if temperature is not None and config.epochs > 0 else None
+    masks = None if graph is None else anneal_masks(config, tracker, graph, step, temperature)
+    if masks is None:
+        return fit(model, job.data, job.fit, job.generator, job.device, config.progress, desc=desc, loss_fn=loss_fn)
+    gates = ChannelGates(graph)
+    values = torch.as_tensor(masks, dtype=torch.float32)
+    gates.values = values.to(job.device)
+    try:
+        with gates:
+            stats = fit(model, job.data, job.fit, job.generator, job.device, config.progress, desc=desc,
+                        loss_fn=loss_fn)
+    finally:
+        gates.values = None
+    fold_gates(gates, values)
+    return stats
+
+
+def anneal_masks(config, tracker, graph, step: CutResult, temperature: float) -> np.ndarray | None:
+    """Survivors' soft masks at ``temperature`` (:mod:`bayesprune.annealing`), or None."""
+    if config.anneal_target == "final":
+        ids, prune_probability = step.prediction
+        keep = dict(zip(ids, 1.0 - prune_probability))
+        return annealed_mask(np.array([keep[cid] for cid in tracker.ids(graph)]), temperature)
+    if step.keep_current is None:
+        return None
+    ids, keep_probability = step.keep_current
+    keep = dict(zip(ids, keep_probability))
+    return tempered_mask(np.array([keep[cid] for cid in tracker.ids(graph)]), temperature)
