@@ -1,4 +1,4 @@
-"""Command line: ``bayesprune run | compare | train | evaluate | criteria | models``.
+"""Command line: ``bayesprune run | compare | plan | train | evaluate | report | criteria | models``.
 
 Every user mistake ends in one line on stderr naming the problem and the fix, and exit code 2.
 """
@@ -36,10 +36,8 @@ def _compare_parser(sub) -> None:
     _prune_options(p, compare=True)
 
 
-def _prune_options(p, compare: bool) -> None:
-    from .config import PruneConfig
-
-    defaults = PruneConfig()
+def _model_options(p, defaults) -> None:
+    """The network and its data, the same for run, compare and plan."""
     p.add_argument("--model", default=defaults.model,
                    help="shipped id (bayesprune models), architecture, checkpoint .pt, tv:NAME or pkg.mod:factory")
     p.add_argument("--weights", help="state dict for an architecture given by name (loaded weights_only)")
@@ -47,6 +45,13 @@ def _prune_options(p, compare: bool) -> None:
                    help="load --model/--weights with full pickle (runs code in the file: only for files you made)")
     p.add_argument("--data", default=defaults.data, help="mnist5k | digits | fashion-mnist | cifar10 | imagefolder")
     p.add_argument("--data-dir", help="where the data set's files are (fashion-mnist, cifar10, imagefolder)")
+
+
+def _prune_options(p, compare: bool) -> None:
+    from .config import PruneConfig
+
+    defaults = PruneConfig()
+    _model_options(p, defaults)
     if compare:
         p.add_argument("--methods", required=True,
                        help="comma-separated criteria (bayesprune criteria) and Bayes variants, e.g. bayes,l1,bn-scale")
@@ -144,6 +149,70 @@ def _prune_options(p, compare: bool) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _plan_parser(sub) -> None:
+    from .config import PruneConfig
+    from .plan import DEFAULT_FRACTIONS, PlanConfig
+
+    defaults, plan = PruneConfig(), PlanConfig()
+    p = sub.add_parser("plan", help="before any cut: predicted accuracy at a grid of budgets, and the budget the "
+                                    "evidence supports",
+                       description="Fit the bayes posterior once on the base network and predict, for each budget, "
+                                   "the accuracy right after the cut (mean and interval over posterior draws, on "
+                                   "held-out training images) and the surviving channels per layer; report the "
+                                   "budget at which Bayesian model reduction stops improving the evidence.")
+    _model_options(p, defaults)
+    p.add_argument("--budgets", default=",".join(f"{f:g}" for f in DEFAULT_FRACTIONS),
+                   help="comma-separated fractions of the base MACs (or params) to keep")
+    p.add_argument("--params", action="store_true", help="the budgets are fractions of the params, not the MACs")
+    p.add_argument("--plan-draws", type=int, default=plan.evaluated_draws,
+                   help="posterior draws whose cuts are evaluated per budget (the interval's resolution)")
+    p.add_argument("--holdout", type=int, default=plan.holdout,
+                   help="last N training images: never seen by the posterior, every cut is measured on them")
+    p.add_argument("--interval", type=float, default=plan.interval, help="central interval of the prediction")
+    p.add_argument("--max-prune-fraction", type=float, default=defaults.max_prune_fraction)
+    p.add_argument("--reparameterize", default=defaults.reparameterize, help="none | mean | lsq, as for run")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--calibration-batches", type=int, default=defaults.calibration_batches)
+    p.add_argument("--prior", default=defaults.prior, help="horseshoe | regularized-horseshoe | normal-jeffreys")
+    p.add_argument("--prior-option", action="append", metavar="NAME=VALUE")
+    p.add_argument("--criterion-option", action="append", metavar="NAME=VALUE", help="an option of bayes")
+    p.add_argument("--within", default=defaults.within)
+    p.add_argument("--posterior-draws", type=int, default=defaults.posterior_draws)
+    p.add_argument("--chains", type=int, default=defaults.chains)
+    p.add_argument("--train-subset", type=int, help="use only the first N training images")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default=defaults.device, help="auto | cpu | cuda")
+    p.add_argument("--out", help="plan directory (default: a new runs/plan-YYYYmmdd-HHMMSS)")
+    p.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _cmd_plan(args) -> int:
+    from .config import PruneConfig
+    from .errors import BudgetError
+    from .plan import PlanConfig, make_plan, write_plan
+    from .plan.render import plan_table
+    from .runs import RunDir, check_run_dir
+
+    names = {f.name for f in fields(PruneConfig)} - {"out", "overwrite"}
+    values = {k: v for k, v in vars(args).items() if k in names} | _declared_options(args)
+    try:
+        fractions = tuple(float(f) for f in args.budgets.split(","))
+    except ValueError:
+        raise BudgetError(f"--budgets must be comma-separated numbers in (0, 1], got {args.budgets!r}") from None
+    out = args.out or _fresh_run_dir("plan")
+    config = PlanConfig(PruneConfig(**values, progress=not args.quiet), fractions, "params" if args.params else "macs",
+                        args.plan_draws, args.holdout, args.interval)
+    config.validate()
+    check_run_dir(out, args.overwrite)  # before the work: a plan that cannot be written is not made
+    plan = make_plan(config, echo=print)
+    write_plan(plan, RunDir(out, args.overwrite).path)
+    print(plan_table(plan))
+    print(plan["sentence"])
+    print(f"plan directory: {out} (plan.json, plan.md, plan.png)")
+    return 0
+
+
 def _cmd_run(args) -> int:
     from .config import PruneConfig
     from .rounds import run_pruning
@@ -195,13 +264,13 @@ def _declared_options(args) -> dict:
             "prior_options": parse_assignments(args.prior_option, "--prior-option")}
 
 
-def _fresh_run_dir() -> str:
-    """``runs/run-<timestamp>``, with a numeric suffix if a run started in the same second."""
+def _fresh_run_dir(kind: str = "run") -> str:
+    """``runs/<kind>-<timestamp>``, with a numeric suffix if one started in the same second."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate, n = Path("runs") / f"run-{stamp}", 1
+    candidate, n = Path("runs") / f"{kind}-{stamp}", 1
     while candidate.exists():
         n += 1
-        candidate = Path("runs") / f"run-{stamp}-{n}"
+        candidate = Path("runs") / f"{kind}-{stamp}-{n}"
     return str(candidate)
 
 
@@ -325,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _run_parser(sub)
     _compare_parser(sub)
+    _plan_parser(sub)
     _train_parser(sub)
     _evaluate_parser(sub)
     _report_parser(sub)
@@ -333,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "train": _cmd_train, "evaluate": _cmd_evaluate,
+COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "plan": _cmd_plan, "train": _cmd_train, "evaluate": _cmd_evaluate,
             "report": _cmd_report, "criteria": _cmd_criteria, "models": _cmd_models}
 
 

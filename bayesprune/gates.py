@@ -52,6 +52,13 @@ class ChannelGates:
     def group_slice(self, index: int) -> slice:
         return slice(self.offsets[index], self.offsets[index] + self.graph.groups[index].size)
 
+    def removal(self, kept) -> dict[str, list[int]]:
+        """The cut that keeps the channels where ``kept`` (one flag per gate) is true: per group, the
+        channel indices it removes (the form :meth:`ChannelGraph.prune` takes)."""
+        kept = torch.as_tensor(kept, dtype=torch.bool)
+        return {group.name: torch.nonzero(~kept[self.group_slice(i)]).flatten().tolist()
+                for i, group in enumerate(self.graph.groups)}
+
     def attach(self) -> "ChannelGates":
         for module, channel_index in self.targets:
             self._hooks.append(module.register_forward_hook(self._hook(channel_index)))

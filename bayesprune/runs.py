@@ -17,7 +17,8 @@ from .errors import RunDirError
 from .faults import crash_point
 
 RUN_MARKER = "config.json"  # a directory holding this file is a bayesprune run
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "model.pt", "resume.pt")
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "model.pt", "resume.pt", "plan.json", "plan.md",
+             "plan.png")
 RUN_PATTERNS = ("posterior_round*.nc", "keep_probability_round*.csv")
 
 
@@ -101,19 +102,27 @@ def check_writable(path: str | Path, flag: str) -> None:
                           f"choose a writable {flag}") from None
 
 
+def check_run_dir(path: str | Path, overwrite: bool = False) -> None:
+    """Raise :class:`RunDirError` if ``path`` cannot become an output directory (a file, or a folder
+    with something in it and no ``overwrite``); creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"output path {path} is a file; pass --out with a directory path")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        if (path / RUN_MARKER).is_file():
+            raise RunDirError(f"output directory {path} already holds a run; pass --resume {path} "
+                              "to continue it, --overwrite to replace it, or choose another --out")
+        raise RunDirError(f"output directory {path} is not empty; choose another --out "
+                          "or pass --overwrite to replace its contents")
+    check_writable(path, "--out")
+
+
 class RunDir:
     """A run's output folder: ``config.json``, ``metrics.jsonl``, ``summary.json``, ``model.pt``."""
 
     def __init__(self, path: str | Path, overwrite: bool = False, resume: bool = False):
         self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise RunDirError(f"output path {self.path} is a file; pass --out with a directory path")
-        if self.path.is_dir() and any(self.path.iterdir()) and not (overwrite or resume):
-            if (self.path / RUN_MARKER).is_file():
-                raise RunDirError(f"output directory {self.path} already holds a run; pass --resume {self.path} "
-                                  "to continue it, --overwrite to replace it, or choose another --out")
-            raise RunDirError(f"output directory {self.path} is not empty; choose another --out "
-                              "or pass --overwrite to replace its contents")
+        check_run_dir(self.path, overwrite or resume)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"

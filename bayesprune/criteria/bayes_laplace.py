@@ -3,7 +3,7 @@ Laplace (diagonal Fisher) likelihood, whose global scale is shared by every laye
 widths chosen from posterior draws of the expected loss each cut costs per MAC it saves."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pathlib import Path
 
@@ -153,6 +153,7 @@ class BayesLaplace(Criterion):
         self.examples = len(calibration.data.train_y)
         self.fisher, self.fisher_examples = fisher.fisher, fisher.examples
         self.orders = self._layer_orders()
+        self.rank = order_ranks(self.orders, len(self.within_score))  # position in its layer's order
         self.blocks = self._blocks(fisher, None)
         self.half_blocks = [self._blocks(fisher, half) for half in (0, 1)]
         local, tau = (None, None) if self.carried is None else (
@@ -209,41 +210,49 @@ class BayesLaplace(Criterion):
         """Per draw, what removing each channel adds to its layer's cut per unit cost (:func:`cut_priority`)."""
         return cut_priority(gate_draws, self.orders, blocks, self.examples, selector.channel_cost)
 
-    def _cuts(self, priority: np.ndarray, selector: BudgetedSelector, rank: np.ndarray):
-        kept, cuts = zip(*(selector.select(p, tie_break=[rank]) for p in priority))
+    def _cuts(self, priority: np.ndarray, selector: BudgetedSelector):
+        kept, cuts = zip(*(selector.select(p, tie_break=[self.rank]) for p in priority))
         kept = np.stack(kept)
         return kept, kept.mean(0), float(np.median(cuts))
+
+    def posterior_cuts(self, selector: BudgetedSelector) -> PosteriorCuts:
+        """Every posterior draw's cut, and the decision, at ``selector``'s budget."""
+        self._require_prepared()
+        priority = self._priority(self.gate_draws, self.blocks, selector)
+        kept_draws, keep_probability, cut = self._cuts(priority, selector)
+        mean_priority = priority.mean(0)  # non-decreasing along each layer's order, like every draw's
+        decision = selector.select(mean_priority, tie_break=[self.rank])[0]
+        return PosteriorCuts(kept_draws, keep_probability, decision, cut, priority,
+                             selector.capped(np.lexsort((self.rank, mean_priority))))
 
     def select(self, graph, cost_model, budget: RoundBudget):
         self._require_prepared()
         selector = budget.selector(cost_model, self.group_of_channel)
-        rank = order_ranks(self.orders, len(self.within_score))
-        priority = self._priority(self.gate_draws, self.blocks, selector)
-        kept_draws, keep_probability, cut = self._cuts(priority, selector, rank)
+        cuts = self.posterior_cuts(selector)
+        kept_draws, keep_probability, decision, priority = (cuts.kept_draws, cuts.keep_probability, cuts.decision,
+                                                            cuts.priority)
         self.keep_final = keep_probability
         if budget.final_target < budget.target:
             final = budget.selector(cost_model, self.group_of_channel, budget.final_target)
-            self.keep_final = self._cuts(priority, final, rank)[1]
-        mean_priority = priority.mean(0)  # non-decreasing along each layer's order, like every draw's
-        decision = selector.select(mean_priority, tie_break=[rank])[0]
+            self.keep_final = self._cuts(priority, final)[1]
         names = [g.name for g in graph.groups]
         local = np.concatenate([np.arange(g.size) for g in graph.groups])
         self.posterior = ChannelPosterior([names[g] for g in self.group_of_channel], local, self.gate_draws,
                                           self.hyper_draws, keep_probability, kept_draws, decision,
-                                          hdi_contains(priority, cut), [[] for _ in range(self.chains)],
+                                          hdi_contains(priority, cuts.cut_level), [[] for _ in range(self.chains)],
                                           self._inference_label(), 1.0 - self.keep_final, self.chains)
-        self.agreement = self._agreement(kept_draws, selector, rank)
+        self.agreement = self._agreement(kept_draws, selector)
         return {name: [int(c) for c in local[(self.group_of_channel == gi) & ~decision]]
                 for gi, name in enumerate(names)}
 
-    def _agreement(self, kept_draws, selector, rank) -> dict:
+    def _agreement(self, kept_draws, selector) -> dict:
         from scipy.stats import spearmanr
 
         by_chain = kept_draws.reshape(self.chains, -1, kept_draws.shape[1]).mean(1)
         chains = (cross_calibration(by_chain[0], by_chain[1]) if self.chains > 1
                   else {"kept_of_low": None, "kept_of_high": None})
         halves = [self._priority(g, b, selector) for g, b in zip(self.half_gate_draws, self.half_blocks)]
-        half_keep = [self._cuts(p, selector, rank)[1] for p in halves]
+        half_keep = [self._cuts(p, selector)[1] for p in halves]
         layers = {"tau": self.hyper_draws["tau"], **self.posterior.layer_quantities()}  # what the report shows
         rho = spearmanr(halves[0].mean(0), halves[1].mean(0)).statistic
         return summarise(r_hat_max(layers, self.chains), chains, cross_calibration(*half_keep),
@@ -292,6 +301,18 @@ class BayesLaplace(Criterion):
 
     def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
         return write_round_artifacts(self.posterior, directory, round_index)
+
+
+@dataclass(frozen=True)
+class PosteriorCuts:
+    """The cuts one posterior makes at one budget (:meth:`BayesLaplace.posterior_cuts`)."""
+
+    kept_draws: np.ndarray  # (draws, channels) bool: each draw's cut
+    keep_probability: np.ndarray  # (channels,): the share of draws that keep each channel
+    decision: np.ndarray  # (channels,) bool: the kept set (posterior-mean priority, under the budget)
+    cut_level: float  # the median over draws of the priority at which a draw stopped removing
+    priority: np.ndarray  # (draws, channels): removal priority per draw
+    removal_order: np.ndarray  # channels in the decision's removal order, capped: every budget cuts a prefix
 
 
 def _relative(norms: np.ndarray) -> np.ndarray:

@@ -45,7 +45,8 @@ class BudgetedSelector:
         elif not isinstance(allocation, str):  # a learned allocation (e.g. lstm) fixes the counts
             self.per_group_counts = allocation.counts(cost_model, target, kind, self.cap, round_to)
 
-    def _capped(self, order: np.ndarray) -> np.ndarray:
+    def capped(self, order: np.ndarray) -> np.ndarray:
+        """``order`` without the channels beyond each group's cap (the order a global cut follows)."""
         groups = self.group_of_channel[order]
         by_group = np.argsort(groups, kind="stable")  # positions grouped, order kept within a group
         sorted_groups = groups[by_group]
@@ -86,7 +87,7 @@ class BudgetedSelector:
             kept[removed] = False
             cut = priority[removed].max() if len(removed) else float("-inf")
             return kept, float(cut)
-        order = self._capped(order)
+        order = self.capped(order)
         m = self.removal_count(order)
         kept[order[:m]] = False
         return kept, float(priority[order[m - 1]]) if m else float("-inf")

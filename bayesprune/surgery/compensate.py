@@ -64,9 +64,21 @@ def input_patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def input_means(graph: ChannelGraph, batches) -> dict[nn.Module, torch.Tensor]:
+    """Every conv/linear's mean input per channel over ``batches``: what ``mean`` compensation
+    needs, gathered once for many cuts of the same network (e.g. the posterior draws of a plan)."""
+    modules = [m for m in graph.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    consumers = [_Consumer(m, []) for m in modules]
+    _gather(graph, consumers, batches, "mean", max_rows=0, seed=0)
+    return {c.module: c.input_sum / max(1, c.count) for c in consumers if c.input_sum is not None}
+
+
+@torch.no_grad()
 def compensate(graph: ChannelGraph, removal: dict[str, list[int]], batches, method: str = "mean",
-               max_rows: int = 8192, ridge: float = 1e-3, seed: int = 0) -> dict:
-    """Adjust the consumers of ``removal`` in place (before the cut); return counts for the report."""
+               max_rows: int = 8192, ridge: float = 1e-3, seed: int = 0,
+               means: dict[nn.Module, torch.Tensor] | None = None) -> dict:
+    """Adjust the consumers of ``removal`` in place (before the cut); return counts for the report.
+    ``means``: :func:`input_means` of this network, gathered before (``mean`` then reads no data)."""
     if method not in METHODS:
         raise ValueError(f"unknown compensation {method!r}; choose one of {', '.join(METHODS)}")
     consumers = [c for c in consumers_of(graph, removal) if method != "none"]
@@ -74,6 +86,17 @@ def compensate(graph: ChannelGraph, removal: dict[str, list[int]], batches, meth
     consumers = [c for c in consumers if c not in skipped]
     if not consumers:
         return {"method": method, "layers": 0, "skipped": len(skipped)}
+    if method == "mean" and means is not None:
+        for consumer in consumers:
+            consumer.input_sum, consumer.count = means[consumer.module], 1
+    else:
+        _gather(graph, consumers, batches, method, max_rows, seed)
+    unplaced = sum(not _apply(graph, c, method, ridge) for c in consumers)
+    return {"method": method, "layers": len(consumers) - unplaced, "skipped": len(skipped) + unplaced}
+
+
+def _gather(graph: ChannelGraph, consumers: list[_Consumer], batches, method: str, max_rows: int, seed: int) -> None:
+    """Stream the consumers' input sums (and, for ``lsq``, sampled input rows) over ``batches``."""
     generator = torch.Generator().manual_seed(seed)
     per_batch = max(1, max_rows // 8)
 
@@ -91,8 +114,6 @@ def compensate(graph: ChannelGraph, removal: dict[str, list[int]], batches, meth
         return record
 
     forward_with_hooks(graph.model, batches, [c.module.register_forward_pre_hook(hook(c)) for c in consumers])
-    unplaced = sum(not _apply(graph, c, method, ridge) for c in consumers)
-    return {"method": method, "layers": len(consumers) - unplaced, "skipped": len(skipped) + unplaced}
 
 
 def _apply(graph: ChannelGraph, consumer: _Consumer, method: str, ridge: float) -> bool:

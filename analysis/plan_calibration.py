@@ -1,0 +1,226 @@
+"""Is `bayesprune plan` calibrated? On both shipped networks and 3 seeds: the plan, then the actual
+one-round cut at each of its budgets (no fine-tuning, the run's reparameterization), measured on
+the test set, which the plan never reads. Reports how often the measured accuracy falls inside the
+predicted 90% interval (target: 80-97% over all budgets), a reliability curve over nominal levels,
+and the evidence-chosen budget beside the budget where fine-tuned accuracy falls 1 point below the
+base (from a compare grid: `bayes_v2` for ResNet-20, a `bayesprune compare` grid made here for the
+small CNN).
+
+Seeds change the posterior's draws (the calibration batches and the held-out images are fixed, as
+in a run). Writes analysis/results/plan_calibration.json (resumable: finished cells are kept) and
+analysis/figures/plan_reliability.png.
+Usage: python analysis/plan_calibration.py [--networks a,b] [--seeds 3] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import _common  # analysis/_common.py: scripts run from this folder have it on sys.path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FIGURES = Path(__file__).resolve().parent / "figures"
+NETWORKS = {"smallcnn-mnist5k": "mnist5k", "resnet20-fashion-mnist": "fashion-mnist"}
+LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)
+FINETUNE_GRID = (0.7, 0.5, 0.3, 0.2)  # the compare grid of the small CNN (bayes, default fine-tuning)
+
+
+def plan_cell(network: str, data: str, seed: int, quick: bool) -> dict:
+    from bayesprune.config import PruneConfig
+    from bayesprune.plan import PlanConfig, make_plan
+
+    run = PruneConfig(model=network, data=data, seed=seed, progress=False,
+                      train_subset=600 if quick else None, posterior_draws=20 if quick else 200,
+                      calibration_batches=2 if quick else 8)
+    config = PlanConfig(run, fractions=(0.7, 0.4) if quick else PlanConfig().fractions,
+                        evaluated_draws=4 if quick else PlanConfig().evaluated_draws, holdout=200 if quick else 2000)
+    start = time.perf_counter()
+    plan = make_plan(config)
+    seconds = time.perf_counter() - start
+    cells = []
+    for budget in plan["budgets"]:
+        if not budget["reachable"]:
+            continue
+        measured = actual_cut(run, budget["fraction"], quick)
+        accuracy = budget["accuracy"]
+        cells.append({"fraction": budget["fraction"], "predicted": accuracy["mean"], "low": accuracy["low"],
+                      "high": accuracy["high"], "decision_held_out": accuracy["decision"],
+                      "draw_accuracy": budget["draw_accuracy"], "measured_test": measured,
+                      "covered": accuracy["low"] <= measured <= accuracy["high"]})
+    return {"network": network, "seed": seed, "plan_seconds": seconds,
+            "base_held_out": plan["base"]["held_out_accuracy"],
+            "evidence": {k: plan["evidence"][k] for k in ("chosen_fraction", "removed_channels",
+                                                           "channels_with_positive_change", "channels")},
+            "sentence": plan["sentence"], "agreement_passes": (plan["posterior_agreement"] or {}).get("passes"),
+            "budgets": cells}
+
+
+def actual_cut(run, fraction: float, quick: bool) -> float:
+    """Test accuracy right after `bayesprune run --rounds 1 --epochs 0 --target-macs fraction`."""
+    from dataclasses import replace
+
+    from bayesprune.rounds import run_pruning
+
+    summary = run_pruning(replace(run, rounds=1, epochs=0, target_macs=fraction, report=False,
+                                  test_subset=200 if quick else None))
+    return summary["rounds"][0]["accuracy_after_cut"]
+
+
+def finetune_grid(network: str, data: str, seeds: int, quick: bool) -> dict:
+    """`bayesprune compare --methods bayes` over FINETUNE_GRID: fine-tuned accuracy per budget."""
+    from bayesprune.compare import run_grid
+    from bayesprune.config import PruneConfig
+
+    from bayesprune.pretrained import shipped_models
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = PruneConfig(model=network, data=data, progress=False, train_subset=600 if quick else None,
+                             calibration_batches=2 if quick else 8,
+                             test_subset=200 if quick else None, epochs=0.1 if quick else 1.0)
+        rows = run_grid(config, ["bayes"], list(FINETUNE_GRID[:2] if quick else FINETUNE_GRID), seeds, tmp,
+                        progress=False)
+    accuracy: dict = {}
+    for row in rows:
+        accuracy.setdefault(row["target"], []).append(row["accuracy"])
+    return {"source": "bayesprune compare --methods bayes, default run settings (made by this script)",
+            "base": shipped_models()[network]["test_accuracy"],
+            "by_fraction": {f"{k:g}": v for k, v in sorted(accuracy.items())}}
+
+
+def resnet_grid() -> dict:
+    """Fine-tuned `bayes` (its default configuration) at 0.5 and 0.2 from analysis/results/bayes_v2_*."""
+    result = json.loads((RESULTS / "bayes_v2_resnet20-fashion-mnist.json").read_text())
+    accuracy: dict = {}
+    for row in result["rows"]:
+        if row["method"] == "bayes" and row.get("regime") == "fine-tune":
+            accuracy.setdefault(row["target"], []).append(row["accuracy"])
+    from bayesprune.pretrained import shipped_models
+
+    return {"source": "analysis/results/bayes_v2_resnet20-fashion-mnist.json (16k training images, 3 rounds x 2 "
+                      "epochs)", "base": shipped_models()["resnet20-fashion-mnist"]["test_accuracy"],
+            "by_fraction": {f"{k:g}": v for k, v in sorted(accuracy.items())}}
+
+
+def one_point_budget(grid: dict) -> float | None:
+    """The budget where the mean fine-tuned accuracy falls 1 point below the base (linear between
+    grid budgets; None when no budget of the grid loses a point, or the first one already does)."""
+    points = sorted(((float(f), np.mean(v)) for f, v in grid["by_fraction"].items()), reverse=True)
+    loss = [(f, 100 * (grid["base"] - a)) for f, a in points]
+    for (f0, l0), (f1, l1) in zip(loss, loss[1:]):
+        if l0 <= 1.0 < l1:
+            return f0 + (f1 - f0) * (1.0 - l0) / (l1 - l0)
+    return None
+
+
+def summarise(cells: list[dict]) -> dict:
+    budgets = [b for cell in cells for b in cell["budgets"]]
+    reliability = {}
+    for level in LEVELS:
+        tail = (1 - level) / 2
+        covered = [np.quantile(b["draw_accuracy"], tail) <= b["measured_test"] <= np.quantile(b["draw_accuracy"],
+                                                                                               1 - tail)
+                   for b in budgets]
+        reliability[f"{level:g}"] = float(np.mean(covered)) if covered else None
+    by_network = {}
+    for network in dict.fromkeys(c["network"] for c in cells):
+        mine = [b for c in cells if c["network"] == network for b in c["budgets"]]
+        by_network[network] = {"coverage_90": float(np.mean([b["covered"] for b in mine])), "cells": len(mine),
+                               "mean_abs_error_points": float(100 * np.mean([abs(b["predicted"] - b["measured_test"])
+                                                                             for b in mine])),
+                               "mean_interval_width_points": float(100 * np.mean([b["high"] - b["low"]
+                                                                                  for b in mine]))}
+    return {"coverage_90": float(np.mean([b["covered"] for b in budgets])) if budgets else None,
+            "cells": len(budgets), "reliability": reliability, "by_network": by_network}
+
+
+def figure(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    levels = [float(k) for k in result["summary"]["reliability"]]
+    left.plot([0, 1], [0, 1], ":", color="gray")
+    left.plot(levels, list(result["summary"]["reliability"].values()), "o-")
+    left.set_xlabel("nominal coverage of the interval")
+    left.set_ylabel("share of cuts whose test accuracy is inside")
+    left.set_title("reliability (all networks, budgets, seeds)", fontsize=10)
+    for i, network in enumerate(dict.fromkeys(c["network"] for c in result["cells"])):
+        budgets = [b for c in result["cells"] if c["network"] == network for b in c["budgets"]]
+        x = np.array([b["fraction"] for b in budgets])
+        right.errorbar(x - 0.005 + 0.01 * i, [100 * b["predicted"] for b in budgets],
+                       yerr=[[100 * (b["predicted"] - b["low"]) for b in budgets],
+                             [100 * (b["high"] - b["predicted"]) for b in budgets]],
+                       fmt="o", ms=3, alpha=0.6, color=f"C{i}", label=f"{network}: predicted, 90% interval")
+        right.plot(x - 0.005 + 0.01 * i, [100 * b["measured_test"] for b in budgets], "x", color=f"C{i}",
+                   label=f"{network}: measured (test)")
+    right.set_xlabel("fraction of the base MACs kept")
+    right.set_ylabel("accuracy right after the cut (%)")
+    right.legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", default=",".join(NETWORKS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="tiny subsets (a smoke test of the script)")
+    parser.add_argument("--out", default=str(RESULTS / "plan_calibration.json"))
+    parser.add_argument("--parts", default=str(RESULTS / "plan_calibration_parts"),
+                        help="one file per network (two networks can run side by side); --out merges them")
+    parser.add_argument("--figure", default=str(FIGURES / "plan_reliability.png"))
+    args = parser.parse_args()
+    import torch
+
+    parts = Path(args.parts)
+    for network in args.networks.split(","):
+        path = parts / f"{network}.json"
+        part = json.loads(path.read_text()) if path.is_file() else {"cells": []}
+        part.update({"commit": _common.commit(), **_common.versions(), "torch_threads": torch.get_num_threads(),
+                     "argv": sys.argv[1:], "device": "cpu"})
+        done = {c["seed"] for c in part["cells"]}
+        for seed in range(args.seeds):
+            if seed not in done:
+                part["cells"].append(plan_cell(network, NETWORKS[network], seed, args.quick))
+                _common.write_json(path, part)
+        if "finetune_grid" not in part:
+            part["finetune_grid"] = (resnet_grid() if network == "resnet20-fashion-mnist" and not args.quick
+                                     else finetune_grid(network, NETWORKS[network], args.seeds, args.quick))
+            _common.write_json(path, part)
+    merge(parts, Path(args.out), Path(args.figure))
+
+
+def _budget_choice(part: dict) -> dict:
+    return {"evidence_chosen": [c["evidence"]["chosen_fraction"] for c in part["cells"]],
+            "one_point_below_base_after_fine_tuning": one_point_budget(part["finetune_grid"]),
+            "grid": part["finetune_grid"]}
+
+
+def merge(parts: Path, out: Path, figure_path: Path) -> None:
+    """The networks' part files into one result with its summary and figure."""
+    networks = {p.stem: json.loads(p.read_text()) for p in sorted(parts.glob("*.json"))}
+    cells = [c for part in networks.values() for c in part["cells"]]
+    result = {"script": "analysis/plan_calibration.py", "commit": _common.commit(), **_common.versions(),
+              "runs": {name: {k: part.get(k) for k in ("commit", "torch_threads", "argv", "device")}
+                       for name, part in networks.items()},
+              "summary": summarise(cells),
+              "budget_choice": {name: _budget_choice(part) for name, part in networks.items()
+                                if "finetune_grid" in part},
+              "cells": cells}
+    _common.write_json(out, result)
+    figure(result, figure_path)
+    print(json.dumps({"summary": result["summary"], "budget_choice": {
+        k: {kk: vv for kk, vv in v.items() if kk != "grid"} for k, v in result["budget_choice"].items()}}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The posterior-predictive budget curve: for each budget, the cut of every posterior draw (and the
+decision) of the closed-form posterior (:class:`~bayesprune.criteria.bayes_laplace.BayesLaplace`),
+its accuracy right after the cut on held-out images, and the layer widths the draws leave."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..decision.selector import BudgetedSelector
+from ..errors import BudgetError
+from ..progress import progress_bar
+from .masked import MaskedCuts
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Images no statistic of the posterior saw: the accuracy of every cut is measured on them."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    device: torch.device
+
+
+@dataclass
+class BudgetPrediction:
+    """What the posterior predicts for one budget (fraction of the base MACs or params)."""
+
+    fraction: float
+    reachable: bool
+    decision_fraction: float | None = None  # the decision's cost, as a fraction of the base (cost model)
+    decision_accuracy: float | None = None  # the decision's cut: what `run` would cut at this budget
+    draw_accuracy: list | None = None  # the evaluated draws' cuts
+    widths: dict | None = None  # layer -> {size, decision, mean, low, high} surviving channels
+    kept: np.ndarray | None = None  # the decision's kept flags (not written out)
+
+
+def evaluated_draws(total: int, count: int) -> np.ndarray:
+    """``count`` draw indices spread evenly over ``total`` (chains are stacked, so each is sampled)."""
+    return np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int))
+
+
+def layer_widths(names: list[str], group_of_channel: np.ndarray, kept_draws: np.ndarray, decision: np.ndarray,
+                 interval: float) -> dict:
+    """Per layer: channels, the decision's survivors and the draws' mean and central interval."""
+    tail = (1.0 - interval) / 2
+    out = {}
+    for g, name in enumerate(names):
+        members = group_of_channel == g
+        counts = kept_draws[:, members].sum(1)
+        out[name] = {"size": int(members.sum()), "decision": int(decision[members].sum()),
+                     "mean": float(counts.mean()), "low": float(np.quantile(counts, tail)),
+                     "high": float(np.quantile(counts, 1 - tail))}
+    return out
+
+
+def predict_budget(criterion, cost_model, fraction: float, base_cost: float, kind: str, max_fraction: float,
+                   masked: MaskedCuts, held_out: HeldOut, draws: np.ndarray, names: list[str],
+                   interval: float) -> BudgetPrediction:
+    """One point of the curve; an unreachable budget (the per-layer caps) is recorded as such."""
+    try:
+        selector = BudgetedSelector(cost_model, criterion.group_of_channel, fraction * base_cost, kind, max_fraction)
+    except BudgetError:
+        return BudgetPrediction(fraction, reachable=False)
+    cuts = criterion.posterior_cuts(selector)
+    kept_count = np.bincount(criterion.group_of_channel[cuts.decision], minlength=len(cost_model.sizes))
+    return BudgetPrediction(
+        fraction, True, float(cost_model.cost(kept_count, kind) / base_cost),
+        masked.accuracy(cuts.decision, held_out.x, held_out.y, held_out.device),
+        [masked.accuracy(cuts.kept_draws[d], held_out.x, held_out.y, held_out.device) for d in draws],
+        layer_widths(names, criterion.group_of_channel, cuts.kept_draws, cuts.decision, interval), cuts.decision)
+
+
+def predict_curve(criterion, cost_model, fractions, base_cost: float, kind: str, max_fraction: float,
+                  masked: MaskedCuts, held_out: HeldOut, draw_count: int, names: list[str], interval: float,
+                  progress: bool = True) -> list[BudgetPrediction]:
+    draws = evaluated_draws(len(criterion.gate_draws), draw_count)
+    return [predict_budget(criterion, cost_model, f, base_cost, kind, max_fraction, masked, held_out, draws, names,
+                           interval)
+            for f in progress_bar(fractions, desc="plan: budgets", enabled=progress)]

@@ -1,0 +1,52 @@
+"""Accuracy of many cuts of one network without cutting it: each cut is applied as 0/1 channel
+masks (:class:`~bayesprune.gates.ChannelGates`) after the run's reparameterization, on a working
+copy whose weights are restored between cuts.
+
+A removed channel's gate is 0 right after its BatchNorm, so every consumer reads zeros from it,
+which is what the physical cut leaves (its consumers lose that input); the reparameterization
+(``mean``/``lsq`` compensation of the consumers, :mod:`bayesprune.surgery.compensate`) is made on
+the unpruned network as the run makes it. The masked and the cut network agree (a test checks it).
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from ..gates import ChannelGates
+from ..groups import ChannelGraph
+from ..surgery import compensate, fold_gates
+from ..surgery.compensate import input_means
+from ..training import evaluate
+
+
+class MaskedCuts:
+    """Evaluates cuts (kept-channel flags in the order of ``ChannelGates``) of ``model`` on images."""
+
+    def __init__(self, model, example_input: torch.Tensor, calibration, reparameterize: str = "mean",
+                 scales: torch.Tensor | None = None, seed: int = 0):
+        """``scales``: the criterion's per-channel multipliers folded in before each cut (or None)."""
+        self.model = copy.deepcopy(model).eval()
+        self.graph = ChannelGraph(self.model, example_input)
+        self.gates = ChannelGates(self.graph)
+        self.calibration, self.reparameterize, self.scales, self.seed = calibration, reparameterize, scales, seed
+        self.state = copy.deepcopy(self.model.state_dict())
+        # mean compensation reads the unpruned network's input means, the same for every cut: once
+        self.means = (input_means(self.graph, calibration.batches()) if reparameterize == "mean" else None)
+
+    @torch.no_grad()
+    def accuracy(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device) -> float:
+        """Top-1 accuracy on ``(x, y)`` of the network cut to ``kept``, reparameterized as a run does."""
+        self.model.load_state_dict(self.state)
+        if self.reparameterize != "none":
+            if self.scales is not None:
+                fold_gates(self.gates, self.scales)
+            compensate(self.graph, self.gates.removal(kept), self.calibration.batches(), self.reparameterize,
+                       seed=self.seed, means=self.means)
+        self.gates.values = torch.as_tensor(np.asarray(kept), dtype=torch.float32).to(device)
+        try:
+            with self.gates:
+                return evaluate(self.model, x, y, device)
+        finally:
+            self.gates.values = None

@@ -1,0 +1,219 @@
+"""``bayesprune plan``: how far can this network be pruned, before any cut.
+
+Fits the closed-form posterior of ``bayes`` (:class:`~bayesprune.criteria.bayes_laplace.BayesLaplace`:
+the same pass a round makes, on the same calibration images) once on the base network. For each
+budget of a grid it takes every posterior draw's cut (and the decision, the cut a one-round ``run``
+makes), applies it with the run's reparameterization and measures it on the last ``holdout``
+training images, which the posterior does not read (:mod:`bayesprune.plan.curve`): the predicted
+accuracy right after the cut is the mean over the evaluated draws, its interval their central
+quantiles. The test set is never read. The evidence of the nested reduced networks along the
+posterior's removal order (:mod:`bayesprune.plan.evidence`) gives the budget the data support.
+
+Simplifications: the interval is over the posterior's uncertainty about *which* channels go, from a
+few evaluated draws (``evaluated_draws``); the sampling error of the held-out images is not added to
+it. The held-out images were usually seen in the base network's training, so on a network that fits
+its training set much better than its test set, mild cuts are predicted too accurate (the
+calibration script measures how often the interval holds the test accuracy).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Bound, PruneConfig, environment
+from ..criteria.base import Calibration
+from ..criteria.bayes_laplace import BayesLaplace
+from ..data import load_dataset
+from ..data.base import ImageData
+from ..decision import CostModel, RoundBudget
+from ..decision.selector import BudgetedSelector
+from ..errors import BudgetError, ConfigError, DataError
+from ..groups import ChannelGraph, check_prunable, count_macs_params
+from ..pretrained import resolve_model
+from ..runs import check_writable
+from ..training import evaluate, resolve_device, seed_everything
+from .curve import BudgetPrediction, HeldOut, predict_curve
+from .evidence import EvidenceCurve, channel_log_evidence_change, evidence_curve
+from .masked import MaskedCuts
+
+DEFAULT_FRACTIONS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+REDUCED_PRIOR = ("the channel's effective scale z_c set to 0 (a spike at zero; Friston & Penny 2011, Gaussian "
+                 "case; Savage-Dickey), scales (tau, lambda) integrated on the posterior's grid")
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """What a plan depends on. ``run``: the model, data, reparameterization and ``bayes`` options,
+    as for ``bayesprune run`` (its criterion, rounds and fine-tuning are not used)."""
+
+    run: PruneConfig = field(default_factory=PruneConfig)
+    fractions: tuple = DEFAULT_FRACTIONS
+    kind: str = "macs"
+    evaluated_draws: int = 12
+    holdout: int = 2000
+    interval: float = 0.9
+    loss_points: float = 1.0  # the accuracy loss the plan's sentence names
+
+    def validate(self) -> None:
+        if self.kind not in ("macs", "params"):
+            raise ConfigError(f"the budget kind must be macs or params, got {self.kind!r}")
+        if not self.fractions:
+            raise BudgetError("give at least one budget, e.g. --budgets 0.5")
+        for fraction in self.fractions:
+            Bound(0, 1, low_open=True).check("budgets", fraction)
+        Bound(2).check("plan_draws", self.evaluated_draws)
+        Bound(100).check("holdout", self.holdout)
+        Bound(0, 1, True, True).check("interval", self.interval)
+        Bound(0, low_open=True).check("loss_points", self.loss_points)
+        self.run.validate()
+        if self.evaluated_draws > self.run.posterior_draws * self.run.chains:
+            raise ConfigError(f"--plan-draws {self.evaluated_draws} is more than the posterior's "
+                              f"{self.run.posterior_draws * self.run.chains} draws; lower it or raise "
+                              "--posterior-draws")
+        if self.run.out:
+            check_writable(self.run.out, "--out")
+
+
+def held_out_split(data: ImageData, holdout: int, calibration_images: int, device) -> HeldOut:
+    """The last ``holdout`` training images. The posterior's statistics read the first
+    ``calibration_images`` (and count all the training images as its data, as in a run), so the two
+    must not overlap."""
+    train = len(data.train_y)
+    if train - holdout < calibration_images:
+        raise DataError(f"--holdout {holdout} overlaps the {calibration_images} training images the posterior "
+                        f"reads (of {train}); lower --holdout or --calibration-batches")
+    return HeldOut(data.train_x[train - holdout:], data.train_y[train - holdout:], device)
+
+
+def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
+    """The plan as a dict (what ``plan.json`` holds)."""
+    config.validate()
+    run = replace(config.run, criterion="bayes")
+    seed_everything(run.seed)
+    device = resolve_device(run.device)
+    data = load_dataset(run.data, run.data_dir).subset(run.train_subset, None)
+    held_out = held_out_split(data, config.holdout, run.batch_size * run.calibration_batches, device)
+    resolved = resolve_model(run.model, data, run.weights, run.trust_pickle)
+    model = resolved.model.to(device).eval()
+    inputs = data.train_x[:1].to(device)  # the example input of graphs and counts
+    check_prunable(model, inputs)
+    base_accuracy = evaluate(model, held_out.x, held_out.y, device)
+    macs, params = count_macs_params(model, inputs)
+    echo(f"{data.describe()}; the posterior reads the first {run.batch_size * run.calibration_batches} training "
+         f"images, cuts are measured on the last {config.holdout}\nmodel {resolved.source}: "
+         f"{100 * base_accuracy:.2f}% on the held-out images, {macs / 1e6:.2f} M MACs, {params / 1e3:.1f} k params")
+    graph = ChannelGraph(model, inputs)
+    cost_model = CostModel.build(graph)
+    base_cost = cost_model.full(config.kind)
+    calibration = Calibration(data, device, run.batch_size, run.calibration_batches, run.seed)
+    criterion = BayesLaplace.from_config(run)
+    criterion.prepare(model, graph, calibration)
+    masked = MaskedCuts(model, inputs, calibration, run.reparameterize, criterion.reparameterization(), run.seed)
+    names = [g.name for g in graph.groups]
+    curve = predict_curve(criterion, cost_model, sorted(set(config.fractions), reverse=True), base_cost,
+                          config.kind, run.max_prune_fraction, masked, held_out, config.evaluated_draws, names,
+                          config.interval, run.progress)
+    evidence, change = _evidence(criterion, cost_model, config.kind, base_cost, run.max_prune_fraction)
+    agreement = _agreement(criterion, graph, cost_model, config.kind, base_cost, evidence.chosen_fraction,
+                           run.max_prune_fraction)
+    plan = {"model": resolved.source, "data": data.describe(), "kind": config.kind, "interval": config.interval,
+            "held_out_images": config.holdout, "posterior_images": run.batch_size * run.calibration_batches,
+            "posterior_draws": int(len(criterion.gate_draws)), "evaluated_draws": config.evaluated_draws,
+            "reparameterize": run.reparameterize,
+            "base": {"held_out_accuracy": base_accuracy, "macs": macs, "params": params},
+            "budgets": [_budget_record(p, config.interval) for p in curve],
+            "evidence": _evidence_record(evidence, change, curve), "posterior_agreement": agreement,
+            "config": {**asdict(config), "run": asdict(run)}, "environment": environment()}
+    plan["sentence"] = sentence(plan, config.loss_points)
+    return plan
+
+
+def _evidence(criterion: BayesLaplace, cost_model, kind: str, base_cost: float,
+              max_fraction: float) -> tuple[EvidenceCurve, np.ndarray]:
+    """The evidence along the decision's removal order (the same at every budget; caps included),
+    and each channel's own change."""
+    change = channel_log_evidence_change(criterion.gsm)
+    selector = BudgetedSelector(cost_model, criterion.group_of_channel, base_cost, kind, max_fraction)
+    order = criterion.posterior_cuts(selector).removal_order
+    return evidence_curve(order, change, cost_model, criterion.group_of_channel, kind, base_cost), change
+
+
+def _agreement(criterion: BayesLaplace, graph, cost_model, kind: str, base_cost: float, fraction: float,
+               max_fraction: float) -> dict | None:
+    """Whether the posterior agrees with itself (chains, halves of the data) at the chosen budget
+    (:mod:`bayesprune.bayes.agreement`); at 0.5 when the evidence keeps every channel."""
+    target = (fraction if fraction < 1.0 else 0.5) * base_cost
+    try:
+        criterion.select(graph, cost_model, RoundBudget(target, target, kind, "global", max_fraction))
+    except BudgetError:
+        return None
+    return criterion.agreement
+
+
+def _budget_record(prediction: BudgetPrediction, interval: float) -> dict:
+    if not prediction.reachable:
+        return {"fraction": prediction.fraction, "reachable": False}
+    draws = np.asarray(prediction.draw_accuracy)
+    tail = (1.0 - interval) / 2
+    return {"fraction": prediction.fraction, "reachable": True, "decision_fraction": prediction.decision_fraction,
+            "accuracy": {"mean": float(draws.mean()), "low": float(np.quantile(draws, tail)),
+                         "high": float(np.quantile(draws, 1 - tail)), "decision": prediction.decision_accuracy},
+            "draw_accuracy": [float(a) for a in draws], "widths": prediction.widths}
+
+
+def _evidence_record(evidence: EvidenceCurve, change: np.ndarray, curve: list[BudgetPrediction]) -> dict:
+    return {"chosen_fraction": evidence.chosen_fraction, "removed_channels": evidence.best,
+            "log_evidence_change": float(evidence.log_evidence_change[evidence.best]),
+            "channels_with_positive_change": int((change > 0).sum()), "channels": int(len(change)),
+            "reduced_prior": REDUCED_PRIOR,
+            "at_budgets": {f"{p.fraction:g}": evidence.at(p.fraction) for p in curve},
+            "curve": {"fractions": evidence.fractions.tolist(),
+                      "log_evidence_change": evidence.log_evidence_change.tolist()}}
+
+
+def sentence(plan: dict, loss_points: float) -> str:
+    """The plain answer: what the evidence supports, and where the predicted loss passes ``loss_points``."""
+    kind = "MACs" if plan["kind"] == "macs" else "params"
+    removed = 100 * (1 - plan["evidence"]["chosen_fraction"])
+    text = f"The data support removing about {removed:.0f}% of the {kind}"
+    return text + _loss_clause(plan, loss_points, kind) + _trust(plan)
+
+
+def _loss_clause(plan: dict, loss_points: float, kind: str) -> str:
+    """Where the predicted loss right after the cut first exceeds ``loss_points``, along the budgets."""
+    reachable = sorted((b for b in plan["budgets"] if b["reachable"]), key=lambda b: -b["fraction"])
+    if not reachable:
+        return "."
+    base = plan["base"]["held_out_accuracy"]
+    over = [100 * (base - b["accuracy"]["mean"]) > loss_points for b in reachable]
+    if not any(over):
+        return (f"; down to {100 * reachable[-1]['fraction']:.0f}% of the {kind} the predicted loss right after "
+                f"the cut stays within {loss_points:g} point(s).")
+    first = over.index(True)
+    if first == 0:
+        return (f"; even removing {100 * (1 - reachable[0]['fraction']):.0f}% loses more than {loss_points:g} "
+                "point(s) right after the cut (before fine-tuning).")
+    return (f"; beyond {100 * (1 - reachable[first - 1]['fraction']):.0f}% the predicted loss right after the cut "
+            f"exceeds {loss_points:g} point(s) (before fine-tuning).")
+
+
+def _trust(plan: dict) -> str:
+    agreement = plan.get("posterior_agreement")
+    if agreement is not None and not agreement.get("passes", True):
+        return (" The posterior does not agree with itself (see posterior_agreement): treat these numbers as "
+                "rough.")
+    return ""
+
+
+def write_plan(plan: dict, folder: Path) -> list[str]:
+    """``plan.json``, ``plan.md`` (the table and the sentence) and ``plan.png`` into ``folder``."""
+    from ..runs import atomic_write_json, atomic_write_text
+    from .render import plan_figure, plan_table
+
+    atomic_write_json(folder / "plan.json", plan)
+    atomic_write_text(folder / "plan.md", f"# Plan: {plan['model']}\n\n{plan_table(plan)}\n\n{plan['sentence']}\n")
+    plan_figure(plan, folder / "plan.png")
+    return ["plan.json", "plan.md", "plan.png"]
+
