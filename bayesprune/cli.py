@@ -61,8 +61,10 @@ def _prune_options(p, compare: bool) -> None:
         p.add_argument("--criterion", "--method", dest="criterion", default=defaults.criterion,
                        help="scoring criterion or training-time method: pfam, sep, search-train (bayesprune criteria)")
         p.add_argument("--target-macs", type=str, default=None,
-                       help="fraction of the base MACs to keep, in (0, 1] (default 0.5)")
-        p.add_argument("--target-params", type=str, default=None, help="fraction of the base params to keep instead")
+                       help="fraction of the base MACs to keep, in (0, 1] (default 0.5), or auto: the budget at which "
+                            "the evidence stops improving (Bayesian model reduction; see bayesprune plan)")
+        p.add_argument("--target-params", type=str, default=None,
+                       help="fraction of the base params to keep instead (or auto)")
     p.add_argument("--rounds", type=int, default=defaults.rounds)
     p.add_argument("--schedule", default=defaults.schedule, help="budget per round: geometric | linear")
     p.add_argument("--allocation", default=defaults.allocation,
@@ -167,7 +169,8 @@ def _plan_parser(sub) -> None:
     p.add_argument("--plan-draws", type=int, default=plan.evaluated_draws,
                    help="posterior draws whose cuts are evaluated per budget (the interval's resolution)")
     p.add_argument("--holdout", type=int, default=plan.holdout,
-                   help="last N training images: never seen by the posterior, every cut is measured on them")
+                   help="last N training images: never read by the posterior, every cut is measured on them "
+                        "(default 2000, fewer if the calibration images leave fewer)")
     p.add_argument("--interval", type=float, default=plan.interval, help="central interval of the prediction")
     p.add_argument("--max-prune-fraction", type=float, default=defaults.max_prune_fraction)
     p.add_argument("--reparameterize", default=defaults.reparameterize, help="none | mean | lsq, as for run")

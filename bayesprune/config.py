@@ -69,6 +69,7 @@ class PruneConfig:
     criterion: str = "bayes"
     target_macs: float | None = None  # None and no target_params: DEFAULT_TARGET_MACS
     target_params: float | None = None
+    target_chosen_by: str | None = None  # "evidence": the target came from --target-macs/--target-params auto
     rounds: int = 3
     schedule: str = "geometric"
     allocation: str | None = None  # None: the criterion's default (bayes: its posterior widths; others uniform)

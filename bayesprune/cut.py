@@ -40,6 +40,7 @@ class Job:
     inputs: torch.Tensor  # one test image: the example input of graphs and counts
     calibration: Calibration
     fit: FitConfig
+    plan: dict | None = None  # the plan behind a budget chosen by the evidence (--target-macs auto)
 
     def measure(self, net) -> dict:
         macs, params = count_macs_params(net, self.inputs)

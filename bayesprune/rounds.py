@@ -40,6 +40,8 @@ from .decision import CostModel
 from .distillation import distillation_loss
 from .errors import ModelError, RunDirError, TrainingError
 from .groups import ChannelGraph, check_prunable
+from .plan import write_plan
+from .plan.auto import evidence_budget, wants_evidence_budget
 from .pretrained import resolve_model
 from .resume import STATE_FILE, RoundState, capture_rng, load_state, restore_rng
 from .resume import save_state as save_round_state
@@ -75,7 +77,12 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     the object to use in a round (measured on that round's network). ``state``: continue a run from
     its saved state (see :mod:`bayesprune.resume`; a run made with your own objects resumes with the
     same objects passed again)."""
-    job = _prepare(config, criterion, allocation)
+    plan = None
+    if state is None and wants_evidence_budget(config):  # the budget comes from a plan of the base network
+        config, plan = evidence_budget(config, echo, criterion)
+    elif config.target_chosen_by and config.out and (Path(config.out) / "plan.json").is_file():
+        plan = json.loads((Path(config.out) / "plan.json").read_text())
+    job = replace(_prepare(config, criterion, allocation), plan=plan)
     network = _start(job, echo) if state is None else _restored(job, state, echo)
     if state is None:
         _preflight(job, network)  # a budget no sequence of capped cuts can reach fails before any write
@@ -152,6 +159,8 @@ def _open_run_dir(job: Job, network: Network, state: RoundState | None) -> RunDi
         run_dir.write_json("config.json", {"config": asdict(config), "model_source": network.source,
                                             "architecture": network.arch.to_dict(), "environment": environment()})
         run_dir.log_metrics({"event": "base", **network.base})
+        if job.plan is not None:
+            write_plan(job.plan, run_dir.path)
         if network.expanded:
             run_dir.log_metrics({"event": "expanded", **network.expanded})
     return run_dir
@@ -236,7 +245,14 @@ def _summary(job: Job, network: Network, progress: Progress) -> dict:
         if record["round"] in progress.predictions:
             record.update(score_predictions(*progress.predictions[record["round"]], survivors))
     final = {k: rounds[-1][k] for k in ("accuracy", "macs", "params")}
-    return {"criterion": job.config.criterion, "budget": {"kind": job.budget.kind, "fraction": job.budget.fraction},
+    budget = {"kind": job.budget.kind, "fraction": job.budget.fraction,
+              "chosen_by": job.config.target_chosen_by or "given"}
+    if job.plan is not None:
+        evidence = job.plan["evidence"]
+        budget["evidence"] = {**{k: evidence[k] for k in ("chosen_fraction", "log_evidence_change",
+                                                          "removed_channels", "reduced_prior")},
+                              "sentence": job.plan["sentence"], "plan": "plan.json"}
+    return {"criterion": job.config.criterion, "budget": budget,
             "base": base, "expanded": network.expanded, "final": final,
             "final_ratio": {"macs": final["macs"] / base["macs"], "params": final["params"] / base["params"]},
             "rounds": [{k: rec.get(k) for k in SUMMARY_ROUND_KEYS} for rec in rounds]}

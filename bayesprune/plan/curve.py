@@ -22,6 +22,9 @@ class HeldOut:
     y: torch.Tensor
     device: torch.device
 
+    def __len__(self) -> int:
+        return len(self.y)
+
 
 @dataclass
 class BudgetPrediction:

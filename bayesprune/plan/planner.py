@@ -38,6 +38,7 @@ from .curve import BudgetPrediction, HeldOut, predict_curve
 from .evidence import EvidenceCurve, channel_log_evidence_change, evidence_curve
 from .masked import MaskedCuts
 
+DEFAULT_HOLDOUT = 2000
 DEFAULT_FRACTIONS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 REDUCED_PRIOR = ("the channel's effective scale z_c set to 0 (a spike at zero; Friston & Penny 2011, Gaussian "
                  "case; Savage-Dickey), scales (tau, lambda) integrated on the posterior's grid")
@@ -52,7 +53,7 @@ class PlanConfig:
     fractions: tuple = DEFAULT_FRACTIONS
     kind: str = "macs"
     evaluated_draws: int = 12
-    holdout: int = 2000
+    holdout: int | None = None  # None: DEFAULT_HOLDOUT, or the training images the calibration leaves if fewer
     interval: float = 0.9
     loss_points: float = 1.0  # the accuracy loss the plan's sentence names
 
@@ -64,7 +65,7 @@ class PlanConfig:
         for fraction in self.fractions:
             Bound(0, 1, low_open=True).check("budgets", fraction)
         Bound(2).check("plan_draws", self.evaluated_draws)
-        Bound(100).check("holdout", self.holdout)
+        Bound(100, optional=True).check("holdout", self.holdout)
         Bound(0, 1, True, True).check("interval", self.interval)
         Bound(0, low_open=True).check("loss_points", self.loss_points)
         self.run.validate()
@@ -76,11 +77,16 @@ class PlanConfig:
             check_writable(self.run.out, "--out")
 
 
-def held_out_split(data: ImageData, holdout: int, calibration_images: int, device) -> HeldOut:
+def held_out_split(data: ImageData, holdout: int | None, calibration_images: int, device) -> HeldOut:
     """The last ``holdout`` training images. The posterior's statistics read the first
     ``calibration_images`` (and count all the training images as its data, as in a run), so the two
     must not overlap."""
     train = len(data.train_y)
+    if holdout is None:
+        holdout = min(DEFAULT_HOLDOUT, train - calibration_images)
+        if holdout < 100:
+            raise DataError(f"{train} training images leave {max(0, holdout)} beside the {calibration_images} the "
+                            "posterior reads; a plan measures cuts on at least 100: lower --calibration-batches")
     if train - holdout < calibration_images:
         raise DataError(f"--holdout {holdout} overlaps the {calibration_images} training images the posterior "
                         f"reads (of {train}); lower --holdout or --calibration-batches")
@@ -102,7 +108,7 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
     base_accuracy = evaluate(model, held_out.x, held_out.y, device)
     macs, params = count_macs_params(model, inputs)
     echo(f"{data.describe()}; the posterior reads the first {run.batch_size * run.calibration_batches} training "
-         f"images, cuts are measured on the last {config.holdout}\nmodel {resolved.source}: "
+         f"images, cuts are measured on the last {len(held_out)}\nmodel {resolved.source}: "
          f"{100 * base_accuracy:.2f}% on the held-out images, {macs / 1e6:.2f} M MACs, {params / 1e3:.1f} k params")
     graph = ChannelGraph(model, inputs)
     cost_model = CostModel.build(graph)
@@ -119,7 +125,7 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
     agreement = _agreement(criterion, graph, cost_model, config.kind, base_cost, evidence.chosen_fraction,
                            run.max_prune_fraction)
     plan = {"model": resolved.source, "data": data.describe(), "kind": config.kind, "interval": config.interval,
-            "held_out_images": config.holdout, "posterior_images": run.batch_size * run.calibration_batches,
+            "held_out_images": len(held_out), "posterior_images": run.batch_size * run.calibration_batches,
             "posterior_draws": int(len(criterion.gate_draws)), "evaluated_draws": config.evaluated_draws,
             "reparameterize": run.reparameterize,
             "base": {"held_out_accuracy": base_accuracy, "macs": macs, "params": params},
@@ -190,13 +196,17 @@ def _loss_clause(plan: dict, loss_points: float, kind: str) -> str:
     over = [100 * (base - b["accuracy"]["mean"]) > loss_points for b in reachable]
     if not any(over):
         return (f"; down to {100 * reachable[-1]['fraction']:.0f}% of the {kind} the predicted loss right after "
-                f"the cut stays within {loss_points:g} point(s).")
+                f"the cut stays within {loss_points:g} {_points(loss_points)}.")
     first = over.index(True)
     if first == 0:
         return (f"; even removing {100 * (1 - reachable[0]['fraction']):.0f}% loses more than {loss_points:g} "
-                "point(s) right after the cut (before fine-tuning).")
+                f"{_points(loss_points)} right after the cut (before fine-tuning).")
     return (f"; beyond {100 * (1 - reachable[first - 1]['fraction']):.0f}% the predicted loss right after the cut "
-            f"exceeds {loss_points:g} point(s) (before fine-tuning).")
+            f"exceeds {loss_points:g} {_points(loss_points)} (before fine-tuning).")
+
+
+def _points(value: float) -> str:
+    return "point" if value == 1 else "points"
 
 
 def _trust(plan: dict) -> str:
@@ -210,10 +220,14 @@ def _trust(plan: dict) -> str:
 def write_plan(plan: dict, folder: Path) -> list[str]:
     """``plan.json``, ``plan.md`` (the table and the sentence) and ``plan.png`` into ``folder``."""
     from ..runs import atomic_write_json, atomic_write_text
-    from .render import plan_figure, plan_table
+    from ..report.blocks import markdown_table
+    from .render import plan_figure, plan_table, widths_rows
 
+    percent = int(round(100 * plan["interval"]))
     atomic_write_json(folder / "plan.json", plan)
-    atomic_write_text(folder / "plan.md", f"# Plan: {plan['model']}\n\n{plan_table(plan)}\n\n{plan['sentence']}\n")
+    atomic_write_text(folder / "plan.md", f"# Plan: {plan['model']}\n\n{plan_table(plan)}\n\n{plan['sentence']}\n\n"
+                      f"## Surviving channels per layer: mean [{percent}% interval] over the posterior's draws\n\n"
+                      f"{markdown_table(*widths_rows(plan))}\n")
     plan_figure(plan, folder / "plan.png")
     return ["plan.json", "plan.md", "plan.png"]
 

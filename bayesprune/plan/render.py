@@ -7,7 +7,7 @@ from pathlib import Path
 from ..report.blocks import markdown_table
 
 
-def plan_table(plan: dict) -> str:
+def plan_rows(plan: dict) -> tuple[list[str], list[list[str]]]:
     """One row per budget: predicted accuracy (mean, interval, the decision's cut) and evidence."""
     percent = int(round(100 * plan["interval"]))
     rows = []
@@ -21,10 +21,26 @@ def plan_table(plan: dict) -> str:
         rows.append([fraction, f"{100 * accuracy['mean']:.2f}", interval, f"{100 * accuracy['decision']:.2f}",
                      f"{plan['evidence']['at_budgets'][fraction]:+.1f}"])
     kind = "MACs" if plan["kind"] == "macs" else "params"
-    header = [f"{kind} kept", "predicted acc. %", f"{percent}% interval", "decision's cut %", "log evidence change"]
+    return [f"{kind} kept", "predicted acc. %", f"{percent}% interval", "decision's cut %", "log evidence change"], rows
+
+
+def plan_table(plan: dict) -> str:
+    """:func:`plan_rows` as Markdown, with what the numbers are."""
     base = plan["base"]["held_out_accuracy"]
     return (f"Accuracy right after one cut (no fine-tuning) on {plan['held_out_images']} held-out training images; "
-            f"base {100 * base:.2f}%.\n\n" + markdown_table(header, rows))
+            f"base {100 * base:.2f}%.\n\n" + markdown_table(*plan_rows(plan)))
+
+
+def widths_rows(plan: dict) -> tuple[list[str], list[list[str]]]:
+    """Per layer (rows) and budget (columns): the draws' mean surviving channels and their interval."""
+    budgets = [b for b in plan["budgets"] if b["reachable"]]
+    if not budgets:
+        return ["layer"], []
+    layers = list(budgets[0]["widths"])
+    rows = [[f"{layer} ({budgets[0]['widths'][layer]['size']})"]
+            + [f"{b['widths'][layer]['mean']:.1f} [{b['widths'][layer]['low']:.0f}-{b['widths'][layer]['high']:.0f}]"
+               for b in budgets] for layer in layers]
+    return ["layer (channels)"] + [f"{b['fraction']:g}" for b in budgets], rows
 
 
 def plan_figure(plan: dict, path: Path) -> None:

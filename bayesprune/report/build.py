@@ -34,7 +34,8 @@ def build_report(run_dir: str | Path) -> Path:
     run = load_run(run_dir)
     folder = run.path / "report"
     folder.mkdir(exist_ok=True)
-    blocks = _overview(run, folder) + (_posterior_sections(run, folder) if run.posteriors else [])
+    blocks = (_overview(run, folder) + _plan_section(run, folder)
+              + (_posterior_sections(run, folder) if run.posteriors else []))
     title = f"bayesprune report: {run.path.name}"
     page = (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}"
             f"</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
@@ -47,8 +48,10 @@ def build_report(run_dir: str | Path) -> Path:
 def _overview(run: RunRecord, folder: Path) -> list:
     config = run.config["config"]
     final = run.rounds[-1]
-    budget = (f"{config['target_params']} of the params" if config.get("target_params") is not None
-              else f"{config.get('target_macs') or 0.5} of the MACs")
+    budget = (f"{config['target_params']:.4g} of the params" if config.get("target_params") is not None
+              else f"{config.get('target_macs') or 0.5:.4g} of the MACs")
+    if config.get("target_chosen_by") == "evidence":
+        budget += " (chosen by the evidence: --target-macs auto)"
     facts = [("model", run.config.get("model_source", config.get("model"))), ("data", config.get("data")),
              ("criterion", config["criterion"]), ("budget", budget), ("rounds", config["rounds"]),
              ("seed", config["seed"]), ("status", "finished" if run.finished else
@@ -71,6 +74,29 @@ def _overview(run: RunRecord, folder: Path) -> list:
     if all("widths" in record for record in run.rounds):
         blocks += [Heading("Channels per layer", 3), Image(figures.widths(run, folder), "channels per layer")]
     return blocks
+
+
+def _plan_section(run: RunRecord, folder: Path) -> list:
+    """The plan behind a budget the evidence chose (``--target-macs auto``): its curve and sentence."""
+    path = run.path / "plan.json"
+    if not path.is_file():
+        return []
+    import json
+
+    from ..plan.render import plan_figure, plan_rows
+
+    plan = json.loads(path.read_text())
+    plan_figure(plan, folder / "plan.png")
+    columns, rows = plan_rows(plan)
+    return [Heading("How far can this network be pruned? (plan of the base network, before any cut)"),
+            Text(plan["sentence"]),
+            Text(f"Accuracy right after one cut, no fine-tuning, on {plan['held_out_images']} held-out training "
+                 f"images (base {100 * plan['base']['held_out_accuracy']:.2f}%): the mean and "
+                 f"{int(round(100 * plan['interval']))}% interval over {plan['evaluated_draws']} posterior draws' "
+                 "cuts, and the decision's cut. The run's budget is where the evidence of the reduced network "
+                 f"stops improving (Bayesian model reduction; reduced prior: {plan['evidence']['reduced_prior']}).",
+                 note=True),
+            Image("plan.png", "predicted accuracy against the budget"), Table(columns, tuple(rows))]
 
 
 def _round_row(run: RunRecord, record: dict) -> list[str]:

@@ -1,0 +1,219 @@
+"""``bayesprune plan``: Bayesian model reduction by hand, a planted network, interval coverage where
+the truth is known, masked cuts against physical ones, the command and ``--target-macs auto``."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bayesprune.bayes.gsm_quadrature import GSMPosterior, ScaleGrid
+from bayesprune.bayes.priors import make_prior
+from bayesprune.cli import main
+from bayesprune.criteria import BayesLaplace
+from bayesprune.criteria.base import Calibration
+from bayesprune.decision import CostModel
+from bayesprune.decision.selector import BudgetedSelector
+from bayesprune.gates import ChannelGates
+from bayesprune.groups import ChannelGraph
+from bayesprune.plan import channel_log_evidence_change, evidence_curve, gaussian_reduction, spike_reduction
+from bayesprune.plan.masked import MaskedCuts
+from bayesprune.surgery import compensate
+from bayesprune.surgery.compensate import input_means
+from bayesprune.training import evaluate
+from helpers import planted_network
+
+CPU = torch.device("cpu")
+
+
+# --- Bayesian model reduction, by hand -----------------------------------------------------------
+def test_spike_reduction_is_savage_dickey_by_hand():
+    """Prior N(0, 1), one observation 2 with noise variance 1: posterior N(1, 1/2). Removing the
+    parameter changes the log evidence by ln N(2; 0, 1) - ln N(2; 0, 2) = ln(2)/2 - 1."""
+    by_hand = 0.5 * math.log(2) - 1.0
+    assert spike_reduction(1.0, 0.5, 1.0) == pytest.approx(by_hand)
+    evidence = (-0.5 * math.log(2 * math.pi) - 2.0) - (-0.5 * math.log(4 * math.pi) - 1.0)
+    assert evidence == pytest.approx(by_hand)
+    # Friston & Penny's Gaussian formula: a vanishing reduced variance is the spike; the same prior changes nothing
+    assert gaussian_reduction(1.0, 0.5, 1.0, 1e-12) == pytest.approx(by_hand, abs=1e-6)
+    assert gaussian_reduction(1.0, 0.5, 1.0, 1.0) == pytest.approx(0.0)
+    # a reduced prior half as wide: ln(2 * 2 / (3 * 1)) / 2 - (2 * 1 - 3 * (2/3)^2) / 2, worked out by hand
+    assert gaussian_reduction(1.0, 0.5, 1.0, 0.5) == pytest.approx(0.5 * math.log(4 / 3) - (2 - 4 / 3) / 2)
+
+
+def test_channel_evidence_with_fixed_scales_is_the_gaussian_case():
+    """On a one-node grid (tau = lambda = 1: prior N(0, 1)) each channel's change is the textbook
+    ln N(zhat; 0, nu) - ln N(zhat; 0, 1 + nu); a weak signal gains from removal, a strong one loses."""
+    grid = ScaleGrid(np.ones(1), np.zeros(1), np.ones(1), np.zeros(1))
+    zhat, nu = np.array([2.0, 0.1, 3.0]), np.array([1.0, 1.0, 0.01])
+    posterior = GSMPosterior.fit(zhat, nu, make_prior("horseshoe", tau0=1.0), grid)
+    change = channel_log_evidence_change(posterior)
+    mean, variance = zhat / (1 + nu), nu / (1 + nu)
+    np.testing.assert_allclose(change, spike_reduction(mean, variance, 1.0))
+    np.testing.assert_allclose(change[0], 0.5 * math.log(2) - 1.0)
+    assert change[1] > 0 > change[2]
+
+
+class _LinearCost:
+    """Cost = channels kept x their price, one channel per group (a hand-computable cost model)."""
+
+    def __init__(self, price):
+        self.price, self.sizes = np.asarray(price, float), np.ones(len(price), dtype=np.int64)
+
+    def cost(self, keep, kind="macs"):
+        return np.asarray(keep, float) @ self.price
+
+
+def test_evidence_curve_picks_the_best_nested_network():
+    cost = _LinearCost([1.0, 2.0, 3.0, 4.0])
+    groups = np.arange(4)
+    curve = evidence_curve(np.array([0, 1, 2, 3]), np.array([2.0, -1.0, 3.0, -9.0]), cost, groups, "macs", 10.0)
+    np.testing.assert_allclose(curve.log_evidence_change, [0, 2, 1, 4, -5])
+    np.testing.assert_allclose(curve.fractions, [1.0, 0.9, 0.7, 0.4, 0.0])
+    assert curve.best == 3 and curve.chosen_fraction == pytest.approx(0.4)
+    assert curve.at(0.75) == pytest.approx(1.0)  # the largest prefix within 0.75 removes two channels
+    nothing = evidence_curve(np.array([0, 1]), np.array([-1.0, -2.0]), cost, groups, "macs", 10.0)
+    assert nothing.best == 0 and nothing.chosen_fraction == 1.0
+
+
+def test_planted_network_evidence_removes_the_dead_channels_and_keeps_the_live_ones():
+    """20,000 examples: enough for the data to support every live channel (with 512 some of the
+    weakest are, honestly, not worth their Occam factor)."""
+    net, data = planted_network(examples=20000)
+    graph = ChannelGraph(net, data.test_x[:1])
+    cost_model = CostModel.build(graph)
+    criterion = BayesLaplace(draws=100, chains=2)
+    criterion.prepare(net, graph, Calibration(data, CPU, 128, 4))
+    change = channel_log_evidence_change(criterion.gsm)
+    local = np.concatenate([np.arange(g.size) for g in graph.groups])
+    first = graph.index_of(net.c1)
+    dead = (criterion.group_of_channel == first) & (local < 4)
+    assert change[dead].min() > 0 > change[~dead].max()
+    full = cost_model.full("macs")
+    order = criterion.posterior_cuts(BudgetedSelector(cost_model, criterion.group_of_channel, full, "macs",
+                                                      0.9)).removal_order
+    curve = evidence_curve(order, change, cost_model, criterion.group_of_channel, "macs", full)
+    assert sorted(order[:curve.best]) == sorted(np.flatnonzero(dead))
+    without_dead = cost_model.sizes - 4 * (np.arange(len(cost_model.sizes)) == first)
+    assert curve.chosen_fraction == pytest.approx(cost_model.cost(without_dead, "macs") / full)
+
+
+# --- intervals where the truth is known ---------------------------------------------------------
+def test_posterior_intervals_cover_the_truth_at_their_level():
+    """Scales and effects drawn from the horseshoe prior itself, observed with known noise: the
+    posterior's 90% central intervals of the effects hold the true values about 90% of the time."""
+    rng = np.random.default_rng(1)
+    prior = make_prior("horseshoe", tau0=1.0)
+    tau = abs(rng.standard_cauchy())
+    lam = np.abs(rng.standard_cauchy(3000))
+    z = rng.normal(0.0, tau * lam)
+    nu = np.full(3000, 0.25)
+    zhat = z + rng.normal(0.0, np.sqrt(nu))
+    draws = GSMPosterior.fit(zhat, nu, prior).draw(2000, np.random.default_rng(2))["z"]
+    low, high = np.quantile(draws, [0.05, 0.95], axis=0)
+    coverage = np.mean((low <= z) & (z <= high))
+    assert 0.87 <= coverage <= 0.93, coverage
+
+
+# --- masked cuts are the cuts ------------------------------------------------------------------
+def test_means_gathered_once_compensate_as_streaming_does():
+    net, data = planted_network(dead_in_first=0)
+    batches = Calibration(data, CPU, 128, 2)
+    removal = {"c1": [1, 5], "c2": [0]}
+    a, b = [planted_network(dead_in_first=0)[0] for _ in range(2)]
+    graph_a, graph_b = ChannelGraph(a, data.test_x[:1]), ChannelGraph(b, data.test_x[:1])
+    compensate(graph_a, removal, batches.batches(), "mean")
+    compensate(graph_b, removal, None, "mean", means=input_means(graph_b, batches.batches()))
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+@pytest.mark.parametrize("method", ["none", "mean", "lsq"])
+def test_masked_cut_scores_as_the_physical_cut(method):
+    net, data = planted_network(dead_in_first=0)
+    calibration = Calibration(data, CPU, 128, 2)
+    masked = MaskedCuts(net, data.test_x[:1], calibration, method)
+    kept = np.ones(masked.gates.num_channels, dtype=bool)
+    kept[[0, 3, 9, 12, 13]] = False
+    accuracy = masked.accuracy(kept, data.train_x, data.train_y, CPU)
+    physical = planted_network(dead_in_first=0)[0]
+    graph = ChannelGraph(physical, data.test_x[:1])
+    removal = ChannelGates(graph).removal(kept)
+    assert sum(map(len, removal.values())) == 5
+    if method != "none":
+        compensate(graph, removal, calibration.batches(), method)
+    graph.prune(removal)
+    assert accuracy == evaluate(physical, data.train_x, data.train_y, CPU)
+    assert masked.accuracy(np.ones_like(kept), data.train_x, data.train_y, CPU) == evaluate(
+        net, data.train_x, data.train_y, CPU)  # the working copy is restored between cuts
+
+
+# --- the command ---------------------------------------------------------------------------------
+PLAN_QUICK = ["--train-subset", "900", "--calibration-batches", "2", "--posterior-draws", "10", "--plan-draws", "3",
+              "--budgets", "0.8,0.4", "--quiet"]
+
+
+def test_plan_writes_its_curve_widths_and_evidence(tmp_path, capsys):
+    out = tmp_path / "plan"
+    assert main(["plan", *PLAN_QUICK, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "predicted acc. %" in printed and "The data support removing about" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["plan.json", "plan.md", "plan.png"]
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["held_out_images"] == 900 - 256 and plan["evaluated_draws"] == 3
+    assert [b["fraction"] for b in plan["budgets"]] == [0.8, 0.4]
+    for budget in plan["budgets"]:
+        accuracy = budget["accuracy"]
+        assert accuracy["low"] <= accuracy["mean"] <= accuracy["high"] and len(budget["draw_accuracy"]) == 3
+        assert budget["decision_fraction"] <= budget["fraction"] + 1e-9
+        for width in budget["widths"].values():
+            assert 1 <= width["low"] <= width["mean"] <= width["high"] <= width["size"]
+            assert 1 <= width["decision"] <= width["size"]
+    evidence = plan["evidence"]
+    assert 0 < evidence["chosen_fraction"] <= 1 and evidence["curve"]["fractions"][0] == pytest.approx(1.0)
+    assert max(evidence["curve"]["log_evidence_change"]) == pytest.approx(evidence["log_evidence_change"])
+    assert "passes" in plan["posterior_agreement"]
+    assert "test" not in json.dumps(plan["budgets"])  # nothing of the test set in the prediction
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budgets", "0.5,1.5"], "--budgets must be in (0, 1]"),
+    (["--budgets", "half"], "--budgets must be comma-separated numbers"),
+    (["--holdout", "10"], "--holdout must be >= 100"),
+    (["--holdout", "800"], "overlaps the 256 training images the posterior reads"),
+    (["--plan-draws", "1"], "--plan-draws must be >= 2"),
+    (["--plan-draws", "50"], "more than the posterior's 20 draws"),
+    (["--interval", "1"], "--interval must be in (0, 1)"),
+    (["--model", "{tmp}/missing.pt"], "does not exist"),
+    (["--out", "{tmp}/a-file"], "is a file"),
+    (["--out", "{tmp}/full"], "is not empty"),
+    (["--prior", "nope"], "unknown prior"),
+])
+def test_plan_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    command = ["plan", *PLAN_QUICK, "--out", str(tmp_path / "out"), *args]
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("bayesprune: error:"), err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_run_target_auto_prunes_to_the_evidence_budget_and_reports_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--target-macs", "auto", "--rounds", "1", "--epochs", "0", "--train-subset", "900",
+                 "--test-subset", "200", "--calibration-batches", "2", "--posterior-draws", "10", "--quiet",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    plan = json.loads((out / "plan.json").read_text())
+    chosen = plan["evidence"]["chosen_fraction"]
+    assert summary["budget"]["chosen_by"] == "evidence" and summary["budget"]["fraction"] == pytest.approx(chosen)
+    assert summary["final_ratio"]["macs"] <= chosen + 1e-9
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["target_macs"] == pytest.approx(chosen) and config["target_chosen_by"] == "evidence"
+    report = (out / "report" / "summary.md").read_text()
+    assert "How far can this network be pruned?" in report and plan["sentence"] in report
+    assert (out / "report" / "plan.png").is_file()
