@@ -13,7 +13,6 @@ from bayesprune.bayes.gsm_quadrature import GSMPosterior, ScaleGrid
 from bayesprune.bayes.priors import make_prior
 from bayesprune.criteria import BayesLaplace, make_criterion
 from bayesprune.criteria.base import Calibration
-from bayesprune.data import ImageData
 from bayesprune.decision import CostModel
 from bayesprune.groups import ChannelGraph
 from bayesprune.decision import RoundBudget
