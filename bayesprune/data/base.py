@@ -25,6 +25,8 @@ class ImageData:
     test_y: torch.Tensor
     num_classes: int
     augment: bool = False  # random crop + horizontal flip during training
+    # how raw pixels became these tensors: {"scale", "mean", "std"} (x / scale - mean) / std per channel
+    normalisation: dict | None = None
 
     @property
     def in_channels(self) -> int:
@@ -41,7 +43,7 @@ class ImageData:
     def subset(self, train: int | None = None, test: int | None = None) -> "ImageData":
         """The first ``train``/``test`` examples (splits are already shuffled), for quick runs."""
         return ImageData(self.name, self.train_x[:train], self.train_y[:train], self.test_x[:test],
-                         self.test_y[:test], self.num_classes, self.augment)
+                         self.test_y[:test], self.num_classes, self.augment, self.normalisation)
 
 
 def from_arrays(name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
@@ -61,9 +63,10 @@ def from_arrays(name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.
     vx = torch.from_numpy(np.ascontiguousarray(test_x, dtype=np.float32)) / scale
     mean = tx.mean(dim=(0, 2, 3), keepdim=True)
     std = tx.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    normalisation = {"scale": scale, "mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
     return ImageData(name, (tx - mean) / std, torch.tensor(np.asarray(train_y), dtype=torch.int64),
                      (vx - mean) / std, torch.tensor(np.asarray(test_y), dtype=torch.int64),
-                     num_classes, augment)
+                     num_classes, augment, normalisation)
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 2) -> torch.Tensor:
