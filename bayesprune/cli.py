@@ -455,8 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "plan": _cmd_plan, "train": _cmd_train, "evaluate": _cmd_evaluate, "export": _cmd_export, "latency": _cmd_latency,
-            "report": _cmd_report, "criteria": _cmd_criteria, "models": _cmd_models}
+COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "plan": _cmd_plan, "train": _cmd_train,
+            "evaluate": _cmd_evaluate, "export": _cmd_export, "latency": _cmd_latency, "report": _cmd_report,
+            "criteria": _cmd_criteria, "models": _cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,7 +114,8 @@ def _max_difference(model, run, images: torch.Tensor) -> float:
 def _accuracy(run, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
     correct = 0
     for start in range(0, len(y), batch_size):
-        correct += int((run(x[start:start + batch_size].numpy()).argmax(1) == y[start:start + batch_size].numpy()).sum())
+        predicted = run(x[start:start + batch_size].numpy()).argmax(1)
+        correct += int((predicted == y[start:start + batch_size].numpy()).sum())
     return correct / max(1, len(y))
 
 
