@@ -66,6 +66,12 @@ def _prune_options(p, compare: bool) -> None:
                             "the evidence stops improving (Bayesian model reduction; see bayesprune plan)")
         p.add_argument("--target-params", type=str, default=None,
                        help="fraction of the base params to keep instead (or auto)")
+        p.add_argument("--target-latency", type=float, default=None,
+                       help="fraction of the base network's latency on this machine (PyTorch, --latency-batch), "
+                            "from a per-layer table measured at the start and written to latency_table.json")
+        p.add_argument("--latency-batch", type=int, default=defaults.latency_batch)
+        p.add_argument("--latency-grid", type=int, default=defaults.latency_grid,
+                       help="widths per side of each layer's latency table")
     p.add_argument("--rounds", type=int, default=defaults.rounds)
     p.add_argument("--schedule", default=defaults.schedule, help="budget per round: geometric | linear")
     p.add_argument("--allocation", default=defaults.allocation,

@@ -54,6 +54,7 @@ OPTION_BOUNDS = {
     "expand": Bound(1), "expand_noise": Bound(0), "tau0": Bound(0, low_open=True, optional=True),
     "svi_steps": Bound(1), "svi_lr": Bound(0, low_open=True), "posterior_draws": Bound(2), "chains": Bound(1),
     "forgetting": Bound(0, 1), "anneal_t0": Bound(0, low_open=True), "anneal_alpha": Bound(0, 1, True, True),
+    "latency_batch": Bound(1), "latency_grid": Bound(2),
     "train_subset": Bound(1, optional=True), "test_subset": Bound(1, optional=True), "seed": Bound(0)}
 
 
@@ -69,6 +70,9 @@ class PruneConfig:
     criterion: str = "bayes"
     target_macs: float | None = None  # None and no target_params: DEFAULT_TARGET_MACS
     target_params: float | None = None
+    target_latency: float | None = None  # fraction of the base network's measured latency (decision/latency.py)
+    latency_batch: int = 64  # the batch size the latency table is measured at
+    latency_grid: int = 6  # widths per side of each layer's latency table
     target_chosen_by: str | None = None  # "evidence": the target came from --target-macs/--target-params auto
     rounds: int = 3
     schedule: str = "geometric"
@@ -121,9 +125,13 @@ class PruneConfig:
     def budget(self, criterion=None) -> Budget:
         """The run's whole budget, validated (``criterion``: the object the run uses, whose default
         allocation applies when ``--allocation`` is not given)."""
-        if self.target_params is not None and self.target_macs is not None:
-            raise BudgetError("give either --target-macs or --target-params, not both")
-        if self.target_params is not None:
+        given = [flag for flag, value in (("--target-macs", self.target_macs), ("--target-params", self.target_params),
+                                          ("--target-latency", self.target_latency)) if value is not None]
+        if len(given) > 1:
+            raise BudgetError(f"give one of {' or '.join(given)}, not both")
+        if self.target_latency is not None:
+            fraction, kind = _fraction(self.target_latency, "--target-latency"), "latency"
+        elif self.target_params is not None:
             fraction, kind = _fraction(self.target_params, "--target-params"), "params"
         else:
             fraction, kind = _fraction(DEFAULT_TARGET_MACS if self.target_macs is None else self.target_macs,
@@ -146,6 +154,9 @@ class PruneConfig:
         if self.reparameterize not in COMPENSATIONS:
             raise ConfigError(f"unknown --reparameterize {self.reparameterize!r}; choose one of "
                               f"{', '.join(COMPENSATIONS)}")
+        if budget.kind == "latency" and self.expand > 1.0:
+            raise ConfigError("--target-latency is a fraction of the base network's latency, which --expand "
+                              "changes before it is measured; drop one of them")
         if self.distill > 0 and self.from_scratch:
             raise ConfigError("--distill learns from the unpruned network, which --from-scratch re-initialises; "
                               "drop one of them")

@@ -17,6 +17,7 @@ from .criteria.base import Calibration, Criterion
 from .criteria.training_time import SearchContext
 from .data import ImageData
 from .decision import Budget, CostModel, ExpectedLossWidths, RoundBudget
+from .decision.latency import LatencyCostModel, LatencyTable
 from .decision.allocation import as_allocation
 from .decision.lstm import LSTMAllocation
 from .gates import ChannelGates
@@ -41,11 +42,21 @@ class Job:
     calibration: Calibration
     fit: FitConfig
     plan: dict | None = None  # the plan behind a budget chosen by the evidence (--target-macs auto)
+    latency_table: LatencyTable | None = None  # a --target-latency run's measured table
 
     def measure(self, net) -> dict:
         macs, params = count_macs_params(net, self.inputs)
-        return {"accuracy": evaluate(net, self.data.test_x, self.data.test_y, self.device), "macs": macs,
-                "params": params}
+        measured = {"accuracy": evaluate(net, self.data.test_x, self.data.test_y, self.device), "macs": macs,
+                    "params": params}
+        if self.latency_table is not None:  # predicted by the table (analysis/ measures it)
+            measured["latency"] = self.cost_model(ChannelGraph(net, self.inputs)).full("latency")
+        return measured
+
+    def cost_model(self, graph: ChannelGraph) -> CostModel:
+        """The cost model of ``graph``: MACs and params, and latency when the budget is in latency."""
+        if self.latency_table is None:
+            return CostModel.build(graph)
+        return LatencyCostModel.build(graph, self.latency_table)
 
 
 @dataclass
@@ -106,7 +117,7 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
     """
     config, criterion, calibration, model = job.config, job.criterion, job.calibration, network.model
     graph = ChannelGraph(model, job.inputs)
-    cost_model = CostModel.build(graph)
+    cost_model = job.cost_model(graph)
     budget.check_reachable(cost_model)  # before any costly scoring
     budget = replace(budget, allocation=allocation_for(job, graph))  # measured on this round's network
     prepare_start = time.perf_counter()
@@ -143,9 +154,11 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
     network.history.extend(graph.prune(removal))
     tracker.remove(removal)
     criterion.after_cut(removal)
-    macs, params = count_macs_params(model, job.inputs)
-    counted = macs if budget.kind == "macs" else params
-    if counted > budget.target:  # would mean the cost model missed a growing term: a bug, not user error
+    if budget.kind == "latency":  # the table's prediction: what the budget is stated in
+        counted = job.cost_model(ChannelGraph(model, job.inputs)).full("latency")
+    else:
+        counted = dict(zip(("macs", "params"), count_macs_params(model, job.inputs)))[budget.kind]
+    if counted > budget.target * (1 + 1e-9):  # would mean the cost model missed a growing term: a bug, not user error
         raise RuntimeError(f"cut left {counted} {budget.kind}, above the target {budget.target:.0f}; "
                            "please report this model")
     return step

@@ -36,7 +36,7 @@ from .criteria import make_criterion
 from .criteria.base import Calibration, Criterion
 from .cut import Job, Network, SearchSettings, cut, finetune
 from .data import load_dataset
-from .decision import CostModel
+from .decision.latency import LatencyTable
 from .distillation import distillation_loss
 from .errors import ModelError, RunDirError, TrainingError
 from .groups import ChannelGraph, check_prunable
@@ -50,6 +50,7 @@ from .surgery import widen
 from .tracking import ChannelTracker, score_predictions
 from .training import FitConfig, evaluate, resolve_device, seed_everything
 
+LATENCY_TABLE = "latency_table.json"
 SUMMARY_ROUND_KEYS = ("round", "accuracy", "accuracy_after_cut", "accuracy_after_cut_plain", "macs", "params",
                       "temperature", "prediction_auroc", "prediction_brier", "statistics_seconds", "decision_seconds",
                       "finetune_seconds", "seconds")
@@ -134,6 +135,8 @@ def _prepare(config: PruneConfig, criterion: Criterion | None, allocation=None) 
 def _restored(job: Job, state: RoundState, echo) -> Network:
     config = job.config
     model, arch = model_from_payload(state.checkpoint, f"{config.out}/{STATE_FILE}")
+    if job.budget.kind == "latency":  # the table the run was started with, not a new measurement
+        job.latency_table = LatencyTable.from_dict(json.loads((Path(config.out) / LATENCY_TABLE).read_text()))
     echo(f"resuming {config.out} at round {state.next_round} of {config.rounds}")
     return Network(model.to(job.device), arch, list(state.checkpoint["pruning_history"]), state.base, state.expanded)
 
@@ -146,7 +149,7 @@ def _start_fraction(job: Job, network: Network) -> float:
 
 def _preflight(job: Job, network: Network) -> None:
     check_prunable(network.model, job.inputs)
-    cost_model = CostModel.build(ChannelGraph(network.model, job.inputs))
+    cost_model = job.cost_model(ChannelGraph(network.model, job.inputs))
     job.budget.check_reachable(cost_model, network.base[job.budget.kind], _start_fraction(job, network))
 
 
@@ -161,6 +164,8 @@ def _open_run_dir(job: Job, network: Network, state: RoundState | None) -> RunDi
         run_dir.log_metrics({"event": "base", **network.base})
         if job.plan is not None:
             write_plan(job.plan, run_dir.path)
+        if job.latency_table is not None:
+            run_dir.write_json(LATENCY_TABLE, job.latency_table.to_dict())
         if network.expanded:
             run_dir.log_metrics({"event": "expanded", **network.expanded})
     return run_dir
@@ -222,6 +227,8 @@ def _round(job: Job, network: Network, tracker: ChannelTracker, r: int, loss_fn,
          + (f" ({plain:.4f} without reparameterization)" if plain is not None else "")
          + f" -> {record['accuracy']:.4f} after fine-tune, {record['macs'] / 1e6:.2f} M MACs "
          f"({record['macs'] / network.base['macs']:.3f}), {record['seconds']:.1f} s")
+    if "latency" in after_cut:  # the latency table's prediction, ms
+        record["latency"] = after_cut["latency"]
     record.update(job.criterion.round_record())
     if record.get("posterior_agreement"):
         echo(_agreement_line(record["posterior_agreement"]))
@@ -244,7 +251,7 @@ def _summary(job: Job, network: Network, progress: Progress) -> dict:
     for record in rounds:
         if record["round"] in progress.predictions:
             record.update(score_predictions(*progress.predictions[record["round"]], survivors))
-    final = {k: rounds[-1][k] for k in ("accuracy", "macs", "params")}
+    final = {k: rounds[-1][k] for k in ("accuracy", "macs", "params", "latency") if k in rounds[-1]}
     budget = {"kind": job.budget.kind, "fraction": job.budget.fraction,
               "chosen_by": job.config.target_chosen_by or "given"}
     if job.plan is not None:
@@ -254,7 +261,7 @@ def _summary(job: Job, network: Network, progress: Progress) -> dict:
                               "sentence": job.plan["sentence"], "plan": "plan.json"}
     return {"criterion": job.config.criterion, "budget": budget,
             "base": base, "expanded": network.expanded, "final": final,
-            "final_ratio": {"macs": final["macs"] / base["macs"], "params": final["params"] / base["params"]},
+            "final_ratio": {k: final[k] / base[k] for k in final if k != "accuracy"},
             "rounds": [{k: rec.get(k) for k in SUMMARY_ROUND_KEYS} for rec in rounds]}
 
 
@@ -294,6 +301,10 @@ def _start(job: Job, echo) -> Network:
     config, data = job.config, job.data
     resolved = resolve_model(config.model, data, config.weights, config.trust_pickle)
     model, arch = resolved.model.to(job.device), resolved.arch
+    if job.budget.kind == "latency":
+        echo(f"measuring the latency table (batch {config.latency_batch}, {config.latency_grid} widths per side)")
+        job.latency_table = LatencyTable.measure(model, job.inputs, config.latency_batch, config.latency_grid,
+                                                 progress=config.progress)
     base = job.measure(model)
     echo(f"{data.describe()}\nmodel {resolved.source}: accuracy {base['accuracy']:.4f}, "
          f"{base['macs'] / 1e6:.2f} M MACs, {base['params'] / 1e3:.1f} k params")

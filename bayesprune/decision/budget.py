@@ -19,7 +19,7 @@ from .cost import CostModel
 from .selector import BudgetedSelector
 
 SCHEDULES = ("geometric", "linear")
-KINDS = ("macs", "params")
+KINDS = ("macs", "params", "latency")  # latency: decision/latency.py
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Budget:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise BudgetError(f"budget kind must be macs or params, got {self.kind!r}")
+            raise BudgetError(f"budget kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if not (0.0 < self.fraction <= 1.0) or not np.isfinite(self.fraction):
             raise BudgetError(f"target fraction {self.fraction} is outside (0, 1]; give e.g. "
                               "--target-macs 0.5 for half the base MACs")

@@ -31,6 +31,23 @@ def _bias_part(module: nn.Module, full: float, kind: str) -> float:
     return module.out_channels * positions
 
 
+def layer_groups(graph: ChannelGraph) -> tuple[dict[nn.Module, int], dict[nn.Module, int]]:
+    """Per module, the group its input channels and the group its output channels belong to."""
+    in_group: dict[nn.Module, int] = {}
+    out_group: dict[nn.Module, int] = {}
+    for gi, group in enumerate(graph.groups):
+        dg = group.tp_group._DG
+        for item in group.tp_group.items:
+            module, handler = item.dep.target.module, item.dep.handler
+            if not isinstance(module, nn.Module):
+                continue
+            if dg.is_out_channel_pruning_fn(handler):
+                out_group.setdefault(module, gi)
+            if dg.is_in_channel_pruning_fn(handler):
+                in_group.setdefault(module, gi)
+    return in_group, out_group
+
+
 @dataclass
 class CostModel:
     sizes: np.ndarray  # original channels per group, in graph.groups order
@@ -48,18 +65,7 @@ class CostModel:
         _, _, layer_macs, layer_params = tp.utils.count_ops_and_params(model, graph.inputs[:1], layer_wise=True)
         model.train(was_training)
         sizes = np.array([g.size for g in graph.groups], dtype=np.float64)
-        in_group: dict[nn.Module, int] = {}
-        out_group: dict[nn.Module, int] = {}
-        for gi, group in enumerate(graph.groups):
-            dg = group.tp_group._DG
-            for item in group.tp_group.items:
-                module, handler = item.dep.target.module, item.dep.handler
-                if not isinstance(module, nn.Module):
-                    continue
-                if dg.is_out_channel_pruning_fn(handler):
-                    out_group.setdefault(module, gi)
-                if dg.is_in_channel_pruning_fn(handler):
-                    in_group.setdefault(module, gi)
+        in_group, out_group = layer_groups(graph)
         G = len(sizes)
         constant = {"macs": 0.0, "params": 0.0}
         linear = {"macs": np.zeros(G), "params": np.zeros(G)}

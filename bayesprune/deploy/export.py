@@ -46,15 +46,16 @@ class ExportRequest:
             raise ConfigError(f"--check-images must be >= 2, got {self.check_images}")
 
 
-def export(request: ExportRequest, echo=lambda _s: None) -> dict:
-    """Write the exported model and its card; return the card."""
+def export(request: ExportRequest, echo=lambda _s: None, data=None) -> dict:
+    """Write the exported model and its card; return the card. ``data``: an
+    :class:`~bayesprune.data.ImageData` to check on instead of the one ``request`` names."""
     from ..data import load_dataset
     from ..groups import count_macs_params
 
     request.validate()
     source, model, checkpoint = load_deployable(request.model, request.trust_pickle)
     meta = checkpoint.get("meta", {})
-    data_name = request.data or meta.get("data")
+    data_name = request.data or meta.get("data") or (data.name if data is not None else None)
     if data_name is None:
         raise ConfigError(f"{request.model} does not record its data set; pass --data")
     out = Path(request.out) if request.out else _default_out(source, request.format)
@@ -64,7 +65,11 @@ def export(request: ExportRequest, echo=lambda _s: None) -> dict:
 
     check_writable(out.parent, "--out")
     runtime = _runtime(request.format)  # the optional packages are there before any work
-    data = load_dataset(data_name, request.data_dir)
+    data = data if data is not None else load_dataset(data_name, request.data_dir)
+    if (data.in_channels, data.image_size) != (model_input := _input_of(checkpoint)):
+        raise ConfigError(f"{source} takes {model_input[0]}-channel {model_input[1]}x{model_input[1]} images but "
+                          f"{data.name} has {data.in_channels}-channel {data.image_size}x{data.image_size}; pass "
+                          "the --data it was trained on")
     model.eval()
     macs, params = count_macs_params(model, data.test_x[:1])
     created = not out.parent.exists()
@@ -86,15 +91,21 @@ def export(request: ExportRequest, echo=lambda _s: None) -> dict:
             "input": {"shape": ["batch", data.in_channels, data.image_size, data.image_size], "dtype": "float32",
                       "normalisation": data.normalisation,
                       "how": "x = (pixels / scale - mean[c]) / std[c] per channel c, NCHW"},
-            "num_classes": data.num_classes, "output": "logits (batch, num_classes)",
-            "data": data.name, "test_accuracy": accuracy, "test_images": len(data.test_y), "macs": macs,
-            "params": params, "max_abs_difference_vs_pytorch": difference, "checked_images": request.check_images,
-            "base_model": base_model_of(source), "source": str(source), "pruning_steps": len(checkpoint.get(
-                "pruning_history") or []), "checkpoint_meta": meta}
+            "num_classes": data.num_classes, "output": "logits (batch, num_classes)", "data": data.name,
+            "test_accuracy": accuracy, "test_images": len(data.test_y), "macs": macs, "params": params,
+            "max_abs_difference_vs_pytorch": difference, "checked_images": request.check_images,
+            "max_abs_logit": float(model(data.test_x[:request.check_images]).detach().abs().max()),
+            "base_model": base_model_of(source), "source": str(source),
+            "pruning_steps": len(checkpoint.get("pruning_history") or []), "checkpoint_meta": meta}
     atomic_write_json(out.with_name(out.name + ".json"), card)
     echo(f"{request.format}: {out} (card {out.name}.json); max |difference| vs PyTorch {difference:.2e} on "
          f"{request.check_images} test images; test accuracy {100 * accuracy:.2f}% with {runtime.describe()}")
     return card
+
+
+def _input_of(checkpoint: dict) -> tuple[int, int]:
+    arch = checkpoint["architecture"]
+    return arch["in_channels"], arch["image_size"]
 
 
 def _default_out(source: Path, format: str) -> Path:

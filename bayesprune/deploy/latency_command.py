@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -32,7 +33,7 @@ class LatencyRequest:
         runtimes = tuple(r.strip() for r in self.runtimes.split(",") if r.strip())
         unknown = [r for r in runtimes if r not in RUNTIMES]
         if unknown or not runtimes:
-            raise ConfigError(f"unknown --runtimes {','.join(unknown) or self.runtimes!r}; choose from "
+            raise ConfigError(f"unknown --runtimes {', '.join(map(repr, unknown)) or repr(self.runtimes)}; choose from "
                               f"{', '.join(RUNTIMES)}")
         for flag, value, low in (("--batch-sizes", min(batches), 1), ("--repeats", self.repeats, 3),
                                  ("--warmup", self.warmup, 0), ("--threads", self.threads or 1, 1)):
@@ -47,7 +48,7 @@ def run_latency(request: LatencyRequest, echo=print) -> dict:
 
     settings = request.settings()
     if request.out:
-        check_writable(__import__("pathlib").Path(request.out).parent, "--out")
+        check_writable(Path(request.out).parent, "--out")
     if "onnxruntime" in settings.runtimes:
         from .runtimes import OnnxRuntime
 
