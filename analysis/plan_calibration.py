@@ -49,7 +49,8 @@ def plan_cell(network: str, data: str, seed: int, quick: bool) -> dict:
             continue
         measured = actual_cut(run, budget["fraction"], quick)
         accuracy = budget["accuracy"]
-        cells.append({"fraction": budget["fraction"], "predicted": accuracy["mean"], "low": accuracy["low"],
+        cells.append({"fraction": budget["fraction"], "held_out_images": plan["held_out_images"],
+                      "predicted": accuracy["mean"], "low": accuracy["low"],
                       "high": accuracy["high"], "decision_held_out": accuracy["decision"],
                       "draw_accuracy": budget["draw_accuracy"], "measured_test": measured,
                       "covered": accuracy["low"] <= measured <= accuracy["high"]})
@@ -120,13 +121,18 @@ def one_point_budget(grid: dict) -> float | None:
 
 def summarise(cells: list[dict]) -> dict:
     budgets = [b for cell in cells for b in cell["budgets"]]
-    reliability = {}
+    from bayesprune.plan.curve import predictive_interval
+
+    reliability, draws_only = {}, {}
     for level in LEVELS:
         tail = (1 - level) / 2
-        covered = [np.quantile(b["draw_accuracy"], tail) <= b["measured_test"] <= np.quantile(b["draw_accuracy"],
-                                                                                               1 - tail)
-                   for b in budgets]
+        covered = [low <= b["measured_test"] <= high for b in budgets
+                   for low, high in [predictive_interval(b["draw_accuracy"], b["held_out_images"], level)]]
         reliability[f"{level:g}"] = float(np.mean(covered)) if covered else None
+        # the interval over the draws alone, without the held-out sampling error (the first version's)
+        alone = [np.quantile(b["draw_accuracy"], tail) <= b["measured_test"]
+                 <= np.quantile(b["draw_accuracy"], 1 - tail) for b in budgets]
+        draws_only[f"{level:g}"] = float(np.mean(alone)) if alone else None
     by_network = {}
     for network in dict.fromkeys(c["network"] for c in cells):
         mine = [b for c in cells if c["network"] == network for b in c["budgets"]]
@@ -136,7 +142,8 @@ def summarise(cells: list[dict]) -> dict:
                                "mean_interval_width_points": float(100 * np.mean([b["high"] - b["low"]
                                                                                   for b in mine]))}
     return {"coverage_90": float(np.mean([b["covered"] for b in budgets])) if budgets else None,
-            "cells": len(budgets), "reliability": reliability, "by_network": by_network}
+            "cells": len(budgets), "reliability": reliability, "reliability_draws_only": draws_only,
+            "by_network": by_network}
 
 
 def figure(result: dict, path: Path) -> None:

@@ -39,6 +39,20 @@ class BudgetPrediction:
     kept: np.ndarray | None = None  # the decision's kept flags (not written out)
 
 
+def predictive_interval(draw_accuracy, images: int, level: float, seed: int = 0,
+                        samples_per_draw: int = 2000) -> tuple[float, float]:
+    """Central ``level`` interval of the accuracy of a cut, over the posterior's uncertainty about
+    which channels go (the draws) and the sampling error of measuring each on ``images`` images:
+    the equal mixture over draws of the Jeffreys posterior ``Beta(c + 1/2, n - c + 1/2)`` of each
+    draw's accuracy, ``c`` of its ``n`` held-out images right (Brown, Cai & DasGupta 2001, sec. 4.1.2)."""
+    rng = np.random.default_rng(seed)
+    correct = np.round(np.asarray(draw_accuracy, dtype=np.float64) * images)
+    samples = rng.beta(correct[:, None] + 0.5, images - correct[:, None] + 0.5, (len(correct), samples_per_draw))
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(samples, [tail, 1 - tail])
+    return float(low), float(high)
+
+
 def evaluated_draws(total: int, count: int) -> np.ndarray:
     """``count`` draw indices spread evenly over ``total`` (chains are stacked, so each is sampled)."""
     return np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int))

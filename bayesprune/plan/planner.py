@@ -5,15 +5,16 @@ the same pass a round makes, on the same calibration images) once on the base ne
 budget of a grid it takes every posterior draw's cut (and the decision, the cut a one-round ``run``
 makes), applies it with the run's reparameterization and measures it on the last ``holdout``
 training images, which the posterior does not read (:mod:`bayesprune.plan.curve`): the predicted
-accuracy right after the cut is the mean over the evaluated draws, its interval their central
-quantiles. The test set is never read. The evidence of the nested reduced networks along the
-posterior's removal order (:mod:`bayesprune.plan.evidence`) gives the budget the data support.
+accuracy right after the cut is the mean over the evaluated draws. Its interval covers the
+posterior's uncertainty about *which* channels go (``evaluated_draws`` draws) and the sampling error
+of measuring each cut on a finite held-out set (:func:`~bayesprune.plan.curve.predictive_interval`).
+The test set is never read. The evidence of the nested reduced networks along the posterior's
+removal order (:mod:`bayesprune.plan.evidence`) gives the budget the data support.
 
-Simplifications: the interval is over the posterior's uncertainty about *which* channels go, from a
-few evaluated draws (``evaluated_draws``); the sampling error of the held-out images is not added to
-it. The held-out images were usually seen in the base network's training, so on a network that fits
-its training set much better than its test set, mild cuts are predicted too accurate (the
-calibration script measures how often the interval holds the test accuracy).
+Simplification: the held-out images were usually seen in the base network's training, so on a
+network that fits its training set better than its test set, mild cuts are predicted too accurate
+by about that gap (``analysis/plan_calibration.py`` measures how often the interval holds the test
+accuracy).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from ..groups import ChannelGraph, check_prunable, count_macs_params
 from ..pretrained import resolve_model
 from ..runs import check_writable
 from ..training import evaluate, resolve_device, seed_everything
-from .curve import BudgetPrediction, HeldOut, predict_curve
+from .curve import BudgetPrediction, HeldOut, predict_curve, predictive_interval
 from .evidence import EvidenceCurve, channel_log_evidence_change, evidence_curve
 from .masked import MaskedCuts
 
@@ -129,7 +130,7 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
             "posterior_draws": int(len(criterion.gate_draws)), "evaluated_draws": config.evaluated_draws,
             "reparameterize": run.reparameterize,
             "base": {"held_out_accuracy": base_accuracy, "macs": macs, "params": params},
-            "budgets": [_budget_record(p, config.interval) for p in curve],
+            "budgets": [_budget_record(p, config.interval, len(held_out), run.seed) for p in curve],
             "evidence": _evidence_record(evidence, change, curve), "posterior_agreement": agreement,
             "config": {**asdict(config), "run": asdict(run)}, "environment": environment()}
     plan["sentence"] = sentence(plan, config.loss_points)
@@ -158,14 +159,14 @@ def _agreement(criterion: BayesLaplace, graph, cost_model, kind: str, base_cost:
     return criterion.agreement
 
 
-def _budget_record(prediction: BudgetPrediction, interval: float) -> dict:
+def _budget_record(prediction: BudgetPrediction, interval: float, images: int, seed: int) -> dict:
     if not prediction.reachable:
         return {"fraction": prediction.fraction, "reachable": False}
     draws = np.asarray(prediction.draw_accuracy)
-    tail = (1.0 - interval) / 2
+    low, high = predictive_interval(draws, images, interval, seed)
     return {"fraction": prediction.fraction, "reachable": True, "decision_fraction": prediction.decision_fraction,
-            "accuracy": {"mean": float(draws.mean()), "low": float(np.quantile(draws, tail)),
-                         "high": float(np.quantile(draws, 1 - tail)), "decision": prediction.decision_accuracy},
+            "accuracy": {"mean": float(draws.mean()), "low": low, "high": high,
+                         "decision": prediction.decision_accuracy},
             "draw_accuracy": [float(a) for a in draws], "widths": prediction.widths}
 
 
