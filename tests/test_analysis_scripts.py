@@ -112,3 +112,18 @@ def test_bayes_v2_names_bayes_rows_with_their_annealing_target():
                            ("bayes+anneal_target=final", "fine-tune"), ("l2", "fine-tune")):
         assert bayes_v2.spelled_out({"method": method, "regime": regime})["method"] == method
     assert bayes_v2.with_target("bayes", "fine-tune") == bayes_v2.default_bayes()
+
+
+def test_plan_calibration_one_point_budget_and_coverage_by_hand():
+    import plan_calibration
+
+    grid = {"base": 0.93, "by_fraction": {"0.7": [0.93, 0.929], "0.5": [0.925], "0.2": [0.895]}}
+    # losses: 0.05 at 0.7, 0.5 at 0.5, 3.5 at 0.2 points; 1 point is 1/6 of the way from 0.5 to 0.2
+    assert plan_calibration.one_point_budget(grid) == pytest.approx(0.5 - 0.3 / 6)
+    assert plan_calibration.one_point_budget({"base": 0.9, "by_fraction": {"0.5": [0.899]}}) is None
+    inside = {"fraction": 0.5, "held_out_images": 1000, "draw_accuracy": [0.80, 0.82, 0.84], "predicted": 0.82,
+              "low": 0.79, "high": 0.85, "measured_test": 0.81, "covered": True}
+    outside = {**inside, "measured_test": 0.70, "covered": False}
+    summary = plan_calibration.summarise([{"network": "n", "budgets": [inside, outside]}])
+    assert summary["coverage_90"] == 0.5 and summary["reliability"]["0.9"] == 0.5
+    assert summary["by_network"]["n"]["mean_abs_error_points"] == pytest.approx((1 + 12) / 2)

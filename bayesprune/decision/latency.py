@@ -16,7 +16,8 @@ coefficients every allocation reads for a channel's marginal cost are a least-sq
 each layer's table (``a + b k_in + c k_out + d k_in k_out``), so every criterion and allocation works
 under a latency budget unchanged.
 
-Simplifications: layers are timed alone (a layer's time inside the network also depends on caches
+Simplifications: each table is made monotone in both widths (a running maximum over single timings);
+layers are timed alone (a layer's time inside the network also depends on caches
 and on its neighbours); the grid is coarse (``grid`` widths per side) and the interpolation linear.
 """
 from __future__ import annotations
@@ -135,21 +136,28 @@ def _widths(full: int, grid: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(1, full, min(grid, full))).astype(int)).astype(float)
 
 
+def _monotone(ms: np.ndarray) -> np.ndarray:
+    """A layer does not get slower by losing channels: the running maximum along both widths, so that
+    the noise of single timings cannot make a cut look slower than a wider layer (and the network's
+    predicted latency falls with every channel removed, which the budget's bisection needs)."""
+    return np.maximum.accumulate(np.maximum.accumulate(ms, axis=0), axis=1)
+
+
 def _layer_table(name: str, module: nn.Module, x: torch.Tensor, grid: int, time_layer) -> LayerTable:
     if isinstance(module, nn.Linear):
         ins, outs = _widths(module.in_features, grid), _widths(module.out_features, grid)
         ms = np.array([[time_layer(nn.Linear(int(i), int(o)), x[..., :int(i)]) for o in outs] for i in ins])
-        return LayerTable(name, ins, outs, ms)
+        return LayerTable(name, ins, outs, _monotone(ms))
     spatial = x.shape[2:]
     if is_depthwise(module):
         outs = _widths(module.out_channels, grid)
         ms = np.array([[time_layer(_conv_like(module, int(o), int(o), int(o)), torch.randn(len(x), int(o), *spatial))
                         for o in outs]])
-        return LayerTable(name, outs, outs, ms, depthwise=True)
+        return LayerTable(name, outs, outs, _monotone(ms), depthwise=True)
     ins, outs = _widths(module.in_channels, grid), _widths(module.out_channels, grid)
     ms = np.array([[time_layer(_conv_like(module, int(i), int(o)), torch.randn(len(x), int(i), *spatial))
                     for o in outs] for i in ins])
-    return LayerTable(name, ins, outs, ms)
+    return LayerTable(name, ins, outs, _monotone(ms))
 
 
 def _conv_like(module: nn.Conv2d, in_channels: int, out_channels: int, groups: int = 1) -> nn.Conv2d:

@@ -1,0 +1,101 @@
+"""Issue 19's numbers: latency speed-up against MACs speed-up, with and without latency-aware
+allocation, in PyTorch and onnxruntime, at batch 1 and 64, on both shipped networks.
+
+For each network and budget (50% and 20%) the shipped model is cut in one round (`bayes`, no
+fine-tuning: latency does not depend on the weights' values) twice: to a MACs budget
+(`--target-macs`) and to the same fraction of its measured latency (`--target-latency`, per-layer
+tables at batch 64, PyTorch). Base and pruned networks are then timed interleaved
+(bayesprune.deploy.latency: warm-up, median of the calls) in both runtimes at batch 1 and 64.
+Reported per cell: MACs speed-up, latency speed-up, their quotient (issue target >= 0.85 at batch 64)
+and, for the latency budget, the measured latency ratio against its target (target: within 10%).
+Nothing else may run on the machine meanwhile.
+
+Writes analysis/results/latency_<network>.json. Usage: python analysis/latency_benchmark.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+import _common  # analysis/_common.py: scripts run from this folder have it on sys.path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NETWORKS = {"smallcnn-mnist5k": "mnist5k", "resnet20-fashion-mnist": "fashion-mnist"}
+
+
+def cut(network: str, data: str, budget: dict, quick: bool, tmp: str):
+    """The network cut once to ``budget`` (a PruneConfig target field and its value)."""
+    from bayesprune.checkpoint import load_checkpoint
+    from bayesprune.config import PruneConfig
+    from bayesprune.rounds import run_pruning
+
+    config = PruneConfig(model=network, data=data, rounds=1, epochs=0, report=False, progress=False,
+                         out=f"{tmp}/{'-'.join(map(str, budget.values()))}", overwrite=True,
+                         train_subset=512 if quick else 4096, test_subset=128 if quick else 1000,
+                         posterior_draws=20 if quick else 200, latency_grid=3 if quick else 6,
+                         latency_batch=8 if quick else 64)
+    summary = run_pruning(replace(config, **budget))
+    model, _arch, _ = load_checkpoint(Path(config.out) / "model.pt")
+    return model.eval(), summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", default=",".join(NETWORKS))
+    parser.add_argument("--budgets", default="0.5,0.2")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke test of the script)")
+    parser.add_argument("--out", default=str(RESULTS), help="folder of the result files")
+    args = parser.parse_args()
+    from bayesprune.deploy.latency import LatencySettings, whole_network
+    from bayesprune.groups import count_macs_params
+    from bayesprune.pretrained import resolve_model
+    from bayesprune.data import load_dataset
+    from bayesprune.errors import BudgetError
+
+    settings = LatencySettings((1, 8) if args.quick else (1, 64), ("torch", "onnxruntime"), 2 if args.quick else 5,
+                               3 if args.quick else args.repeats)
+    for network in args.networks.split(","):
+        data = load_dataset(NETWORKS[network])
+        base = resolve_model(network, data).model.eval()
+        image = tuple(data.test_x.shape[1:])
+        base_macs = count_macs_params(base, data.test_x[:1])[0]
+        cells = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for fraction in (float(b) for b in args.budgets.split(",")):
+                for kind in ("macs", "latency"):
+                    try:
+                        model, summary = cut(network, NETWORKS[network], {f"target_{kind}": fraction}, args.quick,
+                                             tmp)
+                    except BudgetError as exc:  # a miss, reported as one
+                        cells.append({"budget": fraction, "budget_kind": kind, "unreachable": str(exc)})
+                        print(f"{network} {kind} {fraction}: unreachable: {exc}", flush=True)
+                        continue
+                    macs = count_macs_params(model, data.test_x[:1])[0]
+                    rows = whole_network({"base": base, "pruned": model}, image, settings)
+                    for row in rows:
+                        latency_speedup = row["base"]["median_ms"] / row["pruned"]["median_ms"]
+                        cells.append({"budget": fraction, "budget_kind": kind, "runtime": row["runtime"],
+                                      "batch": row["batch"], "threads": row["threads"], "macs_ratio": macs / base_macs,
+                                      "macs_speedup": base_macs / macs, "latency_speedup": latency_speedup,
+                                      "quotient": latency_speedup * macs / base_macs,
+                                      "latency_ratio": 1 / latency_speedup,
+                                      "predicted_latency_ratio": summary["final_ratio"].get("latency"),
+                                      "base_ms": row["base"], "pruned_ms": row["pruned"],
+                                      "widths": {g: w[1] for g, w in summary.get("widths", {}).items()}})
+                        print(f"{network} {kind} {fraction}: {row['runtime']} batch {row['batch']}: MACs x"
+                              f"{base_macs / macs:.2f}, latency x{latency_speedup:.2f}", flush=True)
+        result = {"script": "analysis/latency_benchmark.py", "network": network, "commit": _common.commit(),
+                  **_common.versions(), "torch_threads": torch.get_num_threads(), "argv": sys.argv[1:],
+                  "device": "cpu", "settings": {"batch_sizes": settings.batch_sizes, "warmup": settings.warmup,
+                                                "repeats": settings.repeats}, "cells": cells}
+        _common.write_json(Path(args.out) / f"latency_{network}{'_quick' if args.quick else ''}.json", result)
+
+
+if __name__ == "__main__":
+    main()
