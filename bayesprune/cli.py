@@ -58,6 +58,12 @@ def _prune_options(p, compare: bool) -> None:
                        help="comma-separated criteria (bayesprune criteria) and Bayes variants, e.g. bayes,l1,bn-scale")
         p.add_argument("--target-macs", default="0.5", help="comma-separated MACs fractions, e.g. 0.5,0.3")
         p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method and budget")
+        p.add_argument("--backend", default="sequential",
+                       help="sequential (default) | ray: every cell a Ray task (needs the [distributed] extra)")
+        p.add_argument("--ray-address", help="a running Ray cluster (ray://HEAD:10001 or HEAD:6379); default: "
+                                             "start a local Ray instance")
+        p.add_argument("--cpus-per-cell", type=float, default=1.0, help="Ray resources of each cell")
+        p.add_argument("--gpus-per-cell", type=float, default=0.0, help="Ray resources of each cell")
     else:
         p.add_argument("--criterion", "--method", dest="criterion", default=defaults.criterion,
                        help="scoring criterion or training-time method: pfam, sep, search-train (bayesprune criteria)")
@@ -236,6 +242,7 @@ def _cmd_run(args) -> int:
         return 0
     names = {f.name for f in fields(PruneConfig)}
     values = {k: v for k, v in vars(args).items() if k in names} | _declared_options(args)
+    values |= {k: _target(values[k], "--" + k.replace("_", "-")) for k in ("target_macs", "target_params")}
     values["out"] = args.out or _fresh_run_dir()
     config = PruneConfig(**values, progress=not args.quiet)
     summary = run_pruning(config, echo=print)
@@ -259,10 +266,37 @@ def _cmd_compare(args) -> int:
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    run_grid(PruneConfig(**values), methods, targets, args.seeds, args.out, progress=not args.quiet)
+    run_grid(PruneConfig(**values), methods, targets, args.seeds, args.out, progress=not args.quiet,
+             backend=_backend(args))
     print((Path(args.out) / "table.md").read_text())
     print(f"comparison directory: {args.out} (results.csv, table.md, pareto.png)")
     return 0
+
+
+def _target(value: str | None, flag: str):
+    """A budget flag's value: a number, ``auto`` or unset (config.json records a number)."""
+    from .errors import BudgetError
+
+    if value is None or value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise BudgetError(f"{flag} must be a number in (0, 1] or auto, got {value!r}") from None
+
+
+def _backend(args):
+    """``--backend`` as an object (resolved here, at the edge)."""
+    from .backends import RayBackend, Sequential
+    from .errors import ConfigError
+
+    if args.backend == "sequential":
+        if args.ray_address:
+            raise ConfigError("--ray-address needs --backend ray")
+        return Sequential()
+    if args.backend == "ray":
+        return RayBackend(args.ray_address, args.cpus_per_cell, args.gpus_per_cell)
+    raise ConfigError(f"unknown --backend {args.backend!r}; choose sequential or ray")
 
 
 def _declared_options(args) -> dict:

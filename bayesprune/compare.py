@@ -17,14 +17,13 @@ import csv
 import io
 import json
 import statistics
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 
 from .config import PruneConfig
 from .errors import ConfigError, RunDirError
 from .runs import atomic_write_json, atomic_write_text, check_writable
-from .progress import progress_bar
 
 VARIANTS: dict[str, dict] = {
     "bayes-iterative": {"criterion": "bayes"},
@@ -58,39 +57,62 @@ def cell_key(method: str, target: float, seed: int) -> str:
 
 
 def run_grid(base: PruneConfig, methods: list[str], targets: list[float], seeds: int, out: str | Path,
-             progress: bool = True, runner=None) -> list[dict]:
-    """Run (or resume) the grid; return one row per cell. ``runner`` defaults to ``run_pruning``."""
-    from .rounds import run_pruning
+             progress: bool = True, runner=None, backend=None) -> list[dict]:
+    """Run (or resume) the grid; return one row per cell. ``runner`` defaults to ``run_pruning``;
+    ``backend`` (default :class:`~bayesprune.backends.Sequential`) runs the cells still to do, e.g.
+    :class:`~bayesprune.backends.RayBackend` (one Ray task per cell)."""
+    from .backends import Sequential
 
-    runner = runner or run_pruning
+    backend = backend or Sequential()
     out = Path(out)
     settings = {m: method_settings(m) for m in methods}  # bad names fail before any work
     check_writable(out, "--out")
     for target in targets:
         replace(base, target_macs=target).validate()
+    backend.check()  # an unreachable cluster fails here, before the grid's folder is written
     _check_same_grid(out, base, methods, targets, seeds)
     (out / "cells").mkdir(exist_ok=True)
-    cells = [(m, t, s) for t in targets for m in methods for s in range(seeds)]
-    rows = []
-    bar = progress_bar(cells, desc="compare", enabled=progress, unit="run")
-    for method, target, seed in bar:
-        key = cell_key(method, target, seed)
-        done = out / "cells" / f"{key}.json"
-        if done.is_file():
-            rows.append(json.loads(done.read_text()))
-            continue
-        bar.set_postfix(cell=key)
-        config = replace(base, **settings[method], target_macs=target, seed=seed,
-                         out=str(out / "runs" / key), overwrite=True, progress=False, report=False)
-        summary = runner(config)
-        row = {"method": method, "target": target, "seed": seed, "accuracy": summary["final"]["accuracy"],
-               "macs": summary["final"]["macs"], "params": summary["final"]["params"],
-               "macs_ratio": summary["final_ratio"]["macs"],
-               "seconds": sum(r["seconds"] for r in summary["rounds"])}
-        atomic_write_json(done, row)
-        rows.append(row)
+    cells = [_cell(base, settings, out, m, t, s) for t in targets for m in methods for s in range(seeds)]
+    done = {cell.key: json.loads(cell.done.read_text()) for cell in cells if cell.done.is_file()}
+    pending = [cell for cell in cells if cell.key not in done]
+    done.update(backend.run(pending, runner, progress))
+    rows = [done[cell.key] for cell in cells]
     write_outputs(out, rows, methods, targets)
     return rows
+
+
+def _cell(base: PruneConfig, settings: dict, out: Path, method: str, target: float, seed: int) -> "Cell":
+    key = cell_key(method, target, seed)
+    config = replace(base, **settings[method], target_macs=target, seed=seed, out=str(out / "runs" / key),
+                     overwrite=True, progress=False, report=False)
+    return Cell(method, target, seed, config, out / "cells" / f"{key}.json")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (method, budget, seed) run of a grid and the file that says it finished."""
+
+    method: str
+    target: float
+    seed: int
+    config: PruneConfig
+    done: Path
+
+    @property
+    def key(self) -> str:
+        return cell_key(self.method, self.target, self.seed)
+
+
+def run_cell(cell: Cell, runner=None) -> dict:
+    """Run one cell and write its row (atomically: a killed cell leaves no row and runs again)."""
+    from .rounds import run_pruning
+
+    summary = (runner or run_pruning)(cell.config)
+    row = {"method": cell.method, "target": cell.target, "seed": cell.seed, "accuracy": summary["final"]["accuracy"],
+           "macs": summary["final"]["macs"], "params": summary["final"]["params"],
+           "macs_ratio": summary["final_ratio"]["macs"], "seconds": sum(r["seconds"] for r in summary["rounds"])}
+    atomic_write_json(cell.done, row)
+    return row
 
 
 def _check_same_grid(out: Path, base: PruneConfig, methods, targets, seeds) -> None:

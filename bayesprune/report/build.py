@@ -48,8 +48,9 @@ def build_report(run_dir: str | Path) -> Path:
 def _overview(run: RunRecord, folder: Path) -> list:
     config = run.config["config"]
     final = run.rounds[-1]
-    budget = (f"{config['target_params']:.4g} of the params" if config.get("target_params") is not None
-              else f"{config.get('target_macs') or 0.5:.4g} of the MACs")
+    budget = (f"{float(config['target_params']):.4g} of the params" if config.get("target_params") is not None
+              else f"{float(config['target_latency']):.4g} of the latency" if config.get("target_latency") is not None
+              else f"{float(config.get('target_macs') or 0.5):.4g} of the MACs")
     if config.get("target_chosen_by") == "evidence":
         budget += " (chosen by the evidence: --target-macs auto)"
     facts = [("model", run.config.get("model_source", config.get("model"))), ("data", config.get("data")),
