@@ -44,6 +44,22 @@ def cut(network: str, data: str, budget: dict, quick: bool, tmp: str):
     return model.eval(), summary
 
 
+def markdown(result: dict) -> str:
+    """The cells as a README table (analysis/readme_tables.py)."""
+    lines = ["| budget | kind | runtime | batch | MACs speed-up | latency speed-up | quotient | latency ratio "
+             "(predicted) |", "|---|---|---|---|---|---|---|---|"]
+    for cell in result["cells"]:
+        if "unreachable" in cell:
+            lines.append(f"| {cell['budget']:g} | {cell['budget_kind']} | - | - | - | - | - | unreachable: "
+                         f"{cell['unreachable'].split(':')[0]} |")
+            continue
+        predicted = cell["predicted_latency_ratio"]
+        lines.append(f"| {cell['budget']:g} | {cell['budget_kind']} | {cell['runtime']} | {cell['batch']} | "
+                     f"{cell['macs_speedup']:.2f}x | {cell['latency_speedup']:.2f}x | {cell['quotient']:.2f} | "
+                     f"{cell['latency_ratio']:.3f}" + (f" ({predicted:.3f})" if predicted else "") + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", default=",".join(NETWORKS))

@@ -176,6 +176,39 @@ def figure(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def markdown(result: dict) -> str:
+    """The calibration as README tables (analysis/readme_tables.py)."""
+    summary = result["summary"]
+    lines = [f"Coverage of the 90% interval over all {summary['cells']} cuts (networks x budgets x seeds): "
+             f"**{100 * summary['coverage_90']:.0f}%** (target 80-97%).", "",
+             "| nominal level | 0.5 | 0.7 | 0.8 | 0.9 | 0.95 |", "|---|---|---|---|---|---|",
+             "| share inside, draws and held-out sampling error (the plan's interval) | "
+             + " | ".join(f"{100 * v:.0f}%" for v in summary["reliability"].values()) + " |",
+             "| share inside, draws alone | "
+             + " | ".join(f"{100 * v:.0f}%" for v in summary["reliability_draws_only"].values()) + " |", ""]
+    for network, numbers in summary["by_network"].items():
+        cells = [b for c in result["cells"] if c["network"] == network for b in c["budgets"]]
+        lines += [f"**{network}**: coverage {100 * numbers['coverage_90']:.0f}% of {numbers['cells']}, "
+                  f"mean |error| {numbers['mean_abs_error_points']:.1f} points, mean interval width "
+                  f"{numbers['mean_interval_width_points']:.1f} points.", "",
+                  "| MACs kept | predicted (mean of seeds) | 90% interval (mean of seeds) | measured on test | inside |",
+                  "|---|---|---|---|---|"]
+        for fraction in sorted({b["fraction"] for b in cells}, reverse=True):
+            mine = [b for b in cells if b["fraction"] == fraction]
+            low, high = (100 * np.mean([b[k] for b in mine]) for k in ("low", "high"))
+            lines.append(f"| {fraction:g} | {100 * np.mean([b['predicted'] for b in mine]):.1f}% | "
+                         f"[{low:.1f}, {high:.1f}] | {100 * np.mean([b['measured_test'] for b in mine]):.1f}% | "
+                         f"{sum(b['covered'] for b in mine)}/{len(mine)} |")
+        lines.append("")
+    lines += ["| network | budget chosen by the evidence (per seed) | 1 point below the base after fine-tuning |",
+              "|---|---|---|"]
+    for network, choice in result["budget_choice"].items():
+        one_point = choice["one_point_below_base_after_fine_tuning"]
+        lines.append(f"| {network} | {', '.join(f'{f:.3f}' for f in choice['evidence_chosen'])} | "
+                     f"{'not reached on the grid' if one_point is None else f'{one_point:.2f}'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", default=",".join(NETWORKS))
