@@ -191,7 +191,7 @@ def markdown(result: dict) -> str:
         lines += [f"**{network}**: coverage {100 * numbers['coverage_90']:.0f}% of {numbers['cells']}, "
                   f"mean |error| {numbers['mean_abs_error_points']:.1f} points, mean interval width "
                   f"{numbers['mean_interval_width_points']:.1f} points.", "",
-                  "| MACs kept | predicted (mean of seeds) | 90% interval (mean of seeds) | measured on test | inside |",
+                  "| MACs kept | predicted (mean of seeds) | 90% interval (mean of seeds) | measured (test) | inside |",
                   "|---|---|---|---|---|"]
         for fraction in sorted({b["fraction"] for b in cells}, reverse=True):
             mine = [b for b in cells if b["fraction"] == fraction]
