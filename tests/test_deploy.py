@@ -140,7 +140,7 @@ def test_latency_budget_with_a_fake_clock_gives_the_hand_computed_widths():
     net = Chain()
     example = torch.randn(1, 1, 8, 8)
     table = LatencyTable.measure(net, example, batch=4, grid=7, time_layer=_fake_ms, time_model=_fake_ms)
-    assert table.whole_ms == 100.0 and table.rest_ms == 60.0
+    assert table.whole_ms == 100.0 and table.rest_ms == pytest.approx(60.0) and table.rest_ms_per_element == 0.0
     cost_model = LatencyCostModel.build(ChannelGraph(net, example), table)
     assert cost_model.full("latency") == pytest.approx(100.0)
     assert cost_model.full("macs") == CostModel.build(ChannelGraph(net, example)).full("macs")
@@ -150,6 +150,25 @@ def test_latency_budget_with_a_fake_clock_gives_the_hand_computed_widths():
     # the fitted coefficients every allocation reads are exact here (the fake clock is bilinear)
     keep = np.array([3.0, 5.0]) if cost_model.names == ["c1", "c2"] else np.array([5.0, 3.0])
     assert CostModel.cost(cost_model, keep, "latency") == pytest.approx(cost_model.cost(keep, "latency"))
+
+
+def test_the_rest_of_the_network_is_fitted_as_overhead_plus_elementwise_work():
+    """A fake clock whose whole network takes its layers + 10 ms + 0.001 ms per BatchNorm output
+    element (8 x 8 per channel here): the fit over uniform cuts recovers both parts."""
+    from helpers import planted_network
+
+    def clock(module, x):
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            return _fake_ms(module, x)
+        bn = sum(m.num_features * 64 for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        return _fake_ms(module, x) - 60.0 + 10.0 + 0.001 * bn
+
+    net, data = planted_network(dead_in_first=0)
+    table = LatencyTable.measure(net, data.test_x[:1], batch=2, grid=3, time_layer=clock, time_model=clock)
+    assert table.rest_ms == pytest.approx(10.0) and table.rest_ms_per_element == pytest.approx(0.001)
+    cost_model = LatencyCostModel.build(ChannelGraph(net, data.test_x[:1]), table)
+    half = cost_model.sizes // 2  # 4 + 4 channels: layers 1*4 + 4*4 + 4*3 ms, BatchNorms 8 * 64 elements
+    assert cost_model.cost(half, "latency") == pytest.approx(4 + 16 + 12 + 10.0 + 0.001 * 8 * 64)
 
 
 def test_run_with_a_latency_budget_records_its_table_and_meets_it(tmp_path, monkeypatch):
