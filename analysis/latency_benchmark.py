@@ -3,8 +3,9 @@ allocation, in PyTorch and onnxruntime, at batch 1 and 64, on both shipped netwo
 
 For each network and budget (50% and 20%) the shipped model is cut in one round (`bayes`, no
 fine-tuning: latency does not depend on the weights' values) twice: to a MACs budget
-(`--target-macs`) and to the same fraction of its measured latency (`--target-latency`, per-layer
-tables at batch 64, PyTorch). Base and pruned networks are then timed interleaved
+(`--target-macs`), to the same MACs with every layer keeping a multiple of 8 channels (`--round-to 8
+--allocation uniform`), and to the same fraction of its measured latency (`--target-latency`,
+per-layer tables at batch 64, PyTorch). Base and pruned networks are then timed interleaved
 (bayesprune.deploy.latency: warm-up, median of the calls) in both runtimes at batch 1 and 64.
 Reported per cell: MACs speed-up, latency speed-up, their quotient (issue target >= 0.85 at batch 64)
 and, for the latency budget, the measured latency ratio against its target (target: within 10%).
@@ -84,10 +85,12 @@ def main() -> None:
         cells = []
         with tempfile.TemporaryDirectory() as tmp:
             for fraction in (float(b) for b in args.budgets.split(",")):
-                for kind in ("macs", "latency"):
+                for kind, budget in (("macs", {"target_macs": fraction}),
+                                     ("macs+round_to=8", {"target_macs": fraction, "round_to": 8,
+                                                          "allocation": "uniform"}),
+                                     ("latency", {"target_latency": fraction})):
                     try:
-                        model, summary = cut(network, NETWORKS[network], {f"target_{kind}": fraction}, args.quick,
-                                             tmp)
+                        model, summary = cut(network, NETWORKS[network], budget, args.quick, tmp)
                     except BudgetError as exc:  # a miss, reported as one
                         cells.append({"budget": fraction, "budget_kind": kind, "unreachable": str(exc)})
                         print(f"{network} {kind} {fraction}: unreachable: {exc}", flush=True)

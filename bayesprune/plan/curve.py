@@ -72,27 +72,38 @@ def layer_widths(names: list[str], group_of_channel: np.ndarray, kept_draws: np.
     return out
 
 
-def predict_budget(criterion, cost_model, fraction: float, base_cost: float, kind: str, max_fraction: float,
-                   masked: MaskedCuts, held_out: HeldOut, draws: np.ndarray, names: list[str],
-                   interval: float) -> BudgetPrediction:
-    """One point of the curve; an unreachable budget (the per-layer caps) is recorded as such."""
-    try:
-        selector = BudgetedSelector(cost_model, criterion.group_of_channel, fraction * base_cost, kind, max_fraction)
-    except BudgetError:
-        return BudgetPrediction(fraction, reachable=False)
-    cuts = criterion.posterior_cuts(selector)
-    kept_count = np.bincount(criterion.group_of_channel[cuts.decision], minlength=len(cost_model.sizes))
-    return BudgetPrediction(
-        fraction, True, float(cost_model.cost(kept_count, kind) / base_cost),
-        masked.accuracy(cuts.decision, held_out.x, held_out.y, held_out.device),
-        [masked.accuracy(cuts.kept_draws[d], held_out.x, held_out.y, held_out.device) for d in draws],
-        layer_widths(names, criterion.group_of_channel, cuts.kept_draws, cuts.decision, interval), cuts.decision)
+@dataclass
+class BudgetCurve:
+    """Everything one point of the curve needs: the prepared posterior (``criterion``), the network's
+    cost model and base cost in ``kind``, the per-layer cap, the masked cuts and the held-out images."""
 
+    criterion: object  # a prepared BayesLaplace
+    cost_model: object
+    base_cost: float
+    kind: str
+    max_fraction: float
+    masked: MaskedCuts
+    held_out: HeldOut
+    names: list
+    interval: float
+    draws: np.ndarray  # indices of the evaluated posterior draws
 
-def predict_curve(criterion, cost_model, fractions, base_cost: float, kind: str, max_fraction: float,
-                  masked: MaskedCuts, held_out: HeldOut, draw_count: int, names: list[str], interval: float,
-                  progress: bool = True) -> list[BudgetPrediction]:
-    draws = evaluated_draws(len(criterion.gate_draws), draw_count)
-    return [predict_budget(criterion, cost_model, f, base_cost, kind, max_fraction, masked, held_out, draws, names,
-                           interval)
-            for f in progress_bar(fractions, desc="plan: budgets", enabled=progress)]
+    def predict(self, fraction: float) -> BudgetPrediction:
+        """One point of the curve; an unreachable budget (the per-layer caps) is recorded as such."""
+        criterion, cost_model, held = self.criterion, self.cost_model, self.held_out
+        try:
+            selector = BudgetedSelector(cost_model, criterion.group_of_channel, fraction * self.base_cost, self.kind,
+                                        self.max_fraction)
+        except BudgetError:
+            return BudgetPrediction(fraction, reachable=False)
+        cuts = criterion.posterior_cuts(selector)
+        kept_count = np.bincount(criterion.group_of_channel[cuts.decision], minlength=len(cost_model.sizes))
+        return BudgetPrediction(
+            fraction, True, float(cost_model.cost(kept_count, self.kind) / self.base_cost),
+            self.masked.accuracy(cuts.decision, held.x, held.y, held.device),
+            [self.masked.accuracy(cuts.kept_draws[d], held.x, held.y, held.device) for d in self.draws],
+            layer_widths(self.names, criterion.group_of_channel, cuts.kept_draws, cuts.decision, self.interval),
+            cuts.decision)
+
+    def predict_all(self, fractions, progress: bool = True) -> list[BudgetPrediction]:
+        return [self.predict(f) for f in progress_bar(fractions, desc="plan: budgets", enabled=progress)]

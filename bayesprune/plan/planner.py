@@ -35,7 +35,7 @@ from ..groups import ChannelGraph, check_prunable, count_macs_params
 from ..pretrained import resolve_model
 from ..runs import check_writable
 from ..training import evaluate, resolve_device, seed_everything
-from .curve import BudgetPrediction, HeldOut, predict_curve, predictive_interval
+from .curve import BudgetCurve, BudgetPrediction, HeldOut, evaluated_draws, predictive_interval
 from .evidence import EvidenceCurve, channel_log_evidence_change, evidence_curve
 from .masked import MaskedCuts
 
@@ -119,9 +119,9 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
     criterion.prepare(model, graph, calibration)
     masked = MaskedCuts(model, inputs, calibration, run.reparameterize, criterion.reparameterization(), run.seed)
     names = [g.name for g in graph.groups]
-    curve = predict_curve(criterion, cost_model, sorted(set(config.fractions), reverse=True), base_cost,
-                          config.kind, run.max_prune_fraction, masked, held_out, config.evaluated_draws, names,
-                          config.interval, run.progress)
+    curve = BudgetCurve(criterion, cost_model, base_cost, config.kind, run.max_prune_fraction, masked, held_out,
+                        names, config.interval, evaluated_draws(len(criterion.gate_draws), config.evaluated_draws)
+                        ).predict_all(sorted(set(config.fractions), reverse=True), run.progress)
     evidence, change = _evidence(criterion, cost_model, config.kind, base_cost, run.max_prune_fraction)
     agreement = _agreement(criterion, graph, cost_model, config.kind, base_cost, evidence.chosen_fraction,
                            run.max_prune_fraction)
