@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..groups import ChannelGraph, is_depthwise
+from ..training import forward_with_hooks
 from .cost import CostModel, layer_groups
 
 KIND = "latency"
@@ -153,9 +154,11 @@ class LatencyTable:
         rest = np.asarray(whole) - np.asarray(layers)
         design = np.stack([np.ones(len(rest)), np.asarray(elements)], 1)
         c0, c1 = np.linalg.lstsq(design, rest, rcond=None)[0]
-        if c1 < 0 or c0 < 0:  # fall back to the one the data support
-            c0, c1 = (max(0.0, float(rest.mean())), 0.0) if c1 < 0 else (0.0, max(0.0, float(rest @ design[:, 1])
-                                                                            / float(design[:, 1] @ design[:, 1])))
+        if c1 < 0:  # no share that scales with the channels: a constant rest
+            c0, c1 = max(0.0, float(rest.mean())), 0.0
+        elif c0 < 0:  # no overhead: the rest in proportion to the elements
+            e = design[:, 1]
+            c0, c1 = 0.0, max(0.0, float(rest @ e / (e @ e)))
         self.rest_ms, self.rest_ms_per_element, self.whole_ms = float(c0), float(c1), whole[0]
         self.meta["rest_fit"] = {"fractions": list(REST_FRACTIONS), "whole_ms": whole, "layers_ms": layers,
                                  "elements": elements}
@@ -170,14 +173,9 @@ def _bn_elements(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
             sizes[name] = int(np.prod(output.shape[2:])) if output.dim() > 2 else 1
         return hook
 
-    handles = [m.register_forward_hook(record(name)) for name, m in model.named_modules()
-               if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    try:
-        with torch.no_grad():
-            model(x[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
+    forward_with_hooks(model, [(x[:1], None)], [m.register_forward_hook(record(name))
+                                                 for name, m in model.named_modules()
+                                                 if isinstance(m, nn.modules.batchnorm._BatchNorm)])
     return sizes
 
 

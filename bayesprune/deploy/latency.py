@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..training import forward_with_hooks
 from .timing import Timing, time_interleaved
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -34,31 +35,33 @@ def whole_network(models: dict[str, nn.Module], image_shape: tuple, settings: La
     threads = settings.threads or torch.get_num_threads()
     rows = []
     for runtime in settings.runtimes:
-        for batch in settings.batch_sizes:
-            x = torch.randn(batch, *image_shape)
-            with tempfile.TemporaryDirectory() as tmp:
-                calls = {name: _callable(model, x, runtime, Path(tmp) / f"{name}.onnx", threads)
-                         for name, model in models.items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            # one runner per model and runtime (an ONNX export has a dynamic batch: once is enough)
+            runners = {name: _runner(model, image_shape, runtime, Path(tmp) / f"{name}.onnx", threads)
+                       for name, model in models.items()}
+            for batch in settings.batch_sizes:
+                x = torch.randn(batch, *image_shape)
+                calls = {name: (lambda run=run, x=x: run(x)) for name, run in runners.items()}
                 timings = time_interleaved(calls, settings.warmup, settings.repeats)
-            rows.append({"runtime": runtime, "batch": batch, "threads": threads,
-                         **{name: t.to_dict() for name, t in timings.items()}})
+                rows.append({"runtime": runtime, "batch": batch, "threads": threads,
+                             **{name: t.to_dict() for name, t in timings.items()}})
     return rows
 
 
-def _callable(model: nn.Module, x: torch.Tensor, runtime: str, path: Path, threads: int):
+def _runner(model: nn.Module, image_shape: tuple, runtime: str, path: Path, threads: int):
+    """``images -> logits`` in ``runtime``: the model itself, or its ONNX export in onnxruntime."""
     model.eval()
     if runtime == "torch":
-        def run():
+        def run(x):
             with torch.no_grad():
                 return model(x)
         return run
     from .runtimes import OnnxRuntime
 
     onnx = OnnxRuntime(threads=threads)
-    onnx.write(model, x[:2] if len(x) > 1 else torch.cat([x, x]), path)
+    onnx.write(model, torch.randn(2, *image_shape), path)
     session = onnx.load(path)
-    array = x.numpy()
-    return lambda: session(array)
+    return lambda x: session(x.numpy())
 
 
 def layer_inputs(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
@@ -70,14 +73,9 @@ def layer_inputs(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[nn.Module
             seen.setdefault(name, (module, inputs[0].detach().clone()))
         return hook
 
-    handles = [module.register_forward_pre_hook(record(name)) for name, module in model.named_modules()
-               if isinstance(module, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            model.eval()(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    forward_with_hooks(model, [(x, None)], [module.register_forward_pre_hook(record(name))
+                                             for name, module in model.named_modules()
+                                             if isinstance(module, (nn.Conv2d, nn.Linear))])
     return seen
 
 
