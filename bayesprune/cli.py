@@ -208,21 +208,20 @@ def _cmd_plan(args) -> int:
     from .errors import BudgetError
     from .plan import PlanConfig, make_plan, write_plan
     from .plan.render import plan_table
-    from .runs import RunDir, check_run_dir
+    from .runs import RunDir
 
-    names = {f.name for f in fields(PruneConfig)} - {"out", "overwrite"}
+    names = {f.name for f in fields(PruneConfig)}
     values = {k: v for k, v in vars(args).items() if k in names} | _declared_options(args)
+    values["out"] = args.out or _fresh_run_dir("plan")
     try:
         fractions = tuple(float(f) for f in args.budgets.split(","))
     except ValueError:
         raise BudgetError(f"--budgets must be comma-separated numbers in (0, 1], got {args.budgets!r}") from None
-    out = args.out or _fresh_run_dir("plan")
     config = PlanConfig(PruneConfig(**values, progress=not args.quiet), fractions, "params" if args.params else "macs",
                         args.plan_draws, args.holdout, args.interval)
-    config.validate()
-    check_run_dir(out, args.overwrite)  # before the work: a plan that cannot be written is not made
-    plan = make_plan(config, echo=print)
-    write_plan(plan, RunDir(out, args.overwrite).path)
+    plan = make_plan(config, echo=print)  # validates everything, --out included, before any work
+    out = config.run.out
+    write_plan(plan, RunDir(out, config.run.overwrite).path)
     print(plan_table(plan))
     print(plan["sentence"])
     print(f"plan directory: {out} (plan.json, plan.md, plan.png)")

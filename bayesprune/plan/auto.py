@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..config import DEFAULT_TARGET_MACS, PruneConfig
-from ..errors import BudgetError
 from ..runs import check_run_dir
 from .planner import PlanConfig, make_plan
 
@@ -21,11 +20,9 @@ def wants_evidence_budget(config: PruneConfig) -> bool:
 def evidence_budget(config: PruneConfig, echo=lambda _s: None, criterion=None) -> tuple[PruneConfig, dict]:
     """The config with its ``auto`` target replaced by the evidence's budget (and marked as chosen
     so), and the plan behind it. Every other option is checked before the plan's work."""
-    if config.target_macs is not None and config.target_params is not None:
-        raise BudgetError("give either --target-macs or --target-params, not both")
     kind = "params" if config.target_params == AUTO else "macs"
     placeholder = replace(config, **{f"target_{kind}": DEFAULT_TARGET_MACS})
-    placeholder.validate(criterion)
+    placeholder.validate(criterion)  # also refuses two budget flags at once
     if config.out:
         check_run_dir(config.out, config.overwrite)
     planned = replace(placeholder, out=None, criterion="bayes",

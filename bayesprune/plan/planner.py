@@ -33,7 +33,7 @@ from ..decision.selector import BudgetedSelector
 from ..errors import BudgetError, ConfigError, DataError
 from ..groups import ChannelGraph, check_prunable, count_macs_params
 from ..pretrained import resolve_model
-from ..runs import check_writable
+from ..runs import check_run_dir
 from ..training import evaluate, resolve_device, seed_everything
 from .curve import BudgetCurve, BudgetPrediction, HeldOut, evaluated_draws, predictive_interval
 from .evidence import EvidenceCurve, channel_log_evidence_change, evidence_curve
@@ -74,8 +74,8 @@ class PlanConfig:
             raise ConfigError(f"--plan-draws {self.evaluated_draws} is more than the posterior's "
                               f"{self.run.posterior_draws * self.run.chains} draws; lower it or raise "
                               "--posterior-draws")
-        if self.run.out:
-            check_writable(self.run.out, "--out")
+        if self.run.out:  # before the work: a plan that cannot be written is not made
+            check_run_dir(self.run.out, self.run.overwrite)
 
 
 def held_out_split(data: ImageData, holdout: int | None, calibration_images: int, device) -> HeldOut:
