@@ -6,15 +6,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .distributed import SINGLE, Collective
 from .errors import BayesPruneError, ConfigError
 from .progress import progress_bar
 
 RAY_EXTRA = "pip install -c constraints.txt 'bayesprune[distributed]'"
 
 
+@dataclass(frozen=True)
 class Sequential:
-    """In this process, one cell after another (the default)."""
+    """In this process, one cell after another (the default). Under ``torchrun``, ``collective``
+    is the job's processes: every cell runs on all of them (:mod:`bayesprune.distributed`) and rank 0
+    writes the grid's files."""
 
+    collective: Collective = SINGLE
     name = "sequential"
 
     def check(self) -> None:
@@ -24,10 +29,10 @@ class Sequential:
         from .compare import run_cell
 
         rows = {}
-        bar = progress_bar(cells, desc="compare", enabled=progress, unit="run")
+        bar = progress_bar(cells, desc="compare", enabled=progress and self.collective.is_main, unit="run")
         for cell in bar:
             bar.set_postfix(cell=cell.key)
-            rows[cell.key] = run_cell(cell, runner)
+            rows[cell.key] = run_cell(cell, runner, self.collective)
         return rows
 
 
@@ -43,6 +48,7 @@ class RayBackend:
     num_gpus: float = 0.0
     local_cpus: int | None = None
     name = "ray"
+    collective = SINGLE  # the driver is one process; each task is one run
 
     def check(self) -> None:
         try:

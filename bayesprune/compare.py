@@ -22,6 +22,7 @@ from pathlib import Path
 
 
 from .config import PruneConfig
+from .distributed import SINGLE, Collective
 from .errors import ConfigError, RunDirError
 from .runs import atomic_write_json, atomic_write_text, check_writable
 
@@ -70,14 +71,16 @@ def run_grid(base: PruneConfig, methods: list[str], targets: list[float], seeds:
     for target in targets:
         replace(base, target_macs=target).validate()
     backend.check()  # an unreachable cluster fails here, before the grid's folder is written
-    _check_same_grid(out, base, methods, targets, seeds)
-    (out / "cells").mkdir(exist_ok=True)
+    collective = backend.collective
+    _check_same_grid(out, base, methods, targets, seeds, write=collective.is_main)
     cells = [_cell(base, settings, out, m, t, s) for t in targets for m in methods for s in range(seeds)]
-    done = {cell.key: json.loads(cell.done.read_text()) for cell in cells if cell.done.is_file()}
+    # what rank 0 found finished is what every process of a torchrun job skips
+    done = collective.broadcast({cell.key: json.loads(cell.done.read_text()) for cell in cells if cell.done.is_file()})
     pending = [cell for cell in cells if cell.key not in done]
     done.update(backend.run(pending, runner, progress))
     rows = [done[cell.key] for cell in cells]
-    write_outputs(out, rows, methods, targets)
+    if collective.is_main:
+        write_outputs(out, rows, methods, targets)
     return rows
 
 
@@ -103,20 +106,23 @@ class Cell:
         return cell_key(self.method, self.target, self.seed)
 
 
-def run_cell(cell: Cell, runner=None) -> dict:
-    """Run one cell and write its row (atomically: a killed cell leaves no row and runs again)."""
+def run_cell(cell: Cell, runner=None, collective: Collective = SINGLE) -> dict:
+    """Run one cell and write its row (atomically: a killed cell leaves no row and runs again);
+    a torchrun job's processes all run it, rank 0 writes."""
     from .rounds import run_pruning
 
-    summary = (runner or run_pruning)(cell.config)
+    summary = runner(cell.config) if runner else run_pruning(cell.config, collective=collective)
     row = {"method": cell.method, "target": cell.target, "seed": cell.seed, "accuracy": summary["final"]["accuracy"],
            "macs": summary["final"]["macs"], "params": summary["final"]["params"],
            "macs_ratio": summary["final_ratio"]["macs"], "seconds": sum(r["seconds"] for r in summary["rounds"])}
-    atomic_write_json(cell.done, row)
+    if collective.is_main:
+        atomic_write_json(cell.done, row)
     return row
 
 
-def _check_same_grid(out: Path, base: PruneConfig, methods, targets, seeds) -> None:
-    """A directory holds one comparison: resuming needs the same base settings."""
+def _check_same_grid(out: Path, base: PruneConfig, methods, targets, seeds, write: bool = True) -> None:
+    """A directory holds one comparison: resuming needs the same base settings. ``write``: record
+    them (and make the folder) unless another process does."""
     ignored = ("out", "overwrite", "progress", "seed", "report")
     spec = {"base": {k: v for k, v in asdict(base).items() if k not in ignored},
             "methods": methods, "targets": targets, "seeds": seeds}
@@ -126,8 +132,9 @@ def _check_same_grid(out: Path, base: PruneConfig, methods, targets, seeds) -> N
         if old["base"] != spec["base"]:
             raise RunDirError(f"{out} holds a comparison with other settings; use a new --out or the "
                               "same options to resume it")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, spec)
+    if write:
+        (out / "cells").mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, spec)
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:

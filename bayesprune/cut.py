@@ -20,6 +20,7 @@ from .decision import Budget, CostModel, ExpectedLossWidths, RoundBudget
 from .decision.latency import LatencyCostModel, LatencyTable
 from .decision.allocation import as_allocation
 from .decision.lstm import LSTMAllocation
+from .distributed import SINGLE, Collective
 from .gates import ChannelGates
 from .groups import ChannelGraph, count_macs_params
 from .nets import Architecture
@@ -43,11 +44,15 @@ class Job:
     fit: FitConfig
     plan: dict | None = None  # the plan behind a budget chosen by the evidence (--target-macs auto)
     latency_table: LatencyTable | None = None  # a --target-latency run's measured table
+    collective: Collective = SINGLE  # the processes of a torchrun job (bayesprune.distributed)
+
+    def accuracy(self, net) -> float:
+        """Test accuracy of ``net`` (shared among the processes)."""
+        return evaluate(net, self.data.test_x, self.data.test_y, self.device, collective=self.collective)
 
     def measure(self, net) -> dict:
         macs, params = count_macs_params(net, self.inputs)
-        measured = {"accuracy": evaluate(net, self.data.test_x, self.data.test_y, self.device), "macs": macs,
-                    "params": params}
+        measured = {"accuracy": self.accuracy(net), "macs": macs, "params": params}
         if self.latency_table is not None:  # predicted by the table (analysis/ measures it)
             measured["latency"] = self.cost_model(ChannelGraph(net, self.inputs)).full("latency")
         return measured
@@ -130,28 +135,29 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
     if criterion.needs_data:  # statistics over calibration data
         criterion.prepare(model, graph, calibration)
     statistics_seconds = time.perf_counter() - prepare_start
-    removal = criterion.select(graph, cost_model, budget)
+    # every process computed the same statistics; rank 0's decision is the one all apply
+    removal = job.collective.broadcast(criterion.select(graph, cost_model, budget))
     step = CutResult(sum(len(v) for v in removal.values()), statistics_seconds,
                      {g.name: [g.size, g.size - len(removal.get(g.name, []))] for g in graph.groups}, search_stats)
     if isinstance(budget.allocation, LSTMAllocation):
         history = budget.allocation.history
         step.lstm_rewards = [history[0], history[-1]] if history else None
-    prune_probability = criterion.prune_probability()
+    prune_probability, keep = job.collective.broadcast((criterion.prune_probability(), criterion.keep_probability()))
     if prune_probability is not None:
         step.prediction = (tracker.ids(graph), np.asarray(prune_probability))
-        keep = criterion.keep_probability()
         step.keep_current = None if keep is None else (tracker.ids(graph), np.asarray(keep))
     if config.reparameterize != "none":
         plain = copy.deepcopy(model)  # the same cut without reparameterization, for the report
         ChannelGraph(plain, job.inputs).prune(removal)
-        step.accuracy_after_cut_plain = evaluate(plain, job.data.test_x, job.data.test_y, job.device)
+        step.accuracy_after_cut_plain = job.accuracy(plain)
         del plain
-        scales = criterion.reparameterization()
+        scales = job.collective.broadcast(criterion.reparameterization())
         if scales is not None:
             fold_gates(ChannelGates(graph), scales)
         step.compensation = compensate(graph, removal, calibration.batches(), config.reparameterize,
                                        seed=config.seed)
     network.history.extend(graph.prune(removal))
+    job.collective.broadcast_module(model)  # rank 0's folded and compensated weights on every process
     tracker.remove(removal)
     criterion.after_cut(removal)
     if budget.kind == "latency":  # the table's prediction: what the budget is stated in
@@ -171,14 +177,15 @@ def finetune(job: Job, model, tracker: ChannelTracker, step: CutResult, temperat
     graph = ChannelGraph(model, job.inputs) if temperature is not None and config.epochs > 0 else None
     masks = None if graph is None else anneal_masks(config, tracker, graph, step, temperature)
     if masks is None:
-        return fit(model, job.data, job.fit, job.generator, job.device, config.progress, desc=desc, loss_fn=loss_fn)
+        return fit(model, job.data, job.fit, job.generator, job.device, config.progress, desc=desc, loss_fn=loss_fn,
+                   collective=job.collective)
     gates = ChannelGates(graph)
     values = torch.as_tensor(masks, dtype=torch.float32)
     gates.values = values.to(job.device)
     try:
         with gates:
             stats = fit(model, job.data, job.fit, job.generator, job.device, config.progress, desc=desc,
-                        loss_fn=loss_fn)
+                        loss_fn=loss_fn, collective=job.collective)
     finally:
         gates.values = None
     fold_gates(gates, values)

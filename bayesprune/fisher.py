@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .distributed import SINGLE, Collective
 from .faults import crash_point
 from .gates import ChannelGates
 
@@ -65,16 +66,22 @@ def per_example_gate_gradients(model: nn.Module, gates: ChannelGates, xb: torch.
     return -grad.double().cpu()  # d log p = -d loss
 
 
-def gate_fisher(model: nn.Module, gates: ChannelGates,
-                batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> GateFisher:
-    """Diagonal empirical Fisher of every gate over ``batches`` (model in eval mode meanwhile)."""
+def gate_fisher(model: nn.Module, gates: ChannelGates, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                collective: Collective = SINGLE) -> GateFisher:
+    """Diagonal empirical Fisher of every gate over ``batches`` (model in eval mode meanwhile).
+
+    With a ``collective`` of several processes, each computes its shard of every batch and the
+    rows are gathered back in order: every process gets the one-process result."""
     was_training = model.training
     model.eval()
     rows = []
     try:
         for xb, yb in batches:
             crash_point("fisher-batch")
-            rows.append(per_example_gate_gradients(model, gates, xb, yb))
+            part = collective.shard(len(yb))
+            own = (per_example_gate_gradients(model, gates, xb[part], yb[part]) if part.stop > part.start
+                   else torch.zeros(0, gates.num_channels, dtype=torch.float64))
+            rows.append(collective.gather_rows(own))
     finally:
         model.train(was_training)
     if not rows:

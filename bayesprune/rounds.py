@@ -38,7 +38,8 @@ from .cut import Job, Network, SearchSettings, cut, finetune
 from .data import load_dataset
 from .decision.latency import LatencyTable
 from .distillation import distillation_loss
-from .errors import ModelError, RunDirError, TrainingError
+from .distributed import SINGLE, Collective
+from .errors import ConfigError, ModelError, RunDirError, TrainingError
 from .groups import ChannelGraph, check_prunable
 from .plan import write_plan
 from .plan.auto import evidence_budget, wants_evidence_budget
@@ -48,7 +49,7 @@ from .resume import save_state as save_round_state
 from .runs import RUN_MARKER, RunDir
 from .surgery import widen
 from .tracking import ChannelTracker, score_predictions
-from .training import FitConfig, evaluate, resolve_device, seed_everything
+from .training import FitConfig, resolve_device, seed_everything
 
 LATENCY_TABLE = "latency_table.json"
 SUMMARY_ROUND_KEYS = ("round", "accuracy", "accuracy_after_cut", "accuracy_after_cut_plain", "macs", "params",
@@ -67,7 +68,8 @@ class Progress:
 
 
 def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: None,
-                state: RoundState | None = None, criterion: Criterion | None = None, allocation=None) -> dict:
+                state: RoundState | None = None, criterion: Criterion | None = None, allocation=None,
+                collective: Collective = SINGLE) -> dict:
     """Run the whole job and return the summary (also written to ``summary.json`` if ``config.out``).
 
     ``criterion``: a criterion object to use instead of ``config.criterion`` and its options (your
@@ -77,14 +79,19 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     :mod:`bayesprune.decision.allocation`) and optionally ``for_round(graph, calibration)`` returning
     the object to use in a round (measured on that round's network). ``state``: continue a run from
     its saved state (see :mod:`bayesprune.resume`; a run made with your own objects resumes with the
-    same objects passed again)."""
+    same objects passed again). ``collective``: the processes of a ``torchrun`` job
+    (:func:`bayesprune.distributed.join`); every process calls this with the same arguments, only
+    rank 0 prints and writes (see :mod:`bayesprune.distributed`)."""
+    if not collective.is_main:
+        echo, config = (lambda _s: None), replace(config, progress=False)
     plan = None
     if state is None and wants_evidence_budget(config):  # the budget comes from a plan of the base network
         config, plan = evidence_budget(config, echo, criterion)
     elif config.target_chosen_by and config.out and (Path(config.out) / "plan.json").is_file():
         plan = json.loads((Path(config.out) / "plan.json").read_text())
-    job = replace(_prepare(config, criterion, allocation), plan=plan)
+    job = replace(_prepare(config, criterion, allocation, collective), plan=plan)
     network = _start(job, echo) if state is None else _restored(job, state, echo)
+    collective.broadcast_module(network.model)  # one network on every process, whatever its start drew
     if state is None:
         _preflight(job, network)  # a budget no sequence of capped cuts can reach fails before any write
     teacher = _teacher(job, network, state)  # before _progress restores the random state
@@ -108,7 +115,8 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     return summary
 
 
-def _prepare(config: PruneConfig, criterion: Criterion | None, allocation=None) -> Job:
+def _prepare(config: PruneConfig, criterion: Criterion | None, allocation=None,
+             collective: Collective = SINGLE) -> Job:
     """Validate the config, resolve its names into objects, load the data."""
     named = None
     if allocation is not None:  # the config is validated as if uniform; the budget carries the object
@@ -123,13 +131,16 @@ def _prepare(config: PruneConfig, criterion: Criterion | None, allocation=None) 
         budget = replace(budget, allocation=allocation)
     config = replace(config, criterion=criterion.name,
                      allocation=named or config.resolved_allocation(criterion))
+    if collective.distributed and budget.kind == "latency":
+        raise ConfigError("--target-latency times the network in this process, and the processes of a torchrun "
+                          "job would measure each other; run it in one process (without torchrun)")
     generator = seed_everything(config.seed)
-    device = resolve_device(config.device)
+    device = collective.device(resolve_device(config.device))
     data = load_dataset(config.data, config.data_dir).subset(config.train_subset, config.test_subset)
     criterion.check(data)
     return Job(config, criterion, budget, data, device, generator, data.test_x[:1].to(device),
-               Calibration(data, device, config.batch_size, config.calibration_batches, config.seed),
-               FitConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size))
+               Calibration(data, device, config.batch_size, config.calibration_batches, config.seed, collective),
+               FitConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size), collective=collective)
 
 
 def _restored(job: Job, state: RoundState, echo) -> Network:
@@ -155,12 +166,13 @@ def _preflight(job: Job, network: Network) -> None:
 
 def _open_run_dir(job: Job, network: Network, state: RoundState | None) -> RunDir | None:
     config = job.config
-    if not config.out:
+    if not config.out or not job.collective.is_main:  # one writer: rank 0
         return None
     run_dir = RunDir(config.out, config.overwrite, resume=state is not None)
     if state is None:
         run_dir.write_json("config.json", {"config": asdict(config), "model_source": network.source,
-                                            "architecture": network.arch.to_dict(), "environment": environment()})
+                                            "architecture": network.arch.to_dict(),
+                                            "environment": {**environment(), "processes": job.collective.world_size}})
         run_dir.log_metrics({"event": "base", **network.base})
         if job.plan is not None:
             write_plan(job.plan, run_dir.path)
@@ -177,7 +189,8 @@ def _progress(job: Job, network: Network, state: RoundState | None, run_dir: Run
         return Progress(tracker)
     tracker.alive = {name: np.asarray(alive, dtype=np.int64) for name, alive in state.alive.items()}
     job.criterion.load_state_dict(state.criterion)
-    run_dir.restore_metrics(state.events)
+    if run_dir:
+        run_dir.restore_metrics(state.events)
     restore_rng(state.rng, job.generator)  # last: building the network drew random numbers
     return Progress(tracker, state.rounds, state.predictions, state.next_round)
 
@@ -217,7 +230,7 @@ def _round(job: Job, network: Network, tracker: ChannelTracker, r: int, loss_fn,
               "compensation": step.compensation, "temperature": temperature, "widths": step.widths,
               "search": step.search, "lstm_rewards": step.lstm_rewards,
               "search_epochs": step.search["search_epochs"] if step.search else 0.0,
-              "accuracy": evaluate(network.model, job.data.test_x, job.data.test_y, job.device),
+              "accuracy": job.accuracy(network.model),
               "macs": after_cut["macs"], "params": after_cut["params"], "train_loss": train_stats["loss"],
               "statistics_seconds": step.statistics_seconds, "decision_seconds": decision_seconds,
               "finetune_seconds": finetune_seconds, "seconds": time.perf_counter() - began}
@@ -276,8 +289,9 @@ def _finish(run_dir: RunDir, job: Job, summary: dict, echo) -> None:
 
 
 def resume_run(path: str | Path, echo: Callable[[str], None] = lambda _s: None, progress: bool = True,
-               criterion: Criterion | None = None, allocation=None) -> dict:
-    """Continue the run in ``path`` from its last finished round; return its summary."""
+               criterion: Criterion | None = None, allocation=None, collective: Collective = SINGLE) -> dict:
+    """Continue the run in ``path`` from its last finished round; return its summary (every
+    process of a ``torchrun`` job reads ``path``; see :func:`run_pruning`)."""
     path = Path(path)
     state = load_state(path)
     stored = json.loads((path / RUN_MARKER).read_text())["config"]
@@ -286,7 +300,7 @@ def resume_run(path: str | Path, echo: Callable[[str], None] = lambda _s: None, 
         raise RunDirError(f"--resume {path}: its config.json has options this bayesprune does not know "
                           f"({', '.join(sorted(set(stored) - known))}); resume it with the version that started it")
     config = PruneConfig(**{**stored, "out": str(path), "overwrite": False, "progress": progress})
-    return run_pruning(config, echo, state=state, criterion=criterion, allocation=allocation)
+    return run_pruning(config, echo, state=state, criterion=criterion, allocation=allocation, collective=collective)
 
 
 def _stopped(exc: TrainingError, r: int, run_dir: RunDir | None) -> TrainingError:

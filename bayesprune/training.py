@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .data import ImageData, iterate_batches
+from .distributed import SINGLE, Collective
 from .errors import TrainingError
 from .faults import crash_point
 from .progress import progress_bar
@@ -54,14 +55,16 @@ def total_steps(config: FitConfig, train_size: int) -> int:
 def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.Generator,
         device: torch.device, progress: bool = True, desc: str = "train", *,
         extra_parameters: Iterable[nn.Parameter] = (), loss_fn: LossFn | None = None,
-        after_step: Callable[[int], None] | None = None, after_epoch: Callable[[int], None] | None = None) -> dict:
+        after_step: Callable[[int], None] | None = None, after_epoch: Callable[[int], None] | None = None,
+        collective: Collective = SINGLE) -> dict:
     """Train in place with SGD (Nesterov) and a cosine learning rate; return ``{"loss", "steps"}``.
 
     A non-finite loss raises :class:`TrainingError` before the bad step is applied. For methods
     that prune while training: ``extra_parameters`` (e.g. gate networks) are optimised with the
     model's, ``loss_fn(model, x, y)`` replaces cross-entropy (e.g. distillation), ``after_step(step)``
     runs after each optimiser step and ``after_epoch(epoch)`` after each full pass over the data
-    (and after the last step of a fractional epoch).
+    (and after the last step of a fractional epoch). With a ``collective`` of several processes,
+    each trains on its shard of every global batch under DDP (see :mod:`bayesprune.distributed`).
     """
     model.to(device).train()
     steps_per_epoch = math.ceil(len(data.train_y) / config.batch_size)
@@ -83,47 +86,55 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
 
     cross_entropy = nn.CrossEntropyLoss()
     loss_fn = loss_fn or (lambda net, xb, yb: cross_entropy(net(xb), yb))
-    step, running = 0, 0.0
-    bar = progress_bar(total=total, desc=desc, enabled=progress, leave=False, unit="step")
-    while step < total:
-        for xb, yb in iterate_batches(data.train_x, data.train_y, config.batch_size, shuffle=True,
-                                      generator=generator, augment=data.augment, device=device):
-            crash_point("finetune-step")
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step)
-            loss = loss_fn(model, xb, yb)
-            if not torch.isfinite(loss):
-                bar.close()
-                raise TrainingError(f"non-finite loss ({loss.item()}) at step {step} of {desc}; "
-                                    f"lower the learning rate (now {config.lr})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
-            step += 1
-            bar.set_postfix(loss=f"{running:.3f}", refresh=False)  # drawn by update, at its own pace
-            bar.update(1)
-            if after_step is not None:
-                after_step(step)
-            if after_epoch is not None and (step % steps_per_epoch == 0 or step == total):
-                after_epoch(math.ceil(step / steps_per_epoch) - 1)
-            if step >= total:
-                break
-    bar.close()
+    with collective.training(model) as net:  # under DDP with several processes
+        step, running = 0, 0.0
+        bar = progress_bar(total=total, desc=desc, enabled=progress, leave=False, unit="step")
+        while step < total:
+            for xb, yb in iterate_batches(data.train_x, data.train_y, config.batch_size, shuffle=True,
+                                          generator=generator, augment=data.augment, device=device):
+                crash_point("finetune-step")
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step)
+                part = collective.shard(len(yb))
+                # an empty shard (a last batch smaller than the process count) still joins the
+                # all-reduces, with one example at weight 0 (which BatchNorm's statistics do count)
+                shard = part if part.stop > part.start else slice(0, 1)
+                weight = (part.stop - part.start) * collective.world_size / len(yb)
+                loss = loss_fn(net, xb[shard], yb[shard]) * weight
+                batch_loss = collective.sum(loss.item()) / collective.world_size  # every process sees a bad step
+                if not math.isfinite(batch_loss):
+                    bar.close()
+                    raise TrainingError(f"non-finite loss ({batch_loss}) at step {step} of {desc}; "
+                                        f"lower the learning rate (now {config.lr})")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                running = 0.9 * running + 0.1 * batch_loss if step else batch_loss
+                step += 1
+                bar.set_postfix(loss=f"{running:.3f}", refresh=False)  # drawn by update, at its own pace
+                bar.update(1)
+                if after_step is not None:
+                    after_step(step)
+                if after_epoch is not None and (step % steps_per_epoch == 0 or step == total):
+                    after_epoch(math.ceil(step / steps_per_epoch) - 1)
+                if step >= total:
+                    break
+        bar.close()
     return {"loss": running, "steps": step}
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-             batch_size: int = 512) -> float:
-    """Top-1 accuracy in [0, 1]."""
+             batch_size: int = 512, collective: Collective = SINGLE) -> float:
+    """Top-1 accuracy in [0, 1] (several processes: each counts its shard, the counts are summed)."""
     was_training = model.training
     model.to(device).eval()
+    part = collective.shard(len(y))
     correct = 0
-    for xb, yb in iterate_batches(x, y, batch_size, device=device):
+    for xb, yb in iterate_batches(x[part], y[part], batch_size, device=device):
         correct += (model(xb).argmax(1) == yb).sum().item()
     model.train(was_training)
-    return correct / max(1, len(y))
+    return collective.sum(correct) / max(1, len(y))
 
 
 @torch.no_grad()

@@ -252,9 +252,9 @@ def test_compare_grid_writes_tables_and_resumes(tmp_path, capsys, monkeypatch):
     calls = []
     real = rounds.run_pruning
 
-    def counting(config):
+    def counting(config, **options):
         calls.append((config.criterion, config.target_macs, config.seed))
-        return real(config)
+        return real(config, **options)
 
     monkeypatch.setattr(rounds, "run_pruning", counting)
     args = ["compare", "--methods", "l1,random", "--target-macs", "0.6,0.4", "--seeds", "2", "--model", "smallcnn",

@@ -8,10 +8,11 @@ module per family of commands (``prune``: run, compare; ``plan``; ``deploy``: ex
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
-from ..errors import BayesPruneError
+from ..errors import BayesPruneError, ConfigError
 from .deploy import _cmd_export, _cmd_latency, _export_parser, _latency_parser
 from .plan import _cmd_plan, _plan_parser
 from .prune import _cmd_compare, _cmd_run, _compare_parser, _run_parser
@@ -48,16 +49,31 @@ COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "plan": _cmd_plan, "train"
             "criteria": _cmd_criteria, "models": _cmd_models}
 
 
+DISTRIBUTED = ("run", "compare")  # the commands that run on the processes of a torchrun job
+
+
+def _process_name() -> str:
+    """`` (rank R of N)`` in a torchrun job (each process prints its own error), else empty."""
+    from ..distributed import launched_processes
+
+    processes = launched_processes()
+    return f" (rank {os.environ.get('RANK', '?')} of {processes})" if processes > 1 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:
         build_parser().print_help()
         return EXIT_USAGE
     warnings.formatwarning = lambda msg, cat, *_a, **_k: f"bayesprune: warning: {msg}\n"
+    where = _process_name()
     try:
+        if where and args.command not in DISTRIBUTED:
+            raise ConfigError(f"bayesprune {args.command} runs in one process; start it without torchrun "
+                              f"(only {' and '.join(DISTRIBUTED)} run on several)")
         return COMMANDS[args.command](args)
     except BayesPruneError as exc:
-        sys.stderr.write(f"bayesprune: error: {exc}\n")
+        sys.stderr.write(f"bayesprune{where}: error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("bayesprune: interrupted; files already written are complete\n")

@@ -1,7 +1,8 @@
 """``bayesprune run`` and ``bayesprune compare``: their options and commands."""
 from __future__ import annotations
 
-from dataclasses import fields
+from contextlib import contextmanager
+from dataclasses import fields, replace
 from pathlib import Path
 
 from .common import calibration_options, declared_options, fresh_run_dir, model_options, posterior_options
@@ -124,18 +125,18 @@ def _cmd_run(args) -> int:
     if args.resume:
         from ..rounds import resume_run
 
-        summary = resume_run(args.resume, echo=print, progress=not args.quiet)
-        print(_table(summary))
-        print(f"run directory: {args.resume}")
+        with _processes(_resumed_device(args.resume)) as collective:
+            summary = resume_run(args.resume, echo=print, progress=not args.quiet, collective=collective)
+        _say(collective, _table(summary), f"run directory: {args.resume}")
         return 0
     names = {f.name for f in fields(PruneConfig)}
     values = {k: v for k, v in vars(args).items() if k in names} | declared_options(args)
     values |= {k: _target(values[k], "--" + k.replace("_", "-")) for k in ("target_macs", "target_params")}
     values["out"] = args.out or fresh_run_dir()
     config = PruneConfig(**values, progress=not args.quiet)
-    summary = run_pruning(config, echo=print)
-    print(_table(summary))
-    print(f"run directory: {config.out}")
+    with _processes(config.device) as collective:
+        summary = run_pruning(config, echo=print, collective=collective)
+    _say(collective, _table(summary), f"run directory: {config.out}")
     return 0
 
 
@@ -154,11 +155,46 @@ def _cmd_compare(args) -> int:
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    run_grid(PruneConfig(**values), methods, targets, args.seeds, args.out, progress=not args.quiet,
-             backend=_backend(args))
-    print((Path(args.out) / "table.md").read_text())
-    print(f"comparison directory: {args.out} (results.csv, table.md, pareto.png)")
+    backend = _backend(args)
+    if backend.name == "ray":
+        run_grid(PruneConfig(**values), methods, targets, args.seeds, args.out, progress=not args.quiet,
+                 backend=backend)
+        collective = backend.collective
+    else:
+        with _processes(values["device"]) as collective:
+            run_grid(PruneConfig(**values), methods, targets, args.seeds, args.out, progress=not args.quiet,
+                     backend=replace(backend, collective=collective))
+    if collective.is_main:  # the one process that wrote them
+        _say(collective, (Path(args.out) / "table.md").read_text(),
+             f"comparison directory: {args.out} (results.csv, table.md, pareto.png)")
     return 0
+
+
+@contextmanager
+def _processes(device: str):
+    """The job's processes (:func:`bayesprune.distributed.join`; one without torchrun), left at the end."""
+    from ..distributed import join, leave
+
+    collective = join(device)
+    try:
+        yield collective
+    finally:
+        leave(collective)
+
+
+def _resumed_device(run_dir: str) -> str:
+    """The --device a run to resume was started with (to pick the process group's backend)."""
+    import json
+
+    try:
+        return json.loads((Path(run_dir) / "config.json").read_text())["config"]["device"]
+    except (OSError, ValueError, KeyError):
+        return "auto"  # resume_run itself names what is wrong with the directory
+
+
+def _say(collective, *lines: str) -> None:
+    if collective.is_main:
+        print(*lines, sep="\n")
 
 
 def _target(value: str | None, flag: str):
@@ -183,6 +219,11 @@ def _backend(args):
             raise ConfigError("--ray-address needs --backend ray")
         return Sequential()
     if args.backend == "ray":
+        from ..distributed import launched_processes
+
+        if launched_processes() > 1:
+            raise ConfigError("--backend ray runs each cell as a Ray task; start it in one process, not "
+                              "under torchrun")
         return RayBackend(args.ray_address, args.cpus_per_cell, args.gpus_per_cell)
     raise ConfigError(f"unknown --backend {args.backend!r}; choose sequential or ray")
 

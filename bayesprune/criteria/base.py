@@ -20,6 +20,7 @@ from torch import nn
 
 from ..data import ImageData, iterate_batches
 from ..decision import CostModel, RoundBudget
+from ..distributed import SINGLE, Collective
 from ..groups import ChannelGraph
 from ..options import bind_options
 
@@ -33,6 +34,7 @@ class Calibration:
     batch_size: int = 128
     num_batches: int = 8
     seed: int = 0
+    collective: Collective = SINGLE  # the processes that share statistics (bayesprune.distributed)
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The first ``num_batches`` training batches (the split is already shuffled)."""

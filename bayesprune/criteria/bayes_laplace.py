@@ -149,7 +149,7 @@ class BayesLaplace(Criterion):
         self.relative_norm = np.concatenate([_relative(norms[g.name].double().numpy()) for g in graph.groups])
         if not self.weight_norm_prior:  # ablation: the prior sees every channel at the same scale
             self.relative_norm = np.ones_like(self.relative_norm)
-        fisher = gate_fisher(model, self.gates, calibration.batches())
+        fisher = gate_fisher(model, self.gates, calibration.batches(), calibration.collective)
         self.examples = len(calibration.data.train_y)
         self.fisher, self.fisher_examples = fisher.fisher, fisher.examples
         self.orders = self._layer_orders()

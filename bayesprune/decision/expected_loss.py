@@ -35,7 +35,7 @@ class ExpectedLossWidths:
     @classmethod
     def measure(cls, model, graph, calibration) -> "ExpectedLossWidths":
         """The gate gradients of ``graph``'s network over the calibration batches."""
-        fisher = gate_fisher(model, ChannelGates(graph), calibration.batches())
+        fisher = gate_fisher(model, ChannelGates(graph), calibration.batches(), calibration.collective)
         return cls(fisher, len(calibration.data.train_y), [g.size for g in graph.groups])
 
     def counts(self, cost_model: CostModel, target: float, kind: str, cap: np.ndarray, round_to: int = 1,

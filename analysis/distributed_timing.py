@@ -1,0 +1,97 @@
+"""Issue 20's torchrun measurement: one `bayesprune run` in one process against the same run in two
+processes (torchrun, gloo on CPU), on this machine; wall time, and whether they agree.
+
+The run: the shipped small CNN (its default data), `bayes`, 2 rounds to 50% of the MACs, 1 epoch
+per round on 4,000 training images, batch 128, 1,000 test images. Three set-ups on the same cores:
+1 process with torch's threads on all cores (what `bayesprune run` does), 1 process with 1 thread,
+2 processes with 1 thread each. Seeds 0, 1, 2; each run's wall time includes starting Python and
+(for two processes) the process group. Agreement: the 2-process run's pruning history against the
+1-process (all-cores) run's, and its final accuracy's difference. Writes
+analysis/results/distributed_timing.json.
+Usage: python analysis/distributed_timing.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _common  # analysis/_common.py: scripts run from this folder have it on sys.path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SETUPS = {  # name: (processes, threads per process)
+    "1 process, all cores": (1, os.cpu_count()),
+    "1 process, 1 thread": (1, 1),
+    "2 processes (gloo), 1 thread each": (2, 1),
+}
+
+
+def run(out: Path, seed: int, processes: int, threads: int, quick: bool) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(_common.REPO)}
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+                if processes > 1 else [sys.executable])
+    args = ["run", "--criterion", "bayes", "--target-macs", "0.5", "--rounds", "2", "--epochs", "1",
+            "--train-subset", "512" if quick else "4000", "--test-subset", "256" if quick else "1000",
+            "--batch-size", "128", "--seed", str(seed), "--device", "cpu", "--quiet", "--no-report", "--out", str(out)]
+    start = time.perf_counter()
+    proc = subprocess.run([*launcher, "-m", "bayesprune", *args], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{processes} process(es), seed {seed} failed:\n{proc.stderr[-2000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    history = [json.loads(line).get("widths") for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"seconds": seconds, "accuracy": summary["final"]["accuracy"], "macs": summary["final"]["macs"],
+            "finetune_seconds": sum(r["finetune_seconds"] for r in summary["rounds"]),
+            "widths": [w for w in history if w is not None]}
+
+
+def markdown(result: dict) -> str:
+    seeds = len(result["seeds"])
+    lines = [f"| set-up | wall time, s (median of {seeds} seeds) | fine-tuning, s | final accuracy (mean) |",
+             "|---|---|---|---|"]
+    for name, runs in result["runs"].items():
+        wall = statistics.median(r["seconds"] for r in runs)
+        tune = statistics.median(r["finetune_seconds"] for r in runs)
+        acc = statistics.mean(r["accuracy"] for r in runs)
+        lines.append(f"| {name} | {wall:.1f} | {tune:.1f} | {acc:.2%} |")
+    agree = result["agreement"]
+    lines.append("")
+    lines.append(f"2 processes against 1 (all cores), same seeds: same kept channels in {agree['same_widths']} of "
+                 f"{agree['seeds']} runs; final accuracy difference {agree['accuracy_difference_mean']:+.2%} "
+                 f"(largest {agree['accuracy_difference_max_abs']:.2%}). {result['cpu_count']} cores.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS / "distributed_timing.json"))
+    args = parser.parse_args()
+    seeds = [0] if args.quick else [0, 1, 2]
+    runs = {name: [] for name in SETUPS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            for name, (processes, threads) in SETUPS.items():
+                out = Path(tmp) / f"{processes}x{threads}-seed{seed}"
+                runs[name].append({"seed": seed, **run(out, seed, processes, threads, args.quick)})
+                print(f"seed {seed}, {name}: {runs[name][-1]['seconds']:.1f} s", flush=True)
+    one, two = runs["1 process, all cores"], runs["2 processes (gloo), 1 thread each"]
+    differences = [b["accuracy"] - a["accuracy"] for a, b in zip(one, two)]
+    result = {"script": "analysis/distributed_timing.py", "commit": _common.commit(), **_common.versions(),
+              "argv": sys.argv[1:], "device": "cpu", "seeds": seeds, "runs": runs,
+              "agreement": {"seeds": len(seeds),
+                            "same_widths": sum(a["widths"] == b["widths"] for a, b in zip(one, two)),
+                            "accuracy_difference_mean": statistics.mean(differences),
+                            "accuracy_difference_max_abs": max(abs(d) for d in differences)}}
+    _common.write_json(Path(args.out), result)
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
