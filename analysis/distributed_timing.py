@@ -6,8 +6,10 @@ per round on 4,000 training images, batch 128, 1,000 test images. Three set-ups 
 1 process with torch's threads on all cores (what `bayesprune run` does), 1 process with 1 thread,
 2 processes with 1 thread each. Seeds 0, 1, 2; each run's wall time includes starting Python and
 (for two processes) the process group. Agreement: the 2-process run's pruning history against the
-1-process (all-cores) run's, and its final accuracy's difference. Writes
-analysis/results/distributed_timing.json.
+1-process (all-cores) run's, and its final accuracy's difference. And where the time goes: one
+epoch of fine-tuning alone (4,000 images, batch 128; 3 repeats) in one process, in two with the
+global-batch BatchNorm (what runs use) and in two with each shard's own BatchNorm statistics (an
+ablation, not an option). Writes analysis/results/distributed_timing.json.
 Usage: python analysis/distributed_timing.py [--quick]
 """
 from __future__ import annotations
@@ -51,6 +53,42 @@ def run(out: Path, seed: int, processes: int, threads: int, quick: bool) -> dict
             "widths": [w for w in history if w is not None]}
 
 
+def epoch_seconds(variant: str, quick: bool) -> float:
+    """One epoch of fine-tuning, timed in this process (launched by :func:`epoch`; under torchrun
+    for two processes). ``variant``: "global-bn" or "shard-bn" (the BatchNorm ablation)."""
+    import contextlib
+
+    import torch
+
+    from bayesprune import distributed
+    from bayesprune.data import load_dataset
+    from bayesprune.pretrained import resolve_model
+    from bayesprune.training import FitConfig, fit
+
+    collective = distributed.join("cpu")
+    if variant == "shard-bn":
+        distributed.shared_batch_norm = lambda model: contextlib.nullcontext()
+    data = load_dataset("mnist5k", None).subset(512 if quick else 4000, 100)
+    model = resolve_model("smallcnn-mnist5k", data).model
+    start = time.perf_counter()
+    fit(model, data, FitConfig(epochs=1, batch_size=128), torch.Generator().manual_seed(0), torch.device("cpu"),
+        progress=False, collective=collective)
+    seconds = time.perf_counter() - start
+    distributed.leave(collective)
+    return seconds
+
+
+def epoch(variant: str, processes: int, threads: int, quick: bool) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(_common.REPO)}
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+                if processes > 1 else [sys.executable])
+    proc = subprocess.run([*launcher, __file__, "--epoch", variant, *(["--quick"] if quick else [])], env=env,
+                          capture_output=True, text=True, cwd=Path(__file__).parent)
+    if proc.returncode != 0:
+        raise SystemExit(f"the {variant} epoch failed:\n{proc.stderr[-2000:]}")
+    return float(proc.stdout.split("epoch seconds:")[1].split()[0])
+
+
 def markdown(result: dict) -> str:
     seeds = len(result["seeds"])
     lines = [f"| set-up | wall time, s (median of {seeds} seeds) | fine-tuning, s | final accuracy (mean) |",
@@ -65,6 +103,10 @@ def markdown(result: dict) -> str:
     lines.append(f"2 processes against 1 (all cores), same seeds: same kept channels in {agree['same_widths']} of "
                  f"{agree['seeds']} runs; final accuracy difference {agree['accuracy_difference_mean']:+.2%} "
                  f"(largest {agree['accuracy_difference_max_abs']:.2%}). {result['cpu_count']} cores.")
+    repeats = len(next(iter(result["epoch_seconds"].values())))
+    lines += ["", f"| one epoch of fine-tuning alone | seconds (median of {repeats}) |", "|---|---|"]
+    for name, seconds in result["epoch_seconds"].items():
+        lines.append(f"| {name} | {statistics.median(seconds):.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -72,7 +114,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=str(RESULTS / "distributed_timing.json"))
+    parser.add_argument("--epoch", choices=["global-bn", "shard-bn"], help=argparse.SUPPRESS)  # one timed epoch
     args = parser.parse_args()
+    if args.epoch:
+        seconds = epoch_seconds(args.epoch, args.quick)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"epoch seconds: {seconds}")
+        return
     seeds = [0] if args.quick else [0, 1, 2]
     runs = {name: [] for name in SETUPS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,10 +129,17 @@ def main() -> None:
                 out = Path(tmp) / f"{processes}x{threads}-seed{seed}"
                 runs[name].append({"seed": seed, **run(out, seed, processes, threads, args.quick)})
                 print(f"seed {seed}, {name}: {runs[name][-1]['seconds']:.1f} s", flush=True)
+    epochs = {"1 process, all cores": ("global-bn", 1, os.cpu_count()),
+              "2 processes, global-batch BatchNorm": ("global-bn", 2, 1),
+              "2 processes, each shard's own BatchNorm (ablation)": ("shard-bn", 2, 1)}
+    epoch_times = {name: [] for name in epochs}
+    for _ in range(1 if args.quick else 3):
+        for name, setup in epochs.items():
+            epoch_times[name].append(epoch(*setup, args.quick))
     one, two = runs["1 process, all cores"], runs["2 processes (gloo), 1 thread each"]
     differences = [b["accuracy"] - a["accuracy"] for a, b in zip(one, two)]
     result = {"script": "analysis/distributed_timing.py", "commit": _common.commit(), **_common.versions(),
-              "argv": sys.argv[1:], "device": "cpu", "seeds": seeds, "runs": runs,
+              "argv": sys.argv[1:], "device": "cpu", "seeds": seeds, "runs": runs, "epoch_seconds": epoch_times,
               "agreement": {"seeds": len(seeds),
                             "same_widths": sum(a["widths"] == b["widths"] for a, b in zip(one, two)),
                             "accuracy_difference_mean": statistics.mean(differences),

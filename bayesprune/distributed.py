@@ -154,8 +154,9 @@ def _global_batch_norm(self: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -
         return type(self).forward(self, x)
     dims = [0, *range(2, x.dim())]
     channels = x.shape[1]
-    count = x.new_tensor([x.numel() / channels], dtype=torch.float64)
-    total = _SumOverProcesses.apply(torch.cat([x.double().sum(dims), (x.double() ** 2).sum(dims), count]))
+    count = x.new_tensor([x.numel() / channels])
+    # the shard's sums in its own precision (the activation tensor is not copied), added in float64
+    total = _SumOverProcesses.apply(torch.cat([x.sum(dims), (x * x).sum(dims), count]).double())
     n = total[-1]
     mean = total[:channels] / n
     var = (total[channels:2 * channels] / n - mean ** 2).clamp_min(0.0)  # biased, as the normalisation uses
@@ -165,11 +166,12 @@ def _global_batch_norm(self: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -
         self.running_mean.mul_(1 - factor).add_(factor * mean.to(self.running_mean.dtype))
         unbiased = var * n / (n - 1).clamp_min(1.0)
         self.running_var.mul_(1 - factor).add_(factor * unbiased.to(self.running_var.dtype))
-    shape = (1, channels, *[1] * (x.dim() - 2))
-    y = (x - mean.to(x.dtype).view(shape)) * torch.rsqrt(var.to(x.dtype).view(shape) + self.eps)
+    scale = torch.rsqrt(var + self.eps).to(x.dtype)  # per channel: y = x * scale + shift, one pass over x
+    shift = -mean.to(x.dtype) * scale
     if self.affine:
-        y = y * self.weight.view(shape) + self.bias.view(shape)
-    return y
+        scale, shift = scale * self.weight, shift * self.weight + self.bias
+    shape = (1, channels, *[1] * (x.dim() - 2))
+    return torch.addcmul(shift.view(shape), x, scale.view(shape))
 
 # the longest one process may wait for the others (replicated steps such as bayes-svi's SVI can take long)
 TIMEOUT = timedelta(hours=2)
@@ -200,7 +202,10 @@ def join(device_name: str) -> Collective:
 
 
 def leave(collective: Collective) -> None:
+    """Leave the process group together (a process that tears down its connections while another
+    still uses them can abort in gloo's threads)."""
     if collective.distributed and torch.distributed.is_initialized():
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
