@@ -88,7 +88,8 @@ def test_round_targets():
     ({"schedule": "cubic"}, "unknown --schedule"), ({"allocation": "magic"}, "unknown --allocation"),
     ({"max_fraction": 1.0}, "--max-prune-fraction must be in (0, 1)"),
     ({"max_fraction": float("nan")}, "--max-prune-fraction must be in (0, 1)"),
-    ({"round_to": 8, "allocation": "global"}, "needs --allocation uniform"), ({"kind": "flops"}, "must be one of macs, params, latency")])
+    ({"round_to": 8, "allocation": "global"}, "needs --allocation uniform"),
+    ({"kind": "flops"}, "must be one of macs, params, latency")])
 def test_a_budget_is_validated_once_when_made(options, message):
     from bayesprune.errors import BayesPruneError
 

@@ -2,7 +2,6 @@
 BatchNorm, the Fisher's gathered rows, one writer, resume, and the commands that refuse."""
 import json
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
