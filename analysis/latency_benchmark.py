@@ -4,8 +4,11 @@ allocation, in PyTorch and onnxruntime, at batch 1 and 64, on both shipped netwo
 For each network and budget (50% and 20%) the shipped model is cut in one round (`bayes`, no
 fine-tuning: latency does not depend on the weights' values) twice: to a MACs budget
 (`--target-macs`), to the same MACs with every layer keeping a multiple of 8 channels (`--round-to 8
---allocation uniform`), and to the same fraction of its measured latency (`--target-latency`,
-per-layer tables at batch 64, PyTorch). Base and pruned networks are then timed interleaved
+--allocation uniform`), to the same MACs with every layer keeping a width at the end of a measured
+latency step (`--round-to auto --allocation uniform`: every width timed at batch 64, PyTorch), and to
+the same fraction of its measured latency (`--target-latency`, per-layer tables at batch 64,
+PyTorch). A control times the base network against an identical copy of itself (ratio 1 up to the
+timing noise, which bounds what the other ratios can resolve). Base and pruned networks are then timed interleaved
 (bayesprune.deploy.latency: warm-up, median of the calls) in both runtimes at batch 1 and 64.
 Reported per cell: MACs speed-up, latency speed-up, their quotient (issue target >= 0.85 at batch 64)
 and, for the latency budget, the measured latency ratio against its target (target: within 10%).
@@ -16,6 +19,7 @@ Writes analysis/results/latency_<network>.json. Usage: python analysis/latency_b
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import tempfile
 from dataclasses import replace
@@ -27,6 +31,12 @@ import _common  # analysis/_common.py: scripts run from this folder have it on s
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NETWORKS = {"smallcnn-mnist5k": "mnist5k", "resnet20-fashion-mnist": "fashion-mnist"}
+KINDS = {  # budget kind -> the PruneConfig fields it sets (None: the budget's fraction)
+    "macs": {"target_macs": None},
+    "macs+round_to=8": {"target_macs": None, "round_to": 8, "allocation": "uniform"},
+    "macs+round_to=auto": {"target_macs": None, "round_to": "auto", "allocation": "uniform"},
+    "latency": {"target_latency": None},
+}
 
 
 def cut(network: str, data: str, budget: dict, quick: bool, tmp: str):
@@ -65,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", default=",".join(NETWORKS))
     parser.add_argument("--budgets", default="0.5,0.2")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="which budgets of KINDS to cut to")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke test of the script)")
     parser.add_argument("--out", default=str(RESULTS), help="folder of the result files")
@@ -83,12 +94,18 @@ def main() -> None:
         image = tuple(data.test_x.shape[1:])
         base_macs = count_macs_params(base, data.test_x[:1])[0]
         cells = []
+        for row in whole_network({"base": base, "pruned": copy.deepcopy(base)}, image, settings):
+            ratio = row["pruned"]["median_ms"] / row["base"]["median_ms"]
+            cells.append({"budget": 1.0, "budget_kind": "control (identical copy)", "runtime": row["runtime"],
+                          "batch": row["batch"], "threads": row["threads"], "macs_ratio": 1.0, "macs_speedup": 1.0,
+                          "latency_speedup": 1 / ratio, "quotient": 1 / ratio, "latency_ratio": ratio,
+                          "predicted_latency_ratio": None, "base_ms": row["base"], "pruned_ms": row["pruned"],
+                          "widths": {}})
+            print(f"{network} control: {row['runtime']} batch {row['batch']}: latency ratio {ratio:.3f}", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             for fraction in (float(b) for b in args.budgets.split(",")):
-                for kind, budget in (("macs", {"target_macs": fraction}),
-                                     ("macs+round_to=8", {"target_macs": fraction, "round_to": 8,
-                                                          "allocation": "uniform"}),
-                                     ("latency", {"target_latency": fraction})):
+                for kind in args.kinds.split(","):
+                    budget = {key: (fraction if value is None else value) for key, value in KINDS[kind].items()}
                     try:
                         model, summary = cut(network, NETWORKS[network], budget, args.quick, tmp)
                     except BudgetError as exc:  # a miss, reported as one

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .decision import Budget
+from .decision.allocation import rounds_widths
 from .errors import BudgetError, ConfigError
 
 ANNEAL_TARGETS = ("current", "final")
@@ -78,7 +79,9 @@ class PruneConfig:
     schedule: str = "geometric"
     allocation: str | None = None  # None: the criterion's default (bayes: its posterior widths; others uniform)
     max_prune_fraction: float = 0.9
-    round_to: int = 1  # keep a multiple of this many channels per group (8: CPU/GPU-friendly widths)
+    # keep a multiple of this many channels per group (8: CPU/GPU-friendly widths), or "auto": the
+    # widths at measured latency steps (decision/width_steps.py)
+    round_to: int | str = 1
     epochs: float = 1.0
     distill: float = 0.0  # alpha of distillation from the unpruned network while fine-tuning (0: off)
     distill_temperature: float = 4.0
@@ -149,7 +152,7 @@ class PruneConfig:
         for name, bound in OPTION_BOUNDS.items():  # every numeric option: range, and finite
             bound.check(name, getattr(self, name))
         name = self.criterion if criterion is None else criterion.name
-        if name == "search-train" and (budget.round_to > 1 or budget.allocation != "uniform"):
+        if name == "search-train" and (rounds_widths(budget.round_to) or budget.allocation != "uniform"):
             raise ConfigError("search-train chooses every layer's width itself; drop --allocation and --round-to")
         if self.reparameterize not in COMPENSATIONS:
             raise ConfigError(f"unknown --reparameterize {self.reparameterize!r}; choose one of "

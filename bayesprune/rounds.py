@@ -37,6 +37,7 @@ from .criteria.base import Calibration, Criterion
 from .cut import Job, Network, SearchSettings, cut, finetune
 from .data import load_dataset
 from .decision.latency import LatencyTable
+from .decision.width_steps import WidthSteps
 from .distillation import distillation_loss
 from .distributed import SINGLE, Collective
 from .errors import ConfigError, ModelError, RunDirError, TrainingError
@@ -52,6 +53,7 @@ from .tracking import ChannelTracker, score_predictions
 from .training import FitConfig, resolve_device, seed_everything
 
 LATENCY_TABLE = "latency_table.json"
+WIDTH_STEPS = "width_steps.json"
 SUMMARY_ROUND_KEYS = ("round", "accuracy", "accuracy_after_cut", "accuracy_after_cut_plain", "macs", "params",
                       "temperature", "prediction_auroc", "prediction_brier", "statistics_seconds", "decision_seconds",
                       "finetune_seconds", "seconds")
@@ -131,8 +133,9 @@ def _prepare(config: PruneConfig, criterion: Criterion | None, allocation=None,
         budget = replace(budget, allocation=allocation)
     config = replace(config, criterion=criterion.name,
                      allocation=named or config.resolved_allocation(criterion))
-    if collective.distributed and budget.kind == "latency":
-        raise ConfigError("--target-latency times the network in this process, and the processes of a torchrun "
+    if collective.distributed and (budget.kind == "latency" or budget.round_to == "auto"):
+        flag = "--target-latency" if budget.kind == "latency" else "--round-to auto"
+        raise ConfigError(f"{flag} times the network in this process, and the processes of a torchrun "
                           "job would measure each other; run it in one process (without torchrun)")
     generator = seed_everything(config.seed)
     device = collective.device(resolve_device(config.device))
@@ -148,6 +151,9 @@ def _restored(job: Job, state: RoundState, echo) -> Network:
     model, arch = model_from_payload(state.checkpoint, f"{config.out}/{STATE_FILE}")
     if job.budget.kind == "latency":  # the table the run was started with, not a new measurement
         job.latency_table = LatencyTable.from_dict(json.loads((Path(config.out) / LATENCY_TABLE).read_text()))
+    if job.budget.round_to == "auto":  # the same: the widths measured when the run started
+        steps = WidthSteps.from_dict(json.loads((Path(config.out) / WIDTH_STEPS).read_text()))
+        job.budget = replace(job.budget, round_to=steps)
     echo(f"resuming {config.out} at round {state.next_round} of {config.rounds}")
     return Network(model.to(job.device), arch, list(state.checkpoint["pruning_history"]), state.base, state.expanded)
 
@@ -178,6 +184,8 @@ def _open_run_dir(job: Job, network: Network, state: RoundState | None) -> RunDi
             write_plan(job.plan, run_dir.path)
         if job.latency_table is not None:
             run_dir.write_json(LATENCY_TABLE, job.latency_table.to_dict())
+        if isinstance(job.budget.round_to, WidthSteps):
+            run_dir.write_json(WIDTH_STEPS, job.budget.round_to.to_dict())
         if network.expanded:
             run_dir.log_metrics({"event": "expanded", **network.expanded})
     return run_dir
@@ -341,6 +349,11 @@ def _start(job: Job, echo) -> Network:
         expanded = {"factor": config.expand, **job.measure(model)}
         echo(f"expanded x{config.expand} (Net2Wider): accuracy {expanded['accuracy']:.4f}, "
              f"{expanded['macs'] / 1e6:.2f} M MACs, {expanded['params'] / 1e3:.1f} k params")
+    if job.budget.round_to == "auto":  # on the network round 1 cuts (after --expand)
+        echo(f"measuring each layer's latency steps (batch {config.latency_batch}, every width)")
+        steps = WidthSteps.measure(ChannelGraph(model, job.inputs), job.inputs, config.latency_batch,
+                                   progress=config.progress)
+        job.budget = replace(job.budget, round_to=steps)
     return Network(model, arch, history, base, expanded, resolved.source)
 
 

@@ -58,9 +58,11 @@ def _prune_options(p, compare: bool) -> None:
                         "default: the criterion's own (bayes: widths from its posterior; others: uniform)")
     p.add_argument("--max-prune-fraction", type=float, default=defaults.max_prune_fraction,
                    help="most any one group may lose (default 0.9)")
-    p.add_argument("--round-to", type=int, default=defaults.round_to,
+    p.add_argument("--round-to", type=_round_to, default=defaults.round_to,
                    help="keep a multiple of this many channels per layer (8 or 16 for real speed-ups on "
-                        "CPU/GPU kernels; needs --allocation uniform)")
+                        "CPU/GPU kernels), or auto: the widths at the steps of each layer's latency, timed at "
+                        "every width on this machine (--latency-batch) and written to width_steps.json; "
+                        "needs --allocation uniform")
     p.add_argument("--epochs", type=float, default=defaults.epochs, help="fine-tune epochs per round")
     p.add_argument("--distill", type=float, default=defaults.distill, metavar="ALPHA",
                    help="fine-tune with (1 - ALPHA) cross-entropy + ALPHA distillation from the unpruned "
@@ -195,6 +197,11 @@ def _resumed_device(run_dir: str) -> str:
 def _say(collective, *lines: str) -> None:
     if collective.is_main:
         print(*lines, sep="\n")
+
+
+def _round_to(value: str):
+    """``--round-to``: a whole number or ``auto`` (anything else is the budget's one-line error)."""
+    return int(value) if value.strip().lstrip("-").isdigit() else value
 
 
 def _target(value: str | None, flag: str):

@@ -19,6 +19,8 @@ to nothing disconnects the network, and a layer pruned to a sliver collapses acc
 ``round_to=k`` (uniform allocation) keeps a multiple of k channels in every group (all of a group
 smaller than k): CPU and GPU convolution kernels work on channel blocks (e.g. oneDNN's 8 or 16),
 and a layer cut from 16 to 11 channels costs about as much time as one of 16.
+``round_to`` may also be a :class:`~bayesprune.decision.width_steps.WidthSteps` (``--round-to
+auto``): every group keeps one of the widths where its measured latency steps down.
 """
 from __future__ import annotations
 
@@ -73,12 +75,24 @@ def as_allocation(method):
     return NAMED[method]
 
 
-def aligned(sizes: np.ndarray, counts: np.ndarray, round_to: int = 1) -> np.ndarray:
-    """Removal counts reduced so that every group keeps a multiple of ``round_to`` channels."""
+def aligned(sizes: np.ndarray, counts: np.ndarray, round_to=1) -> np.ndarray:
+    """Removal counts reduced so that every group keeps a multiple of ``round_to`` channels, or (a
+    :class:`~bayesprune.decision.width_steps.WidthSteps`, ``--round-to auto``) one of its measured widths."""
+    if not _is_multiple(round_to):
+        return round_to.align(sizes, counts)
     if round_to <= 1:
         return counts
     kept = np.minimum(sizes, np.ceil((sizes - counts) / round_to) * round_to)
     return (sizes - kept).astype(int)
+
+
+def rounds_widths(round_to) -> bool:
+    """Whether ``round_to`` constrains the kept widths (a multiple above 1, or measured steps)."""
+    return not _is_multiple(round_to) or round_to > 1
+
+
+def _is_multiple(round_to) -> bool:
+    return isinstance(round_to, (int, np.integer))
 
 
 def removable_counts(sizes: np.ndarray, max_fraction: float, round_to: int = 1) -> np.ndarray:
@@ -97,8 +111,14 @@ def check_reachable(cost_model: CostModel, target: float, kind: str, max_fractio
         full = cost_model.full(kind)
         raise BudgetError(f"the {kind} target ({target / full:.3f} of the current network) cannot be "
                           f"met without emptying layers: at most {max_fraction:.0%} of each layer's "
-                          f"channels may go per cut{f' (keeping multiples of {round_to})' if round_to > 1 else ''}, "
+                          f"channels may go per cut{_rounding(round_to)}, "
                           f"which reaches {floor_cost / full:.3f}; raise the target or --max-prune-fraction")
+
+
+def _rounding(round_to) -> str:
+    if not rounds_widths(round_to):
+        return ""
+    return f" (keeping multiples of {round_to})" if _is_multiple(round_to) else f" (keeping {round_to})"
 
 
 def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: float, kind: str = "macs",
@@ -116,7 +136,7 @@ def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: flo
     method = as_allocation(method)
     sizes = cost_model.sizes
     orders = [np.argsort(scores[name].numpy(), kind="stable") for name in cost_model.names]
-    if round_to > 1 and not isinstance(method, UniformWidths):
+    if rounds_widths(round_to) and not isinstance(method, UniformWidths):
         raise BudgetError("--round-to works with --allocation uniform only")
     cap = removable_counts(sizes, max_fraction, round_to)
     if cost_model.cost(sizes, kind) <= target:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BudgetError, ConfigError
-from .allocation import ALLOCATIONS, allocate, check_reachable
+from .allocation import ALLOCATIONS, allocate, check_reachable, rounds_widths
 from .cost import CostModel
 from .selector import BudgetedSelector
 
@@ -33,7 +33,9 @@ class Budget:
     schedule: str = "geometric"
     allocation: object = "uniform"  # uniform | global | score-global | lstm, or your allocation object
     max_fraction: float = 0.9
-    round_to: int = 1
+    # keep multiples of k channels; "auto": widths at measured latency steps, which the engine
+    # measures and puts here as a WidthSteps (decision/width_steps.py)
+    round_to: object = 1
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -49,9 +51,15 @@ class Budget:
             raise ConfigError(f"unknown --allocation {self.allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
         if not 0.0 < self.max_fraction < 1.0:  # False for nan too
             raise ConfigError(f"--max-prune-fraction must be in (0, 1), got {self.max_fraction}")
-        if not _whole(self.round_to) or self.round_to < 1:
-            raise ConfigError(f"--round-to must be >= 1, got {self.round_to}")
-        if self.round_to > 1 and self.allocation != "uniform":
+        if isinstance(self.round_to, str):
+            if self.round_to != "auto":
+                raise ConfigError(f"--round-to must be a whole number >= 1 or auto, got {self.round_to!r}")
+        elif _whole(self.round_to):
+            if self.round_to < 1:
+                raise ConfigError(f"--round-to must be >= 1, got {self.round_to}")
+        elif not hasattr(self.round_to, "align"):
+            raise ConfigError(f"--round-to must be a whole number >= 1 or auto, got {self.round_to!r}")
+        if rounds_widths(self.round_to) and self.allocation != "uniform":
             raise BudgetError(f"--round-to {self.round_to} needs --allocation uniform, got --allocation "
                               f"{self.allocation}")
 
@@ -92,7 +100,7 @@ class RoundBudget:
     kind: str = "macs"
     allocation: object = "uniform"  # a name, or an allocation object with counts(...) (global, lstm)
     max_fraction: float = 0.9
-    round_to: int = 1
+    round_to: object = 1  # k, or a WidthSteps
 
     def check_reachable(self, cost_model: CostModel) -> None:
         check_reachable(cost_model, self.target, self.kind, self.max_fraction, round_to=self.round_to)

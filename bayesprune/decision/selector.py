@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BudgetError
-from .allocation import UniformWidths, check_reachable, removable_counts, uniform_counts
+from .allocation import UniformWidths, check_reachable, removable_counts, rounds_widths, uniform_counts
 from .cost import CostModel
 
 
@@ -33,7 +33,7 @@ class BudgetedSelector:
         self.target, self.kind = target, kind
         sizes = cost_model.sizes
         uniform = allocation == "uniform" or isinstance(allocation, UniformWidths)
-        if round_to > 1 and not uniform:
+        if rounds_widths(round_to) and not uniform:
             raise BudgetError("--round-to works with --allocation uniform only")
         self.cap = removable_counts(sizes, max_fraction, round_to) if cap is None else np.asarray(cap)
         self.channel_cost = marginal_channel_cost(cost_model, kind)[group_of_channel]
