@@ -7,7 +7,7 @@ fine-tuning: latency does not depend on the weights' values) twice: to a MACs bu
 --allocation uniform`), to the same MACs with every layer keeping a width at the end of a measured
 latency step (`--round-to auto --allocation uniform`: every width timed at batch 64, PyTorch), and to
 the same fraction of its measured latency (`--target-latency`, per-layer tables at batch 64,
-PyTorch). A control times the base network against an identical copy of itself (ratio 1 up to the
+PyTorch), the last also with `--round-to auto`. A control times the base network against an identical copy of itself (ratio 1 up to the
 timing noise, which bounds what the other ratios can resolve). Base and pruned networks are then timed interleaved
 (bayesprune.deploy.latency: warm-up, median of the calls) in both runtimes at batch 1 and 64.
 Reported per cell: MACs speed-up, latency speed-up, their quotient (issue target >= 0.85 at batch 64)
@@ -36,6 +36,7 @@ KINDS = {  # budget kind -> the PruneConfig fields it sets (None: the budget's f
     "macs+round_to=8": {"target_macs": None, "round_to": 8, "allocation": "uniform"},
     "macs+round_to=auto": {"target_macs": None, "round_to": "auto", "allocation": "uniform"},
     "latency": {"target_latency": None},
+    "latency+round_to=auto": {"target_latency": None, "round_to": "auto", "allocation": "uniform"},
 }
 
 

@@ -23,8 +23,9 @@ and seeds, and:
 
 What is *not* distributed (runs replicated on every process, no faster than in one): the other
 criteria's statistics, ``bayes-svi``'s SVI, training-time methods' search, the compensation's
-statistics. ``--target-latency`` is refused: timings taken while N processes share the machine
-would differ per process.
+statistics. ``--target-latency`` and ``--round-to auto`` are refused: timings taken while N
+processes share the machine would differ per process. The nccl path (GPU) is written but has not
+run: the tests use gloo on CPU.
 """
 from __future__ import annotations
 
