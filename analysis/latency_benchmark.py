@@ -2,14 +2,15 @@
 allocation, in PyTorch and onnxruntime, at batch 1 and 64, on both shipped networks.
 
 For each network and budget (50% and 20%) the shipped model is cut in one round (`bayes`, no
-fine-tuning: latency does not depend on the weights' values) twice: to a MACs budget
+fine-tuning: latency does not depend on the weights' values): to a MACs budget
 (`--target-macs`), to the same MACs with every layer keeping a multiple of 8 channels (`--round-to 8
 --allocation uniform`), to the same MACs with every layer keeping a width at the end of a measured
 latency step (`--round-to auto --allocation uniform`: every width timed at batch 64, PyTorch), and to
 the same fraction of its measured latency (`--target-latency`, per-layer tables at batch 64,
-PyTorch), the last also with `--round-to auto`. A control times the base network against an identical copy of itself (ratio 1 up to the
-timing noise, which bounds what the other ratios can resolve). Base and pruned networks are then timed interleaved
-(bayesprune.deploy.latency: warm-up, median of the calls) in both runtimes at batch 1 and 64.
+PyTorch), the last also with `--round-to auto`. A control times the base network against an
+identical copy of itself (ratio 1 up to the timing noise, which bounds what the other ratios can
+resolve). Base and pruned networks are then timed interleaved (bayesprune.deploy.latency: warm-up,
+median of the calls) in both runtimes at batch 1 and 64.
 Reported per cell: MACs speed-up, latency speed-up, their quotient (issue target >= 0.85 at batch 64)
 and, for the latency budget, the measured latency ratio against its target (target: within 10%).
 Nothing else may run on the machine meanwhile.
