@@ -87,3 +87,23 @@ def test_bad_round_to_is_one_line_exit_2(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert not out.exists()
+
+
+def test_rounded_uniform_cut_gives_back_steps_while_the_budget_allows():
+    from bayesprune.decision import CostModel
+    from bayesprune.decision.allocation import removable_counts, uniform_counts
+    from helpers import Chain
+
+    # Chain on 8x8: MACs = 576 k1 + 576 k1 k2 + 128 k2 + 128 (c3's bias) for k1 <= 4, k2 <= 6 kept
+    cost_model = CostModel.build(ChannelGraph(Chain(), torch.randn(1, 1, 8, 8)))
+    sizes = cost_model.sizes
+    assert sizes.tolist() == [6, 4]  # c2's group, then c1's
+    full = cost_model.cost(sizes, "macs")
+    assert full == 576 * 4 + 576 * 24 + 128 * 6 + 128
+    target = 0.6 * full
+    cap = removable_counts(sizes, 0.9, 2)
+    # keeping even widths, the uniform cut jumps from (k1, k2) = (4, 4) (12,160 MACs, over) to (2, 4)
+    # (6,400); giving back c2's step reaches (2, 6): 8,960 MACs, and (4, 6) would be over
+    counts = uniform_counts(cost_model, target, "macs", cap, round_to=2)
+    assert counts.tolist() == [0, 2]
+    assert cost_model.cost(sizes - counts, "macs") == 576 * 2 + 576 * 12 + 128 * 6 + 128 <= target

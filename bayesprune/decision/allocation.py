@@ -20,7 +20,9 @@ to nothing disconnects the network, and a layer pruned to a sliver collapses acc
 smaller than k): CPU and GPU convolution kernels work on channel blocks (e.g. oneDNN's 8 or 16),
 and a layer cut from 16 to 11 channels costs about as much time as one of 16.
 ``round_to`` may also be a :class:`~bayesprune.decision.width_steps.WidthSteps` (``--round-to
-auto``): every group keeps one of the widths where its measured latency steps down.
+auto``): every group keeps one of the widths where its measured latency steps down. Rounded
+uniform cuts then give steps back, group by group, while the budget holds (:func:`restore_steps`):
+rounding alone can land far under the budget.
 """
 from __future__ import annotations
 
@@ -153,7 +155,31 @@ def uniform_counts(cost_model: CostModel, target: float, kind: str, cap: np.ndar
     def counts_at(fraction: float) -> np.ndarray:  # monotone in fraction, so bisection works
         return aligned(sizes, np.minimum(np.floor(fraction * sizes + 1e-9).astype(int), cap), round_to)
 
-    return least_removal(counts_at, cost_model, target, kind, 0.0, 1.0)
+    counts = least_removal(counts_at, cost_model, target, kind, 0.0, 1.0)
+    return restore_steps(cost_model, target, kind, counts, round_to) if rounds_widths(round_to) else counts
+
+
+def restore_steps(cost_model: CostModel, target: float, kind: str, counts: np.ndarray, round_to) -> np.ndarray:
+    """Rounded widths overshoot: one more fraction step of the uniform cut can drop every group a
+    whole width step (16 of 32 channels), far below ``target``. Give back steps, one group at a
+    time, the one that restores the most channels per unit of cost, while the cut still meets
+    ``target``: the cut ends as close under it as the steps allow (no longer exactly uniform)."""
+    sizes, counts = cost_model.sizes, np.asarray(counts).copy()
+    while True:
+        up = aligned(sizes, np.maximum(counts - 1, 0), round_to)  # each group one step wider
+        now = cost_model.cost(sizes - counts, kind)
+        best, best_gain = None, 0.0
+        for group in np.flatnonzero(up < counts):
+            trial = counts.copy()
+            trial[group] = up[group]
+            cost = cost_model.cost(sizes - trial, kind)
+            if cost <= target:
+                gain = (counts[group] - up[group]) / max(cost - now, 1e-12)
+                if gain > best_gain:
+                    best, best_gain = trial, gain
+        if best is None:
+            return counts
+        counts = best
 
 
 def least_removal(counts_at, cost_model: CostModel, target: float, kind: str, low: float, high: float,
