@@ -81,6 +81,7 @@ def _shared_batch_norm_worker(rank: int, world: int, init: str, out: str) -> Non
         torch.distributed.all_reduce(g)  # DDP would average; the sum is the whole batch's gradient
     torch.save({"y": y.detach(), "part": (part.start, part.stop), "grads": grads,
                 "running": (bn.running_mean.clone(), bn.running_var.clone())}, f"{out}/{rank}.pt")
+    torch.distributed.barrier()  # leave together (see bayesprune.distributed.leave)
     torch.distributed.destroy_process_group()
 
 
