@@ -35,6 +35,8 @@ VARIANTS: dict[str, dict] = {
     "bayes-expand": {"criterion": "bayes", "expand": 1.5},
     "bayes-global": {"criterion": "bayes", "allocation": "global"},  # bayes's own default
     "bayes-uniform": {"criterion": "bayes", "allocation": "uniform"},  # the posterior does not set widths
+    "bayes-round-8": {"criterion": "bayes", "allocation": "uniform", "round_to": 8},  # multiples of 8 channels
+    "bayes-round-auto": {"criterion": "bayes", "allocation": "uniform", "round_to": "auto"},  # latency steps
     "bayes-diagonal": {"criterion": "bayes", "interactions": False},
     "bayes-anneal-final": {"criterion": "bayes", "anneal_target": "final"},  # bayes's own default
     "bayes-anneal-current": {"criterion": "bayes", "anneal_target": "current"},
