@@ -77,7 +77,8 @@ def main() -> None:
             summary[f"{target:g}"][method] = {
                 "accuracy_mean": statistics.mean(r["accuracy"] for r in cells),
                 "accuracy_sd": statistics.stdev(r["accuracy"] for r in cells) if len(cells) > 1 else 0.0,
-                "paired_mean": statistics.mean(paired), "paired_sd": statistics.stdev(paired) if len(paired) > 1 else 0.0,
+                "paired_mean": statistics.mean(paired),
+                "paired_sd": statistics.stdev(paired) if len(paired) > 1 else 0.0,
                 "macs_ratio_mean": statistics.mean(r["macs_ratio"] for r in cells),
                 "latency_ratio_mean": statistics.mean(r["latency_ratio"] for r in cells)}
     result = {"script": "analysis/round_to_accuracy.py", "commit": _common.commit(), **_common.versions(),
