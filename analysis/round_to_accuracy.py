@@ -32,22 +32,25 @@ def latency_ratio(base, model, image: tuple, quick: bool) -> float:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| budget | method | accuracy (mean ± sd) | paired vs `bayes-uniform` (points) | MACs kept | "
+    reference = result.get("reference", REFERENCE)
+    lines = [f"| budget | method | accuracy (mean ± sd) | paired vs `{reference}` (points) | MACs kept | "
              "latency, batch 64 |", "|---|---|---|---|---|---|"]
     for target, methods in result["summary"].items():
         for method, cell in methods.items():
-            paired = ("-" if method == REFERENCE else
+            paired = ("-" if method == reference else
                       f"{cell['paired_mean'] * 100:+.2f} ± {cell['paired_sd'] * 100:.2f}")
             lines.append(f"| {target} | `{method}` | {cell['accuracy_mean']:.2%} ± {cell['accuracy_sd']:.2%} | "
                          f"{paired} | {cell['macs_ratio_mean']:.3f} | {cell['latency_ratio_mean']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def variant_grid(script: str, methods: list[str], reference: str, argv: list[str] | None = None) -> None:
+    """Run ``methods`` (compare names) on the default run's set-up, 3 seeds at 50% and 20% of the
+    MACs, time each final network against the base, and write ``results/<script stem>.json``."""
+    parser = argparse.ArgumentParser(description=f"{script}: {', '.join(methods)} against {reference}")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=str(RESULTS / "round_to_accuracy.json"))
-    args = parser.parse_args()
+    parser.add_argument("--out", default=str(RESULTS / f"{Path(script).stem}.json"))
+    args = parser.parse_args(argv)
     from bayesprune.checkpoint import load_checkpoint
     from bayesprune.compare import cell_key, run_grid
     from bayesprune.config import PruneConfig
@@ -62,7 +65,7 @@ def main() -> None:
     base = resolve_model(base_config.model, data).model.eval()
     image = tuple(data.test_x.shape[1:])
     with tempfile.TemporaryDirectory() as tmp:
-        rows = run_grid(base_config, METHODS, targets, seeds, tmp, progress=not args.quick)
+        rows = run_grid(base_config, methods, targets, seeds, tmp, progress=not args.quick)
         for row in rows:
             model, _, _ = load_checkpoint(Path(tmp) / "runs" / cell_key(row["method"], row["target"], row["seed"])
                                           / "model.pt")
@@ -70,10 +73,10 @@ def main() -> None:
     summary = {}
     for target in targets:
         summary[f"{target:g}"] = {}
-        reference = {r["seed"]: r["accuracy"] for r in rows if r["target"] == target and r["method"] == REFERENCE}
-        for method in METHODS:
+        paired_to = {r["seed"]: r["accuracy"] for r in rows if r["target"] == target and r["method"] == reference}
+        for method in methods:
             cells = [r for r in rows if r["target"] == target and r["method"] == method]
-            paired = [r["accuracy"] - reference[r["seed"]] for r in cells]
+            paired = [r["accuracy"] - paired_to[r["seed"]] for r in cells]
             summary[f"{target:g}"][method] = {
                 "accuracy_mean": statistics.mean(r["accuracy"] for r in cells),
                 "accuracy_sd": statistics.stdev(r["accuracy"] for r in cells) if len(cells) > 1 else 0.0,
@@ -81,12 +84,12 @@ def main() -> None:
                 "paired_sd": statistics.stdev(paired) if len(paired) > 1 else 0.0,
                 "macs_ratio_mean": statistics.mean(r["macs_ratio"] for r in cells),
                 "latency_ratio_mean": statistics.mean(r["latency_ratio"] for r in cells)}
-    result = {"script": "analysis/round_to_accuracy.py", "commit": _common.commit(), **_common.versions(),
-              "argv": sys.argv[1:], "device": "cpu", "seeds": list(range(seeds)), "targets": targets,
+    result = {"script": script, "commit": _common.commit(), **_common.versions(), "argv": sys.argv[1:],
+              "device": "cpu", "seeds": list(range(seeds)), "targets": targets, "reference": reference,
               "rows": rows, "summary": summary}
     _common.write_json(Path(args.out), result)
     print(markdown(result))
 
 
 if __name__ == "__main__":
-    main()
+    variant_grid("analysis/round_to_accuracy.py", METHODS, REFERENCE)
