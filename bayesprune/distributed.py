@@ -107,7 +107,7 @@ class Collective:
     def training(self, model: nn.Module) -> Iterator[nn.Module]:
         """``model`` to train on this process's shards: under DDP with BatchNorm on the global batch's
         statistics when there are several processes (itself otherwise). Afterwards every process
-        holds rank 0's buffers (equal up to float order already)."""
+        holds rank 0's parameters and buffers (equal up to float order already)."""
         if not self.distributed:
             yield model
             return
@@ -118,9 +118,7 @@ class Collective:
             # buffers are not synced at each forward: shared_batch_norm keeps them equal
             yield DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                           forward_sync_buffers=False)
-        with torch.no_grad():
-            for buffer in model.buffers():
-                torch.distributed.broadcast(buffer, src=0)
+        self.broadcast_module(model)  # float order aside, equal already: make them identical
 
     def _reduce_device(self) -> torch.device:
         nccl = torch.distributed.get_backend() == "nccl"

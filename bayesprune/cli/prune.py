@@ -158,17 +158,14 @@ def _cmd_compare(args) -> int:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     backend = _backend(args)
-    if backend.name == "ray":
+    with _processes(values["device"]) as collective:
+        if collective.distributed:  # every process runs each cell (_backend refused ray under torchrun)
+            backend = replace(backend, collective=collective)
         run_grid(PruneConfig(**values), methods, targets, args.seeds, args.out, progress=not args.quiet,
                  backend=backend)
-        collective = backend.collective
-    else:
-        with _processes(values["device"]) as collective:
-            run_grid(PruneConfig(**values), methods, targets, args.seeds, args.out, progress=not args.quiet,
-                     backend=replace(backend, collective=collective))
     if collective.is_main:  # the one process that wrote them
-        _say(collective, (Path(args.out) / "table.md").read_text(),
-             f"comparison directory: {args.out} (results.csv, table.md, pareto.png)")
+        print((Path(args.out) / "table.md").read_text())
+        print(f"comparison directory: {args.out} (results.csv, table.md, pareto.png)")
     return 0
 
 

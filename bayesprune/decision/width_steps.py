@@ -29,6 +29,7 @@ from torch import nn
 
 from ..groups import ChannelGraph, is_depthwise
 from .cost import layer_groups
+from .latency import _conv_like
 
 TOLERANCE = 0.05
 
@@ -120,6 +121,4 @@ def _at_width(module: nn.Module, x: torch.Tensor, width: int, reads: bool, write
     depthwise = is_depthwise(module)
     k_in = width if (reads or (depthwise and writes)) else module.in_channels
     k_out = width if (writes or (depthwise and reads)) else module.out_channels
-    conv = nn.Conv2d(k_in, k_out, module.kernel_size, module.stride, module.padding, module.dilation,
-                     k_in if depthwise else 1, module.bias is not None).eval()
-    return conv, torch.randn(len(x), k_in, *x.shape[2:])
+    return _conv_like(module, k_in, k_out, k_in if depthwise else 1), torch.randn(len(x), k_in, *x.shape[2:])
