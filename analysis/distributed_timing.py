@@ -34,15 +34,20 @@ SETUPS = {  # name: (processes, threads per process)
 }
 
 
+def launcher(processes: int) -> list[str]:
+    """The command that starts ``python`` in ``processes`` processes (torchrun for more than one)."""
+    if processes == 1:
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+
+
 def run(out: Path, seed: int, processes: int, threads: int, quick: bool) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(_common.REPO)}
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
-                if processes > 1 else [sys.executable])
     args = ["run", "--criterion", "bayes", "--target-macs", "0.5", "--rounds", "2", "--epochs", "1",
             "--train-subset", "512" if quick else "4000", "--test-subset", "256" if quick else "1000",
             "--batch-size", "128", "--seed", str(seed), "--device", "cpu", "--quiet", "--no-report", "--out", str(out)]
     start = time.perf_counter()
-    proc = subprocess.run([*launcher, "-m", "bayesprune", *args], env=env, capture_output=True, text=True)
+    proc = subprocess.run([*launcher(processes), "-m", "bayesprune", *args], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{processes} process(es), seed {seed} failed:\n{proc.stderr[-2000:]}")
@@ -80,10 +85,8 @@ def epoch_seconds(variant: str, quick: bool) -> float:
 
 def epoch(variant: str, processes: int, threads: int, quick: bool) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(_common.REPO)}
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
-                if processes > 1 else [sys.executable])
-    proc = subprocess.run([*launcher, __file__, "--epoch", variant, *(["--quick"] if quick else [])], env=env,
-                          capture_output=True, text=True, cwd=Path(__file__).parent)
+    command = [*launcher(processes), __file__, "--epoch", variant, *(["--quick"] if quick else [])]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).parent)
     if proc.returncode != 0:
         raise SystemExit(f"the {variant} epoch failed:\n{proc.stderr[-2000:]}")
     return float(proc.stdout.split("epoch seconds:")[1].split()[0])

@@ -57,6 +57,24 @@ def cut(network: str, data: str, budget: dict, quick: bool, tmp: str):
     return model.eval(), summary
 
 
+def timed_cells(label: str, cell: dict, base, model, macs_ratio: float, predicted, widths: dict, image: tuple,
+                settings) -> list[dict]:
+    """``model`` timed against ``base`` in every runtime and batch size: one result cell each."""
+    from bayesprune.deploy.latency import whole_network
+
+    cells = []
+    for row in whole_network({"base": base, "pruned": model}, image, settings):
+        latency_speedup = row["base"]["median_ms"] / row["pruned"]["median_ms"]
+        cells.append({**cell, "runtime": row["runtime"], "batch": row["batch"], "threads": row["threads"],
+                      "macs_ratio": macs_ratio, "macs_speedup": 1 / macs_ratio, "latency_speedup": latency_speedup,
+                      "quotient": latency_speedup * macs_ratio, "latency_ratio": 1 / latency_speedup,
+                      "predicted_latency_ratio": predicted, "base_ms": row["base"], "pruned_ms": row["pruned"],
+                      "widths": widths})
+        print(f"{label}: {row['runtime']} batch {row['batch']}: MACs x{1 / macs_ratio:.2f}, "
+              f"latency x{latency_speedup:.2f}", flush=True)
+    return cells
+
+
 def markdown(result: dict) -> str:
     """The cells as a README table (analysis/readme_tables.py)."""
     lines = ["| budget | kind | runtime | batch | MACs speed-up | latency speed-up | quotient | latency ratio "
@@ -82,7 +100,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke test of the script)")
     parser.add_argument("--out", default=str(RESULTS), help="folder of the result files")
     args = parser.parse_args()
-    from bayesprune.deploy.latency import LatencySettings, whole_network
+    from bayesprune.deploy.latency import LatencySettings
     from bayesprune.groups import count_macs_params
     from bayesprune.pretrained import resolve_model
     from bayesprune.data import load_dataset
@@ -95,15 +113,9 @@ def main() -> None:
         base = resolve_model(network, data).model.eval()
         image = tuple(data.test_x.shape[1:])
         base_macs = count_macs_params(base, data.test_x[:1])[0]
-        cells = []
-        for row in whole_network({"base": base, "pruned": copy.deepcopy(base)}, image, settings):
-            ratio = row["pruned"]["median_ms"] / row["base"]["median_ms"]
-            cells.append({"budget": 1.0, "budget_kind": "control (identical copy)", "runtime": row["runtime"],
-                          "batch": row["batch"], "threads": row["threads"], "macs_ratio": 1.0, "macs_speedup": 1.0,
-                          "latency_speedup": 1 / ratio, "quotient": 1 / ratio, "latency_ratio": ratio,
-                          "predicted_latency_ratio": None, "base_ms": row["base"], "pruned_ms": row["pruned"],
-                          "widths": {}})
-            print(f"{network} control: {row['runtime']} batch {row['batch']}: latency ratio {ratio:.3f}", flush=True)
+        # the control: the base against an identical copy, what the noise alone moves a ratio by
+        cells = timed_cells(f"{network} control", {"budget": 1.0, "budget_kind": "control (identical copy)"},
+                            base, copy.deepcopy(base), 1.0, None, {}, image, settings)
         with tempfile.TemporaryDirectory() as tmp:
             for fraction in (float(b) for b in args.budgets.split(",")):
                 for kind in args.kinds.split(","):
@@ -115,19 +127,9 @@ def main() -> None:
                         print(f"{network} {kind} {fraction}: unreachable: {exc}", flush=True)
                         continue
                     macs = count_macs_params(model, data.test_x[:1])[0]
-                    rows = whole_network({"base": base, "pruned": model}, image, settings)
-                    for row in rows:
-                        latency_speedup = row["base"]["median_ms"] / row["pruned"]["median_ms"]
-                        cells.append({"budget": fraction, "budget_kind": kind, "runtime": row["runtime"],
-                                      "batch": row["batch"], "threads": row["threads"], "macs_ratio": macs / base_macs,
-                                      "macs_speedup": base_macs / macs, "latency_speedup": latency_speedup,
-                                      "quotient": latency_speedup * macs / base_macs,
-                                      "latency_ratio": 1 / latency_speedup,
-                                      "predicted_latency_ratio": summary["final_ratio"].get("latency"),
-                                      "base_ms": row["base"], "pruned_ms": row["pruned"],
-                                      "widths": {g: w[1] for g, w in summary.get("widths", {}).items()}})
-                        print(f"{network} {kind} {fraction}: {row['runtime']} batch {row['batch']}: MACs x"
-                              f"{base_macs / macs:.2f}, latency x{latency_speedup:.2f}", flush=True)
+                    cells += timed_cells(f"{network} {kind} {fraction}", {"budget": fraction, "budget_kind": kind},
+                                         base, model, macs / base_macs, summary["final_ratio"].get("latency"),
+                                         {g: w[1] for g, w in summary.get("widths", {}).items()}, image, settings)
         result = {"script": "analysis/latency_benchmark.py", "network": network, "commit": _common.commit(),
                   **_common.versions(), "torch_threads": torch.get_num_threads(), "argv": sys.argv[1:],
                   "device": "cpu", "settings": {"batch_sizes": settings.batch_sizes, "warmup": settings.warmup,
