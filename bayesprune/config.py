@@ -112,7 +112,7 @@ class PruneConfig:
     svi_train_weights: bool = False  # update weights (MAP) jointly with the gates in SVI
     forgetting: float = 0.5  # rho of the carried prior; 0 refits the GSM prior every round
     annealing: bool = True  # soft masks at temperature T_r during fine-tuning
-    anneal_target: str = "final"  # final: Gibbs mask of p(kept at the end) | current: p(kept this round)^T
+    anneal_target: str = "current"  # current: p(kept this round)^T | final: Gibbs mask of p(kept at the end)
     anneal_t0: float = 1.0
     anneal_alpha: float = 0.5
     # data, reproducibility, output

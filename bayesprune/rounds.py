@@ -11,8 +11,8 @@ Round r of R (targets from :meth:`bayesprune.decision.Budget.targets`):
    reported with and without this step;
 3. the cut is physical (torch-pruning) and checked against the target by torch-pruning's counter;
 4. fine-tuning; for a criterion that predicts, survivors carry annealed soft masks at temperature
-   ``T_r`` (:mod:`bayesprune.annealing`; toward the final round's predicted cut by default,
-   toward this round's with ``anneal_target="current"``) that are folded into the weights afterwards.
+   ``T_r`` (:mod:`bayesprune.annealing`; toward this round's cut by default, toward the final
+   round's predicted cut with ``anneal_target="final"``) that are folded into the weights afterwards.
 
 When the run ends, every round's predictions are scored (AUROC, Brier) against the final network.
 """

@@ -97,9 +97,9 @@ def _prune_options(p, compare: bool) -> None:
     b.add_argument("--no-annealing", dest="annealing", action="store_false",
                    help="fine-tune without the annealed soft masks (ablation)")
     b.add_argument("--anneal-target", default=defaults.anneal_target,
-                   help="final: survivors carry the Gibbs mask of p(kept by the final round), which dims "
-                        "channels the posterior predicts later rounds prune (default) | current: p(kept this "
-                        "round)^T, which does not dim them")
+                   help="current: survivors carry p(kept this round)^T, so each round fine-tunes at its own "
+                        "capacity (default) | final: the Gibbs mask of p(kept by the final round), which dims "
+                        "the channels the posterior predicts later rounds prune")
     b.add_argument("--anneal-t0", type=float, default=defaults.anneal_t0, help="temperature of round 1")
     b.add_argument("--anneal-alpha", type=float, default=defaults.anneal_alpha,
                    help="cooling factor per round, in (0, 1)")
