@@ -1,0 +1,159 @@
+"""Issue 16, pruning without fine-tuning: why `bayes`'s own widths lose to uniform widths there.
+
+`bayes_v2.py` found that without fine-tuning (3 rounds of cuts, `--reparameterize lsq`) `bayes`
+ends at 31% at 20% of the MACs where `l2` with uniform widths ends at 58% and `taylor` at 67%. Here
+one cut (no rounds, so no carried posterior and no Fisher taken away from a trained mode) to 20% of
+the MACs of the shipped ResNet-20 on Fashion-MNIST, 2,000 training images as calibration data,
+`lsq` compensation, the full test set, 3 seeds (the posterior's draws), of:
+
+- `bayes`: the default, each draw's cut priced by its layer's Fisher block (channels of one layer
+  interact, layers add up);
+- `bayes-cross-layer` (an experiment, not in the package): the same posterior, each draw's cut
+  built greedily with the *whole* empirical gate Fisher ``N mean_i g_i g_i^T`` over every layer,
+  so removing channels of two layers that hurt the same examples costs more than the sum of the
+  two (the quadratic model of the loss with its cross-layer terms);
+- `bayes@uniform`: uniform widths, channels by L2 norm inside the layers (exactly `l2`);
+- `taylor`: uniform widths, channels by the Taylor score.
+
+Per cell: test accuracy right after the cut, MACs kept and each layer's width.
+Writes analysis/results/post_training_widths.json.
+Usage: python analysis/post_training_widths.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import _common
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "target_macs": 0.2, "rounds": 1, "epochs": 0.0,
+         "train_subset": 2000, "test_subset": None, "max_prune_fraction": 0.9, "calibration_batches": 8,
+         "reparameterize": "lsq"}
+METHODS = ("bayes", "bayes-cross-layer", "bayes@uniform", "taylor")
+REFERENCE = "bayes"
+
+
+def cross_layer_bayes(config):
+    """`bayes` whose draws cut greedily under the whole cross-layer empirical gate Fisher."""
+    import bayesprune.criteria.bayes_laplace as bayes_laplace
+
+    class CrossLayerBayes(bayes_laplace.BayesLaplace):
+        def prepare(self, model, graph, calibration):
+            super().prepare(model, graph, calibration)
+            from bayesprune.fisher import gate_fisher
+
+            g = gate_fisher(model, self.gates, calibration.batches(), calibration.collective).gradients
+            self.precision = self.examples * (g.T @ g) / len(g)  # N F, every pair of gates
+
+        def _priority(self, gate_draws, blocks, selector):
+            if gate_draws is not self.gate_draws:  # the split-half agreement keeps the per-layer pricing
+                return super()._priority(gate_draws, blocks, selector)
+            return greedy_cross_layer(gate_draws, self.orders, self.precision, selector.channel_cost)
+
+    return CrossLayerBayes.from_config(config)
+
+
+def greedy_cross_layer(s: np.ndarray, orders: list[np.ndarray], precision: np.ndarray,
+                       cost: np.ndarray) -> np.ndarray:
+    """Per draw, the step at which each channel is removed when every step removes, among each
+    layer's next channel (in its order), the one whose removal adds the least to
+    ``s_S^T (N F) s_S / 2`` (S: all removed so far, any layer) per unit cost."""
+    draws, n = s.shape
+    layers = len(orders)
+    padded = np.full((layers, max(len(o) for o in orders) + 1), -1)
+    for i, order in enumerate(orders):
+        padded[i, :len(order)] = order
+    next_of = np.zeros((draws, layers), dtype=int)
+    pull = np.zeros((draws, n))  # (N F) s_S per draw
+    step_of = np.empty((draws, n))
+    rows, diagonal = np.arange(draws), np.diag(precision)
+    for step in range(n):
+        candidate = padded[np.arange(layers)[None, :], next_of]
+        valid = candidate >= 0
+        c = np.where(valid, candidate, 0)
+        sc = np.take_along_axis(s, c, 1)
+        added = np.where(valid, (0.5 * sc ** 2 * diagonal[c] + sc * np.take_along_axis(pull, c, 1)) / cost[c], np.inf)
+        layer = added.argmin(1)
+        chosen = c[rows, layer]
+        step_of[rows, chosen] = step
+        pull += precision[chosen] * s[rows, chosen][:, None]
+        next_of[rows, layer] += 1
+    return step_of
+
+
+def run_cell(method: str, seed: int, setup: dict) -> dict:
+    from bayesprune.config import PruneConfig
+    from bayesprune.rounds import run_pruning
+
+    criterion, _, allocation = method.partition("@")
+    options = {**setup, **({"allocation": allocation} if allocation else {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = PruneConfig(criterion="bayes" if criterion == "bayes-cross-layer" else criterion, seed=seed,
+                             device="cpu", progress=False, report=False, out=f"{tmp}/run", **options)
+        custom = cross_layer_bayes(config) if criterion == "bayes-cross-layer" else None
+        summary = run_pruning(config, criterion=custom)
+        widths = {}
+        for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines():
+            event = json.loads(line)
+            if event.get("event") == "round":
+                widths = {k: v[1] for k, v in event["widths"].items()}
+    return {"method": method, "seed": seed, "accuracy": summary["final"]["accuracy"],
+            "macs_ratio": summary["final_ratio"]["macs"], "widths": widths}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the small CNN on 256 images, 1 seed (smoke test)")
+    parser.add_argument("--out", default=str(RESULTS / "post_training_widths.json"))
+    args = parser.parse_args()
+    setup, seeds, out = dict(SETUP), 3, Path(args.out)
+    if args.quick:
+        setup.update(model="smallcnn-mnist5k", data="mnist5k", train_subset=256, test_subset=128,
+                     calibration_batches=2)
+        seeds, out = 1, Path(tempfile.mkdtemp()) / "post_training_widths.json"
+    rows = []
+    for seed in range(seeds):
+        for method in METHODS:
+            rows.append(run_cell(method, seed, setup))
+            print(f"seed {seed} {method}: {100 * rows[-1]['accuracy']:.2f}% at {rows[-1]['macs_ratio']:.3f} "
+                  f"of the MACs", flush=True)
+    reference = {r["seed"]: r["accuracy"] for r in rows if r["method"] == REFERENCE}
+    summary = {}
+    for method in METHODS:
+        cells = [r for r in rows if r["method"] == method]
+        paired = [100 * (r["accuracy"] - reference[r["seed"]]) for r in cells]
+        summary[method] = {"accuracy_mean": 100 * statistics.mean(r["accuracy"] for r in cells),
+                           "accuracy_sd": 100 * statistics.stdev(r["accuracy"] for r in cells) if seeds > 1 else 0.0,
+                           "paired_mean": statistics.mean(paired),
+                           "paired_sd": statistics.stdev(paired) if seeds > 1 else 0.0,
+                           "macs_ratio_mean": statistics.mean(r["macs_ratio"] for r in cells),
+                           "widths_seed0": cells[0]["widths"]}
+    result = {"script": "analysis/post_training_widths.py", "commit": _common.commit(), **_common.versions(),
+              "argv": sys.argv[1:], "device": "cpu", "setup": setup, "seeds": list(range(seeds)),
+              "reference": REFERENCE, "rows": rows, "summary": summary}
+    _common.write_json(out, result)
+    print(markdown(result))
+
+
+def markdown(result: dict) -> str:
+    """The README table: per method, accuracy right after the one cut and the paired difference."""
+    layers = list(result["summary"][REFERENCE]["widths_seed0"])
+    lines = [f"| method | accuracy after the cut (mean ± sd) | paired vs `{result['reference']}` (points) "
+             f"| MACs kept | widths, seed 0 ({', '.join(layers)}) |", "|---|---|---|---|---|"]
+    for method, v in result["summary"].items():
+        widths = "/".join(str(v["widths_seed0"].get(layer, "-")) for layer in layers)
+        paired = "-" if method == result["reference"] else f"{v['paired_mean']:+.2f} ± {v['paired_sd']:.2f}"
+        lines.append(f"| `{method}` | {v['accuracy_mean']:.2f}% ± {v['accuracy_sd']:.2f}% | {paired} "
+                     f"| {v['macs_ratio_mean']:.3f} | {widths} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
