@@ -2,7 +2,8 @@
 `current` and none) and its own widths against uniform ones, on the default run's set-up (the
 shipped small CNN on MNIST 5k, 3 rounds of 1 epoch), 3 seeds, at 50% and 20% of the MACs, paired
 against `final`. `bayes-uniform` takes the default annealing target: `final` when the committed
-rows were measured (commit 5df2535), `current` since this result made it the default. The grid, timing and summary are round_to_accuracy.py's
+rows were measured (commit 5df2535), `current` since this result made it the default. The grid,
+timing and summary are round_to_accuracy.py's
 (:func:`round_to_accuracy.variant_grid`). Writes analysis/results/anneal_target_small_cnn.json.
 Usage: python analysis/anneal_target_small_cnn.py [--quick]
 """

@@ -50,11 +50,14 @@ class Job:
         """Test accuracy of ``net`` (shared among the processes)."""
         return evaluate(net, self.data.test_x, self.data.test_y, self.device, collective=self.collective)
 
-    def measure(self, net) -> dict:
+    def measure(self, net, latency: float | None = None) -> dict:
+        """Accuracy, MACs and params of ``net``; with a latency table also its predicted latency
+        (``latency``: that prediction when the caller has it, e.g. a cut's :attr:`CutResult.latency`)."""
         macs, params = count_macs_params(net, self.inputs)
         measured = {"accuracy": self.accuracy(net), "macs": macs, "params": params}
         if self.latency_table is not None:  # predicted by the table (analysis/ measures it)
-            measured["latency"] = self.cost_model(ChannelGraph(net, self.inputs)).full("latency")
+            measured["latency"] = (latency if latency is not None
+                                   else self.cost_model(ChannelGraph(net, self.inputs)).full("latency"))
         return measured
 
     def cost_model(self, graph: ChannelGraph) -> CostModel:
@@ -98,6 +101,7 @@ class CutResult:
     keep_current: tuple | None = None  # (channel ids, P(kept at this round's budget))
     accuracy_after_cut_plain: float | None = None  # the same cut without reparameterization
     compensation: dict | None = None
+    latency: float | None = None  # the latency table's prediction for the cut network (latency budgets)
 
 
 def allocation_for(job: Job, graph: ChannelGraph):
@@ -161,7 +165,7 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
     tracker.remove(removal)
     criterion.after_cut(removal)
     if budget.kind == "latency":  # the table's prediction: what the budget is stated in
-        counted = job.cost_model(ChannelGraph(model, job.inputs)).full("latency")
+        counted = step.latency = job.cost_model(ChannelGraph(model, job.inputs)).full("latency")
     else:
         counted = dict(zip(("macs", "params"), count_macs_params(model, job.inputs)))[budget.kind]
     if counted > budget.target * (1 + 1e-9):  # would mean the cost model missed a growing term: a bug, not user error

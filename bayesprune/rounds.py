@@ -222,7 +222,7 @@ def _round(job: Job, network: Network, tracker: ChannelTracker, r: int, loss_fn,
                                  start_trained=not (config.from_scratch and r == 1)) if job.criterion.trains else None)
         step = cut(job, network, budget.for_round(r, base_cost, start), tracker, search)
         decision_seconds = time.perf_counter() - began  # scoring (SVI for bayes-svi), decision, surgery
-        after_cut = job.measure(network.model)
+        after_cut = job.measure(network.model, step.latency)
         # the last round's survivors are the final network: no masks (its T is 0 and all keep)
         anneal = config.annealing and step.prediction is not None and r < config.rounds
         temperature = (temperature_schedule(config.rounds, config.anneal_t0, config.anneal_alpha)[r - 1]

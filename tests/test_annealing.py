@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bayesprune.annealing import annealed_mask, temperature_schedule
+from bayesprune.annealing import annealed_mask, tempered_mask, temperature_schedule
 
 
 def test_annealed_masks_go_from_uniform_to_hard():
@@ -16,3 +16,11 @@ def test_annealed_masks_go_from_uniform_to_hard():
     # by hand: p = 0.7 at T = 0.5 is 0.7^2 / (0.7^2 + 0.3^2)
     assert annealed_mask(np.array([0.7]), 0.5)[0] == pytest.approx(0.49 / 0.58)
     assert temperature_schedule(3, 1.0, 0.5) == [1.0, 0.5, 0.0]
+
+
+def test_annealing_toward_the_current_cut_hardens_to_its_mask():
+    p = np.array([0.2, 0.5, 0.9, 1.0])
+    assert np.array_equal(tempered_mask(p, 0.0), np.ones(4))  # every survivor of the cut: 1
+    np.testing.assert_allclose(tempered_mask(p, 1.0), p)
+    assert np.all(np.diff([tempered_mask(p, t)[0] for t in (1.0, 0.5, 0.1)]) > 0)  # cooling lifts masks
+    np.testing.assert_array_equal(annealed_mask(p, 0.0), [0.0, 0.5, 1.0, 1.0])  # the final-target variant

@@ -4,11 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from bayesprune.annealing import annealed_mask, tempered_mask
-from bayesprune.fisher import gate_fisher, per_example_gate_gradients
-from bayesprune.gates import ChannelGates
 from bayesprune.bayes.gsm_quadrature import GSMPosterior, ScaleGrid
 from bayesprune.bayes.priors import make_prior
 from bayesprune.criteria import BayesLaplace, make_criterion
@@ -17,36 +13,6 @@ from bayesprune.decision import CostModel
 from bayesprune.groups import ChannelGraph
 from bayesprune.decision import RoundBudget
 from helpers import planted_network as _planted
-
-
-# --- per-example gate gradients -------------------------------------------------------------
-class TinyMLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.hidden = nn.Linear(2, 3)
-        self.out = nn.Linear(3, 2)
-
-    def forward(self, x):
-        return self.out(torch.relu(self.hidden(x.flatten(1))))
-
-
-def test_per_example_gate_gradients_match_the_hand_derivative():
-    torch.manual_seed(0)
-    net = TinyMLP().eval()
-    x, y = torch.randn(5, 2), torch.tensor([0, 1, 1, 0, 1])
-    gates = ChannelGates(ChannelGraph(net, x[:1]))
-    got = per_example_gate_gradients(net, gates, x, y).numpy()
-    # d log p(y|x) / d s_c at s = 1 = (onehot_y - softmax)^T W2[:, c] * relu(h_c), h = W1 x + b1
-    with torch.no_grad():
-        h = torch.relu(net.hidden(x)).numpy()
-        p = torch.softmax(net(x), 1).numpy()
-    onehot = np.eye(2)[y.numpy()]
-    expected = ((onehot - p) @ net.out.weight.detach().numpy()) * h
-    order = gates.targets[0][1].numpy()  # gate index of each hidden unit
-    np.testing.assert_allclose(got[:, order], expected, rtol=1e-5, atol=1e-7)
-    fisher = gate_fisher(net, gates, [(x, y)])
-    np.testing.assert_allclose(fisher.fisher[order], (expected ** 2).mean(0), rtol=1e-5, atol=1e-9)
-    assert fisher.examples == 5
 
 
 # --- the quadrature posterior -------------------------------------------------------------
@@ -157,15 +123,7 @@ def test_carried_posterior_becomes_the_next_prior_and_survives_json():
     assert criterion.carried is None
 
 
-# --- annealing and configuration ------------------------------------------------------------
-def test_annealing_toward_the_current_cut_hardens_to_its_mask():
-    p = np.array([0.2, 0.5, 0.9, 1.0])
-    assert np.array_equal(tempered_mask(p, 0.0), np.ones(4))  # every survivor of the cut: 1
-    np.testing.assert_allclose(tempered_mask(p, 1.0), p)
-    assert np.all(np.diff([tempered_mask(p, t)[0] for t in (1.0, 0.5, 0.1)]) > 0)  # cooling lifts masks
-    np.testing.assert_array_equal(annealed_mask(p, 0.0), [0.0, 0.5, 1.0, 1.0])  # the final-target variant
-
-
+# --- configuration ------------------------------------------------------------
 def test_make_criterion_builds_prior_and_within_objects():
     from bayesprune.config import PruneConfig
     from bayesprune.errors import BayesPruneError
@@ -182,25 +140,6 @@ def test_make_criterion_builds_prior_and_within_objects():
     for within in ("bayes", "bayes-svi", "sep"):
         with pytest.raises(BayesPruneError, match="cannot order channels"):
             make_criterion("bayes", config=PruneConfig(within=within))
-
-
-def test_cut_priority_adds_each_channels_share_of_the_layers_quadratic_loss():
-    """Removing a layer's first k channels costs N s^T F s / 2 over them; the priorities are the
-    increments per unit cost (made non-decreasing), so they sum to the whole cut's loss."""
-    from types import SimpleNamespace
-
-    criterion = BayesLaplace()
-    criterion.orders, criterion.examples = [np.array([1, 0])], 2  # the layer gives up channel 1 first
-    block = np.array([[1.0, 0.5], [0.5, 4.0]])  # in that order: F_11 = 1, F_00 = 4, F_10 = 0.5
-    selector = SimpleNamespace(channel_cost=np.array([2.0, 1.0]))
-    s = np.array([[1.0, 1.0], [0.5, 1.0]])  # two draws of (s_0, s_1)
-    priority = criterion._priority(s, [block], selector)
-    # draw 1: channel 1 first adds 0.5*2*1 = 1 (cost 1); channel 0 adds 0.5*2*(4 + 2*0.5) = 5 (cost 2)
-    np.testing.assert_allclose(priority[0], [2.5, 1.0])
-    # draw 2: s_0 = 0.5: adds 0.5*2*(0.25*4 + 2*0.5*0.5*1) = 1.5 (cost 2) -> 0.75, below channel 1's 1.0
-    np.testing.assert_allclose(priority[1], [1.0, 1.0])  # made non-decreasing along the order
-    added = priority[0] * selector.channel_cost
-    np.testing.assert_allclose(added.sum(), 0.5 * 2 * s[0] @ block[::-1, ::-1] @ s[0])
 
 
 def test_global_allocation_gives_any_criterion_expected_loss_widths():

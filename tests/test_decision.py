@@ -77,6 +77,25 @@ def test_unreachable_budget_and_bad_fractions():
     assert allocate(_scores(graph), cost, cost.full(), "macs") == {"c1": [], "c2": []}
 
 
+def test_a_round_predicts_a_final_target_that_only_several_cuts_reach():
+    """The final target of a multi-round run may lie below what one cut can reach: a round's
+    prediction selects toward it (removing what the caps allow) instead of refusing it, and the
+    reachability of the round's own target is checked once, by the round (not again by its selector)."""
+    from bayesprune.decision import RoundBudget
+
+    model, graph = _graph()
+    cost = CostModel.build(graph)
+    one_cut_floor = cost.cost(cost.sizes - np.floor(0.9 * cost.sizes), "macs")
+    budget = RoundBudget(0.5 * cost.full(), 0.5 * one_cut_floor, "macs", "global", 0.9)
+    budget.check_reachable(cost)  # this round's target: fine
+    groups = np.repeat(np.arange(len(cost.sizes)), cost.sizes.astype(int))
+    final = budget.selector(cost, groups, budget.final_target)
+    kept, _ = final.select(np.arange(len(groups), dtype=float))
+    assert (np.bincount(groups[~kept]) == budget.cap(cost)).all()  # as far as one cut may go
+    with pytest.raises(BudgetError, match="cannot be met"):
+        RoundBudget(budget.final_target, budget.final_target, "macs", "global", 0.9).check_reachable(cost)
+
+
 def test_round_targets():
     assert Budget(0.25, rounds=2).targets() == pytest.approx([0.5, 0.25])
     assert Budget(0.4, rounds=3, schedule="linear").targets() == pytest.approx([0.8, 0.6, 0.4])

@@ -165,7 +165,7 @@ class SearchTrain(TrainingCriterion):
         relative = torch.cat([(v - v.mean()) / v.std(unbiased=False).clamp_min(1e-12) for v in importance])
         budget = context.budget
         selector = BudgetedSelector(cost_model, gates.layer_of_channel.numpy(), budget.target, budget.kind,
-                                    budget.max_fraction, "score-global")
+                                    budget.max_fraction, "score-global", cap=budget.cap(cost_model))
         kept, _ = selector.select((relative + 100.0 * (~masked).float()).double().numpy())
         self.removal = _removal(graph, kept)
         silence(graph, self.removal)  # the cut then equals the masked network the search trained

@@ -135,15 +135,22 @@ def allocate(scores: dict[str, torch.Tensor], cost_model: CostModel, target: flo
     ``orders`` are the groups' channels, lowest score first. Raises :class:`BudgetError` if even
     the maximal removal allowed by ``max_fraction`` stays above it.
     """
+    if cost_model.cost(cost_model.sizes, kind) > target:
+        check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
+    return removal_by_counts(scores, cost_model, target, kind, method,
+                             removable_counts(cost_model.sizes, max_fraction, round_to), round_to)
+
+
+def removal_by_counts(scores: dict[str, torch.Tensor], cost_model: CostModel, target: float, kind: str, method,
+                      cap: np.ndarray, round_to=1) -> dict[str, list[int]]:
+    """:func:`allocate` for a caller that has checked the target is reachable under the per-group
+    ``cap`` (the engine, once per round: :meth:`~bayesprune.decision.budget.RoundBudget.check_reachable`)."""
     method = as_allocation(method)
-    sizes = cost_model.sizes
     orders = [np.argsort(scores[name].numpy(), kind="stable") for name in cost_model.names]
     if rounds_widths(round_to) and not isinstance(method, UniformWidths):
         raise BudgetError("--round-to works with --allocation uniform only")
-    cap = removable_counts(sizes, max_fraction, round_to)
-    if cost_model.cost(sizes, kind) <= target:
+    if cost_model.cost(cost_model.sizes, kind) <= target:
         return {name: [] for name in cost_model.names}
-    check_reachable(cost_model, target, kind, max_fraction, round_to=round_to)
     counts = method.counts(cost_model, target, kind, cap, round_to, orders=orders, scores=scores)
     return {name: sorted(int(i) for i in order[:n]) for name, order, n in zip(cost_model.names, orders, counts)}
 

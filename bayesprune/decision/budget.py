@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BudgetError, ConfigError
-from .allocation import ALLOCATIONS, allocate, check_reachable, rounds_widths
+from .allocation import ALLOCATIONS, check_reachable, removable_counts, removal_by_counts, rounds_widths
 from .cost import CostModel
 from .selector import BudgetedSelector
 
@@ -103,18 +103,26 @@ class RoundBudget:
     round_to: object = 1  # k, or a WidthSteps
 
     def check_reachable(self, cost_model: CostModel) -> None:
+        """Raise :class:`BudgetError` if this cut cannot meet its target on ``cost_model``'s network.
+        The engine calls it once per round, before any scoring; :meth:`selector` and
+        :meth:`allocate` then trust it and do not check again."""
         check_reachable(cost_model, self.target, self.kind, self.max_fraction, round_to=self.round_to)
+
+    def cap(self, cost_model: CostModel) -> np.ndarray:
+        """Per group, the most channels this cut may remove (``max_fraction``, ``round_to``)."""
+        return removable_counts(cost_model.sizes, self.max_fraction, self.round_to)
 
     def selector(self, cost_model: CostModel, group_of_channel: np.ndarray, target: float | None = None
                  ) -> BudgetedSelector:
-        """A :class:`~bayesprune.decision.selector.BudgetedSelector` for ``target`` (default: this round's)."""
+        """A :class:`~bayesprune.decision.selector.BudgetedSelector` for ``target`` (default: this
+        round's; the final target is the budget of a criterion's prediction, reached in later rounds)."""
         return BudgetedSelector(cost_model, group_of_channel, self.target if target is None else target, self.kind,
-                                self.max_fraction, self.allocation, self.round_to)
+                                self.max_fraction, self.allocation, self.round_to, cap=self.cap(cost_model))
 
     def allocate(self, scores: dict, cost_model: CostModel, target: float | None = None) -> dict[str, list[int]]:
         """The lowest-scoring channels per group that meet ``target`` (default: this round's)."""
-        return allocate(scores, cost_model, self.target if target is None else target, self.kind, self.allocation,
-                        self.max_fraction, self.round_to)
+        return removal_by_counts(scores, cost_model, self.target if target is None else target, self.kind,
+                                 self.allocation, self.cap(cost_model), self.round_to)
 
 
 def _whole(value) -> bool:

@@ -1,0 +1,69 @@
+"""bayesprune.fisher: per-example gate gradients, their empirical Fisher, and the cut priority."""
+import numpy as np
+import torch
+from torch import nn
+
+from bayesprune.fisher import GateFisher, cut_priority, gate_fisher, order_ranks, per_example_gate_gradients
+from bayesprune.gates import ChannelGates
+from bayesprune.groups import ChannelGraph
+
+
+class TinyMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(2, 3)
+        self.out = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x.flatten(1))))
+
+
+def test_per_example_gate_gradients_match_the_hand_derivative():
+    torch.manual_seed(0)
+    net = TinyMLP().eval()
+    x, y = torch.randn(5, 2), torch.tensor([0, 1, 1, 0, 1])
+    gates = ChannelGates(ChannelGraph(net, x[:1]))
+    got = per_example_gate_gradients(net, gates, x, y).numpy()
+    # d log p(y|x) / d s_c at s = 1 = (onehot_y - softmax)^T W2[:, c] * relu(h_c), h = W1 x + b1
+    with torch.no_grad():
+        h = torch.relu(net.hidden(x)).numpy()
+        p = torch.softmax(net(x), 1).numpy()
+    onehot = np.eye(2)[y.numpy()]
+    expected = ((onehot - p) @ net.out.weight.detach().numpy()) * h
+    order = gates.targets[0][1].numpy()  # gate index of each hidden unit
+    np.testing.assert_allclose(got[:, order], expected, rtol=1e-5, atol=1e-7)
+    fisher = gate_fisher(net, gates, [(x[:3], y[:3]), (x[3:], y[3:])])  # two batches: rows in order
+    np.testing.assert_allclose(fisher.fisher[order], (expected ** 2).mean(0), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(fisher.halves[0][order], (expected[0::2] ** 2).mean(0), rtol=1e-5, atol=1e-9)
+    assert fisher.examples == 5 and net.training is False
+
+
+def test_fisher_block_is_the_mean_outer_product_over_all_or_half_the_examples():
+    g = np.array([[1.0, 2.0, 0.0], [3.0, -1.0, 1.0], [0.0, 1.0, 2.0]])
+    fisher = GateFisher((g ** 2).mean(0), ((g[0::2] ** 2).mean(0), (g[1::2] ** 2).mean(0)), 3, g)
+    # channels (2, 0): mean of g_i2 g_i0 = (0 + 3 + 0) / 3 = 1; g_i2^2: (0 + 1 + 4) / 3; g_i0^2: 10 / 3
+    np.testing.assert_allclose(fisher.block(np.array([2, 0])), [[5 / 3, 1.0], [1.0, 10 / 3]])
+    np.testing.assert_allclose(fisher.block(np.array([0, 1]), half=1), [[9.0, -3.0], [-3.0, 1.0]])  # row 1 only
+    np.testing.assert_allclose(np.diag(fisher.block(np.arange(3))), fisher.fisher)
+
+
+def test_cut_priority_adds_each_channels_share_of_the_layers_quadratic_loss():
+    """Removing a layer's first k channels costs N s^T F s / 2 over them; the priorities are the
+    increments per unit cost (made non-decreasing), so they sum to the whole cut's loss."""
+    orders, examples = [np.array([1, 0])], 2  # the layer gives up channel 1 first
+    block = np.array([[1.0, 0.5], [0.5, 4.0]])  # in that order: F_11 = 1, F_00 = 4, F_10 = 0.5
+    cost = np.array([2.0, 1.0])
+    s = np.array([[1.0, 1.0], [0.5, 1.0]])  # two draws of (s_0, s_1)
+    priority = cut_priority(s, orders, [block], examples, cost)
+    # draw 1: channel 1 first adds 0.5*2*1 = 1 (cost 1); channel 0 adds 0.5*2*(4 + 2*0.5) = 5 (cost 2)
+    np.testing.assert_allclose(priority[0], [2.5, 1.0])
+    # draw 2: s_0 = 0.5: adds 0.5*2*(0.25*4 + 2*0.5*0.5*1) = 1.5 (cost 2) -> 0.75, below channel 1's 1.0
+    np.testing.assert_allclose(priority[1], [1.0, 1.0])  # made non-decreasing along the order
+    np.testing.assert_allclose((priority[0] * cost).sum(), 0.5 * 2 * s[0] @ block[::-1, ::-1] @ s[0])
+    diagonal = cut_priority(s, orders, [np.diag(np.diag(block))], examples, cost)  # no interactions
+    np.testing.assert_allclose(diagonal[0], [2.0, 1.0])  # 0.5*2*4 / 2 and 0.5*2*1 / 1
+
+
+def test_order_ranks_are_positions_in_each_layers_order():
+    ranks = order_ranks([np.array([2, 0]), np.array([4, 1, 3])], 5)
+    assert ranks.tolist() == [1, 1, 0, 2, 0]
