@@ -119,9 +119,12 @@ def test_a_budget_is_validated_once_when_made(options, message):
 def test_a_round_budget_carries_the_rules_to_the_allocation():
     _, graph = _graph()
     cost = CostModel.build(graph)
-    budget = Budget(0.5, rounds=2, allocation="uniform", round_to=2).for_round(1, cost.full("macs"))
-    assert budget.target == pytest.approx(0.5 ** 0.5 * cost.full("macs"))
-    assert budget.final_target == pytest.approx(0.5 * cost.full("macs"))
+    whole = Budget(0.5, rounds=2, allocation="uniform", round_to=2)
+    first, budget = whole.for_round(1, cost.full("macs")), whole.for_round(2, cost.full("macs"))
+    assert first.target == pytest.approx(0.5 ** 0.5 * cost.full("macs"))
+    assert first.final_target == budget.target == pytest.approx(0.5 * cost.full("macs"))
+    # widths are rounded in the last cut only: a rounded width cannot be widened again later
+    assert first.round_to == 1 and budget.round_to == 2
     removal = budget.allocate(_scores(graph), cost)
     kept = [g.size - len(removal[g.name]) for g in graph.groups]
     assert all(k % 2 == 0 for k in kept) and cost.cost(np.array(kept), "macs") <= budget.target

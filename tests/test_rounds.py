@@ -66,3 +66,16 @@ def test_run_pruning_takes_a_users_allocation_object(tmp_path):
     assert all(r["widths"][first][0] == r["widths"][first][1] for r in rounds)  # first group kept whole
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     assert recorded["allocation"] == "first-layer-intact"
+
+
+def test_pruning_without_fine_tuning_points_at_uniform_widths(tmp_path, capsys):
+    """Without fine-tuning bayes's own widths were measured far below uniform ones
+    (analysis/post_training_widths.py): the run says so, once, and not when widths are uniform."""
+    from bayesprune.rounds import NO_FINETUNE_WIDTHS
+
+    common = ["run", "--rounds", "1", "--epochs", "0", "--posterior-draws", "20", "--train-subset", "256",
+              "--test-subset", "64", "--quiet", "--no-report", "--device", "cpu"]
+    assert main(common + ["--out", str(tmp_path / "global")]) == 0
+    assert capsys.readouterr().out.count(NO_FINETUNE_WIDTHS) == 1
+    assert main(common + ["--allocation", "uniform", "--out", str(tmp_path / "uniform")]) == 0
+    assert NO_FINETUNE_WIDTHS not in capsys.readouterr().out

@@ -104,10 +104,10 @@ def removable_counts(sizes: np.ndarray, max_fraction: float, round_to: int = 1) 
 def check_reachable(cost_model: CostModel, target: float, kind: str, max_fraction: float, rounds: int = 1,
                     round_to: int = 1) -> None:
     """Raise :class:`BudgetError` if removing ``max_fraction`` of every group in each of ``rounds``
-    cuts (keeping multiples of ``round_to``) still misses ``target``."""
+    cuts (the last keeping multiples of ``round_to``, as the rounds do) still misses ``target``."""
     sizes = cost_model.sizes.copy()
-    for _ in range(rounds):
-        sizes = sizes - removable_counts(sizes, max_fraction, round_to)
+    for index in range(rounds):
+        sizes = sizes - removable_counts(sizes, max_fraction, round_to if index == rounds - 1 else 1)
     floor_cost = cost_model.cost(sizes, kind)
     if floor_cost > target:
         full = cost_model.full(kind)

