@@ -38,15 +38,16 @@ OUT = HERE / "results" / "bayes_v2_resnet20-fashion-mnist.json"
 SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_images": 16000, "test_images": 10000,
          "rounds": 3, "epochs": 2.0, "lr": 0.01, "batch_size": 128, "max_prune_fraction": 0.9,
          "calibration_batches": 8, "reparameterize": "mean", "svi_steps": 150, "chains": 2, "sl_epochs": 1}
-# bayes is named with its annealing target: the default changed from current to final (issue 16),
+# bayes is named with its annealing target: the default changed from current to final and back (issue 16),
 # so a bare "bayes" would mean different runs at different commits.
-MAIN = ("bayes+anneal_target=final", "bayes+anneal_target=current", "bayes-svi", "l2", "taylor", "tp-l2", "tp-l1",
-        "tp-group-sl")
+MAIN = ("bayes+anneal_target=final", "bayes+anneal_target=current",
+        "bayes+option.cross_layer=True+anneal_target=current",  # every layer's channels priced together
+        "bayes-svi", "l2", "taylor", "tp-l2", "tp-l1", "tp-group-sl")
 ABLATIONS = tuple(f"{m}+anneal_target=current" for m in (  # each ingredient, on bayes with current annealing
     "bayes@uniform", "bayes+interactions=False", "bayes+within=taylor", "bayes+weight_norm_prior=False",
     "bayes+annealing=False", "bayes+prior=regularized-horseshoe", "bayes+prior=normal-jeffreys"))
 POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq") for m in ("bayes", "bayes-svi", "l2", "taylor")) \
-    + ("tp-l2", "tp-l1")
+    + ("bayes+option.cross_layer=True+reparameterize=lsq", "tp-l2", "tp-l1")
 POST_TRAIN_IMAGES = 2000
 PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.5,), ABLATIONS),
          "post": ("post-training", (0.5, 0.2), POST)}

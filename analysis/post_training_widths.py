@@ -8,10 +8,10 @@ the MACs of the shipped ResNet-20 on Fashion-MNIST, 2,000 training images as cal
 
 - `bayes`: the default, each draw's cut priced by its layer's Fisher block (channels of one layer
   interact, layers add up);
-- `bayes-cross-layer` (an experiment, not in the package): the same posterior, each draw's cut
+- `bayes-cross-layer` (`--criterion-option cross_layer=true`): the same posterior, each draw's cut
   built greedily with the *whole* empirical gate Fisher ``N mean_i g_i g_i^T`` over every layer,
   so removing channels of two layers that hurt the same examples costs more than the sum of the
-  two (the quadratic model of the loss with its cross-layer terms);
+  two (the quadratic model of the loss with its cross-layer terms; ``fisher.cross_layer_priority``);
 - `bayes@uniform`: uniform widths, channels by L2 norm inside the layers (exactly `l2`);
 - `taylor`: uniform widths, channels by the Taylor score.
 
@@ -28,8 +28,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 import _common
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -40,65 +38,17 @@ METHODS = ("bayes", "bayes-cross-layer", "bayes@uniform", "taylor")
 REFERENCE = "bayes"
 
 
-def cross_layer_bayes(config):
-    """`bayes` whose draws cut greedily under the whole cross-layer empirical gate Fisher."""
-    import bayesprune.criteria.bayes_laplace as bayes_laplace
-
-    class CrossLayerBayes(bayes_laplace.BayesLaplace):
-        def prepare(self, model, graph, calibration):
-            super().prepare(model, graph, calibration)
-            from bayesprune.fisher import gate_fisher
-
-            g = gate_fisher(model, self.gates, calibration.batches(), calibration.collective).gradients
-            self.precision = self.examples * (g.T @ g) / len(g)  # N F, every pair of gates
-
-        def _priority(self, gate_draws, blocks, selector):
-            if gate_draws is not self.gate_draws:  # the split-half agreement keeps the per-layer pricing
-                return super()._priority(gate_draws, blocks, selector)
-            return greedy_cross_layer(gate_draws, self.orders, self.precision, selector.channel_cost)
-
-    return CrossLayerBayes.from_config(config)
-
-
-def greedy_cross_layer(s: np.ndarray, orders: list[np.ndarray], precision: np.ndarray,
-                       cost: np.ndarray) -> np.ndarray:
-    """Per draw, the step at which each channel is removed when every step removes, among each
-    layer's next channel (in its order), the one whose removal adds the least to
-    ``s_S^T (N F) s_S / 2`` (S: all removed so far, any layer) per unit cost."""
-    draws, n = s.shape
-    layers = len(orders)
-    padded = np.full((layers, max(len(o) for o in orders) + 1), -1)
-    for i, order in enumerate(orders):
-        padded[i, :len(order)] = order
-    next_of = np.zeros((draws, layers), dtype=int)
-    pull = np.zeros((draws, n))  # (N F) s_S per draw
-    step_of = np.empty((draws, n))
-    rows, diagonal = np.arange(draws), np.diag(precision)
-    for step in range(n):
-        candidate = padded[np.arange(layers)[None, :], next_of]
-        valid = candidate >= 0
-        c = np.where(valid, candidate, 0)
-        sc = np.take_along_axis(s, c, 1)
-        added = np.where(valid, (0.5 * sc ** 2 * diagonal[c] + sc * np.take_along_axis(pull, c, 1)) / cost[c], np.inf)
-        layer = added.argmin(1)
-        chosen = c[rows, layer]
-        step_of[rows, chosen] = step
-        pull += precision[chosen] * s[rows, chosen][:, None]
-        next_of[rows, layer] += 1
-    return step_of
-
-
 def run_cell(method: str, seed: int, setup: dict) -> dict:
     from bayesprune.config import PruneConfig
     from bayesprune.rounds import run_pruning
 
     criterion, _, allocation = method.partition("@")
     options = {**setup, **({"allocation": allocation} if allocation else {})}
+    if criterion == "bayes-cross-layer":
+        criterion, options["criterion_options"] = "bayes", {"cross_layer": True}
     with tempfile.TemporaryDirectory() as tmp:
-        config = PruneConfig(criterion="bayes" if criterion == "bayes-cross-layer" else criterion, seed=seed,
-                             device="cpu", progress=False, report=False, out=f"{tmp}/run", **options)
-        custom = cross_layer_bayes(config) if criterion == "bayes-cross-layer" else None
-        summary = run_pruning(config, criterion=custom)
+        summary = run_pruning(PruneConfig(criterion=criterion, seed=seed, device="cpu", progress=False, report=False,
+                                          out=f"{tmp}/run", **options))
         widths = {}
         for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines():
             event = json.loads(line)

@@ -122,7 +122,8 @@ def _sparse_training(model, data, pruner, settings, generator) -> float:
 
 def method_options(method: str) -> tuple[str, dict]:
     """``"CRITERION[@ALLOCATION][+FIELD=VALUE...]"`` -> (criterion, PruneConfig overrides); e.g.
-    ``l1@lstm``, ``bayes@uniform``, ``bayes+anneal_target=final``; values take the field's type."""
+    ``l1@lstm``, ``bayes@uniform``, ``bayes+anneal_target=final``; values take the field's type.
+    ``+option.NAME=VALUE`` is the criterion's own option (``--criterion-option NAME=VALUE``)."""
     from dataclasses import fields
 
     from bayesprune.config import PruneConfig
@@ -133,6 +134,9 @@ def method_options(method: str) -> tuple[str, dict]:
     types = {f.name: type(f.default) for f in fields(PruneConfig)}
     for pair in pairs:
         key, _, value = pair.partition("=")
+        if key.startswith("option."):  # checked and typed by the criterion (bayesprune.options)
+            options.setdefault("criterion_options", {})[key.removeprefix("option.")] = value
+            continue
         if key not in types:
             raise SystemExit(f"{method}: {key!r} is not a PruneConfig field")
         kind = types[key]

@@ -18,7 +18,7 @@ from .faults import crash_point
 
 RUN_MARKER = "config.json"  # a directory holding this file is a bayesprune run
 RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "model.pt", "resume.pt", "plan.json", "plan.md",
-             "plan.png", "latency_table.json")
+             "plan.png", "latency_table.json", "width_steps.json")
 RUN_PATTERNS = ("posterior_round*.nc", "keep_probability_round*.csv")
 
 

@@ -72,6 +72,8 @@ def test_method_strings_name_criterion_allocation_and_typed_overrides():
         "bayes", {"interactions": True, "anneal_target": "final", "anneal_t0": 0.5})
     assert tp_compare.method_options("bayes@uniform+annealing=False") == ("bayes", {"allocation": "uniform",
                                                                                     "annealing": False})
+    assert tp_compare.method_options("bayes+option.cross_layer=True") == (
+        "bayes", {"criterion_options": {"cross_layer": "True"}})
     with pytest.raises(SystemExit, match="not a PruneConfig field"):
         tp_compare.method_options("bayes+colour=red")
 

@@ -73,11 +73,11 @@ def test_global_scale_is_learned_from_all_channels():
 
 
 # --- planted networks -------------------------------------------------------------------------
-def _prepared(chains=2, seed=0, allocation="global"):
+def _prepared(chains=2, seed=0, allocation="global", **options):
     net, data = _planted()
     graph = ChannelGraph(net, data.test_x[:1])
     cost_model = CostModel.build(graph)
-    criterion = BayesLaplace(draws=200, chains=chains, seed=seed)
+    criterion = BayesLaplace(draws=200, chains=chains, seed=seed, **options)
     criterion.prepare(net, graph, Calibration(data, torch.device("cpu"), 128, 4))
     dead_layer = np.array([g.name == "c1" for g in graph.groups])
     target = cost_model.cost(cost_model.sizes - 4 * dead_layer, "macs")  # room for exactly the dead four
@@ -93,6 +93,16 @@ def test_dead_channels_are_pruned_and_live_ones_kept_with_the_redundant_layer_cu
     assert keep[dead].max() < 0.05 and keep[~dead].min() > 0.95
     assert sorted(removal["c1"]) == [0, 1, 2, 3] and removal["c2"] == []  # uniform would take 2 + 2
     assert criterion.fisher[dead].max() == 0.0 and criterion.fisher[~dead].min() > 0.0
+
+
+def test_cross_layer_pricing_keeps_the_planted_answer_and_its_agreement():
+    from bayesprune.errors import BayesPruneError
+
+    criterion, graph, removal = _prepared(cross_layer=True)
+    assert sorted(removal["c1"]) == [0, 1, 2, 3] and removal["c2"] == []
+    assert criterion.agreement["cross_fit"]["kept_of_low"] < 0.05
+    with pytest.raises(BayesPruneError, match="cross_layer"):
+        BayesLaplace(cross_layer=True, interactions=False)
 
 
 def test_two_sets_of_draws_agree():

@@ -67,3 +67,21 @@ def test_cut_priority_adds_each_channels_share_of_the_layers_quadratic_loss():
 def test_order_ranks_are_positions_in_each_layers_order():
     ranks = order_ranks([np.array([2, 0]), np.array([4, 1, 3])], 5)
     assert ranks.tolist() == [1, 1, 0, 2, 0]
+
+
+def test_cross_layer_priority_by_hand_and_without_cross_terms_as_the_per_layer_one():
+    from bayesprune.fisher import cross_layer_priority
+
+    orders = [np.array([0, 1]), np.array([2])]  # layer A gives up 0 then 1; layer B has channel 2
+    precision = np.array([[1.0, 0.0, 1.0], [0.0, 1.4, 0.0], [1.0, 0.0, 1.2]])  # 0 and 2 hurt the same examples
+    ones, cost = np.ones((1, 3)), np.ones(3)
+    # step 0: 0 adds 0.5, 2 adds 0.6 -> 0; step 1: 1 adds 0.7, 2 adds 0.6 + 1.0 (with 0 gone) -> 1; then 2
+    assert cross_layer_priority(ones, orders, precision, cost)[0].tolist() == [0, 1, 2]
+    per_layer = cut_priority(ones, orders, [precision[:2, :2], precision[2:, 2:]], 1, cost)[0]
+    assert np.argsort(per_layer).tolist() == [0, 2, 1]  # layers apart: 2 (0.6) goes before 1 (0.7)
+    rng = np.random.default_rng(0)
+    s, cost = rng.uniform(0.5, 1.5, (4, 3)), np.array([1.0, 2.0, 3.0])
+    diagonal = np.diag([1.0, 9.0, 2.0])  # no interactions, and each layer's increments rise along its order
+    steps = cross_layer_priority(s, orders, diagonal, cost)
+    for draw, step in zip(cut_priority(s, orders, [diagonal[:2, :2], diagonal[2:, 2:]], 1, cost), steps):
+        assert np.argsort(draw).tolist() == np.argsort(step).tolist()

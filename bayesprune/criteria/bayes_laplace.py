@@ -13,7 +13,7 @@ import torch
 from ..bayes.agreement import cross_calibration, r_hat_max, summarise
 from ..decision import RoundBudget
 from ..decision.selector import BudgetedSelector
-from ..fisher import cut_priority, gate_fisher, order_ranks
+from ..fisher import cross_layer_priority, cut_priority, gate_fisher, order_ranks
 from ..gates import ChannelGates
 from ..bayes.gsm_quadrature import GSMPosterior, ScaleGrid
 from ..bayes.posterior import ChannelPosterior, hdi_contains, write_round_artifacts
@@ -89,6 +89,10 @@ class BayesLaplace(Criterion):
         fold_means: fold the gates' posterior means into the weights before the cut
             (``--reparameterize`` then also rescales the kept channels); off by default, since the
             trained network is the likelihood's mode.
+        cross_layer: price each draw's cut with the empirical Fisher of *all* gates, so that
+            channels of different layers interact too (:func:`~bayesprune.fisher.cross_layer_priority`:
+            a greedy cut, one step per channel; ``analysis/post_training_widths.py`` measures it
+            without fine-tuning); off by default (layers add up). Needs ``interactions``.
     """
 
     name = "bayes"
@@ -102,7 +106,8 @@ class BayesLaplace(Criterion):
 
     def __init__(self, prior: ScalePrior | None = None, within: Criterion | None = None, draws: int = 200,
                  chains: int = 2, seed: int = 0, forgetting: float = 0.5, fold_means: bool = False,
-                 weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None):
+                 weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None,
+                 cross_layer: bool = False):
         if chains < 1:
             raise ConfigError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
@@ -114,7 +119,11 @@ class BayesLaplace(Criterion):
         self.within = within if within is not None else L2Norm()
         self.draws, self.chains, self.seed = draws, chains, seed
         self.forgetting, self.fold_means, self.weight_norm_prior = forgetting, fold_means, weight_norm_prior
-        self.interactions = interactions
+        if cross_layer and not interactions:
+            raise ConfigError("--criterion-option cross_layer=true prices channels of all layers together; "
+                              "it cannot be combined with --no-interactions")
+        self.interactions, self.cross_layer = interactions, cross_layer
+        self.network_fisher: dict | None = None  # with cross_layer: {None | half: Fisher of all gates}
         self.carried: dict | None = None  # {"local": {group: survivors x K}, "tau": M} log weights after a cut
         self.posterior: ChannelPosterior | None = None
         self.agreement: dict | None = None
@@ -155,6 +164,9 @@ class BayesLaplace(Criterion):
         self.orders = self._layer_orders()
         self.rank = order_ranks(self.orders, len(self.within_score))  # position in its layer's order
         self.blocks = self._blocks(fisher, None)
+        if self.cross_layer:
+            every = np.arange(len(self.fisher))
+            self.network_fisher = {half: fisher.block(every, half) for half in (None, 0, 1)}
         self.half_blocks = [self._blocks(fisher, half) for half in (0, 1)]
         local, tau = (None, None) if self.carried is None else (
             np.concatenate([np.asarray(self.carried["local"][g.name], dtype=np.float64).reshape(g.size, -1)
@@ -206,8 +218,13 @@ class BayesLaplace(Criterion):
         blocks = [fisher.block(order, half) for order in self.orders]
         return blocks if self.interactions else [np.diag(np.diag(block)) for block in blocks]
 
-    def _priority(self, gate_draws: np.ndarray, blocks: list[np.ndarray], selector: BudgetedSelector) -> np.ndarray:
-        """Per draw, what removing each channel adds to its layer's cut per unit cost (:func:`cut_priority`)."""
+    def _priority(self, gate_draws: np.ndarray, blocks: list[np.ndarray], selector: BudgetedSelector,
+                  half: int | None = None) -> np.ndarray:
+        """Per draw, what removing each channel adds to its layer's cut per unit cost (:func:`cut_priority`),
+        or with ``cross_layer`` its step in a greedy cut under all gates' Fisher (``half``: of which data)."""
+        if self.cross_layer:
+            return cross_layer_priority(gate_draws, self.orders, self.examples * self.network_fisher[half],
+                                        selector.channel_cost)
         return cut_priority(gate_draws, self.orders, blocks, self.examples, selector.channel_cost)
 
     def _cuts(self, priority: np.ndarray, selector: BudgetedSelector):
@@ -251,7 +268,8 @@ class BayesLaplace(Criterion):
         by_chain = kept_draws.reshape(self.chains, -1, kept_draws.shape[1]).mean(1)
         chains = (cross_calibration(by_chain[0], by_chain[1]) if self.chains > 1
                   else {"kept_of_low": None, "kept_of_high": None})
-        halves = [self._priority(g, b, selector) for g, b in zip(self.half_gate_draws, self.half_blocks)]
+        halves = [self._priority(g, b, selector, half) for half, (g, b) in
+                  enumerate(zip(self.half_gate_draws, self.half_blocks))]
         half_keep = [self._cuts(p, selector)[1] for p in halves]
         layers = {"tau": self.hyper_draws["tau"], **self.posterior.layer_quantities()}  # what the report shows
         rho = spearmanr(halves[0].mean(0), halves[1].mean(0)).statistic

@@ -22,7 +22,8 @@ and a layer cut from 16 to 11 channels costs about as much time as one of 16.
 ``round_to`` may also be a :class:`~bayesprune.decision.width_steps.WidthSteps` (``--round-to
 auto``): every group keeps one of the widths where its measured latency steps down. Rounded
 uniform cuts then give steps back, group by group, while the budget holds (:func:`restore_steps`):
-rounding alone can land far under the budget.
+rounding alone can land far under the budget. In a run of several rounds only the last cut rounds
+(:meth:`~bayesprune.decision.budget.Budget.round_to_of`): the final network's widths are what runs.
 """
 from __future__ import annotations
 
