@@ -31,6 +31,20 @@ class TwoLayers(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class Residual(nn.Module):
+    """conv-bn -> (+ shortcut conv-bn): the two BatchNorms' channels are coupled (one group)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
+        self.c2, self.b2 = nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = self.b1(self.c1(x))
+        return self.fc(torch.relu(h + self.b2(self.c2(h))).mean((2, 3)))
+
+
 def planted_network(dead_in_first: int = 4, examples: int = 512):
     """Layer 1 has ``dead_in_first`` channels with zero filters and zero BatchNorm (no
     contribution at all); layer 2 is all alive. Labels are drawn from the network's own

@@ -4,21 +4,7 @@ from torch import nn
 
 from bayesprune.gates import ChannelGates
 from bayesprune.groups import ChannelGraph
-from helpers import TwoLayers
-
-
-class Residual(nn.Module):
-    """conv-bn -> (+ shortcut conv-bn): the two BatchNorms' channels are coupled (one group)."""
-
-    def __init__(self):
-        super().__init__()
-        self.c1, self.b1 = nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
-        self.c2, self.b2 = nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, x):
-        h = self.b1(self.c1(x))
-        return self.fc(torch.relu(h + self.b2(self.c2(h))).mean((2, 3)))
+from helpers import Residual, TwoLayers
 
 
 def _randomised(net: nn.Module) -> nn.Module:

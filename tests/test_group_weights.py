@@ -3,7 +3,7 @@ import torch
 
 from bayesprune.group_weights import batchnorm_scales, concatenated_filters, filter_rows, group_size, scatter_sum
 from bayesprune.groups import ChannelGraph
-from test_gates import Residual
+from helpers import Residual
 
 
 def _group():
