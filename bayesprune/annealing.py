@@ -28,6 +28,11 @@ every survivor. Channels the final round will prune are not dimmed early, so rou
 at its own capacity; the price is a costlier final cut (its accuracy right after is far below the
 fine-tuned one).
 
+**Toward the current cut, then the final one** (``anneal_target="last"``): every annealed round
+but the last anneals toward its own cut, and the last annealed round (R-1, whose "final" is the
+next cut) toward the final cut. It aims at both measurements above: round 1 fine-tunes at its own
+capacity, and the final cut removes channels already dimmed (see :func:`target_of_round`).
+
 Schedule: ``T_r = t0 * alpha^(r-1)`` for rounds r = 1..R-1 (geometric cooling, Rose 1998); the
 last round's survivors are the final network, their masks are exactly 1 and
 its fine-tuning is unmasked. During round r's fine-tuning the survivors of round r carry
@@ -35,6 +40,8 @@ its fine-tuning is unmasked. During round r's fine-tuning the survivors of round
 the fine-tuning ends (:func:`bayesprune.surgery.fold_gates`), so later rounds see a plain network.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
@@ -60,3 +67,30 @@ def temperature_schedule(rounds: int, t0: float = 1.0, alpha: float = 0.5) -> li
     if t0 <= 0 or not 0.0 < alpha < 1.0:
         raise ValueError(f"annealing needs t0 > 0 and 0 < alpha < 1, got t0={t0}, alpha={alpha}")
     return [t0 * alpha ** (r - 1) for r in range(1, rounds)] + [0.0]
+
+
+ANNEAL_TARGETS = ("current", "final", "last")
+
+
+@dataclass(frozen=True)
+class RoundAnnealing:
+    """One round's annealing: the temperature and what the masks anneal toward (current | final)."""
+
+    temperature: float
+    toward: str
+
+    @classmethod
+    def of_round(cls, anneal_target: str, round_index: int, rounds: int, t0: float = 1.0,
+                 alpha: float = 0.5) -> "RoundAnnealing":
+        return cls(temperature_schedule(rounds, t0, alpha)[round_index - 1],
+                   target_of_round(anneal_target, round_index, rounds))
+
+
+def target_of_round(anneal_target: str, round_index: int, rounds: int) -> str:
+    """What round ``round_index`` (1-based, of ``rounds``) anneals toward: ``"current"`` or
+    ``"final"``; ``"last"`` is ``"final"`` in the last annealed round (R-1) and ``"current"`` before."""
+    if anneal_target not in ANNEAL_TARGETS:
+        raise ValueError(f"unknown anneal target {anneal_target!r}; choose one of {', '.join(ANNEAL_TARGETS)}")
+    if anneal_target == "last":
+        return "final" if round_index == rounds - 1 else "current"
+    return anneal_target

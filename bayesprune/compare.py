@@ -40,6 +40,7 @@ VARIANTS: dict[str, dict] = {
     "bayes-diagonal": {"criterion": "bayes", "interactions": False},
     "bayes-anneal-final": {"criterion": "bayes", "anneal_target": "final"},
     "bayes-anneal-current": {"criterion": "bayes", "anneal_target": "current"},  # bayes's own default
+    "bayes-anneal-last": {"criterion": "bayes", "anneal_target": "last"},
 }
 
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .annealing import ANNEAL_TARGETS
 from .decision import Budget
 from .decision.allocation import rounds_widths
 from .errors import BudgetError, ConfigError
 
-ANNEAL_TARGETS = ("current", "final")
 DEFAULT_TARGET_MACS = 0.5
 
 
@@ -112,7 +112,9 @@ class PruneConfig:
     svi_train_weights: bool = False  # update weights (MAP) jointly with the gates in SVI
     forgetting: float = 0.5  # rho of the carried prior; 0 refits the GSM prior every round
     annealing: bool = True  # soft masks at temperature T_r during fine-tuning
-    anneal_target: str = "current"  # current: p(kept this round)^T | final: Gibbs mask of p(kept at the end)
+    # current: p(kept this round)^T | final: Gibbs mask of p(kept at the end) | last: current, then
+    # final in the last annealed round (bayesprune.annealing)
+    anneal_target: str = "current"
     anneal_t0: float = 1.0
     anneal_alpha: float = 0.5
     # data, reproducibility, output

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .annealing import annealed_mask, tempered_mask
+from .annealing import RoundAnnealing, annealed_mask, tempered_mask
 from .config import PruneConfig
 from .criteria.base import Calibration, Criterion
 from .criteria.training_time import SearchContext
@@ -174,12 +174,12 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
     return step
 
 
-def finetune(job: Job, model, tracker: ChannelTracker, step: CutResult, temperature: float | None, loss_fn,
-              desc: str) -> dict:
-    """Fine-tune; with a temperature, survivors carry annealed masks that are folded in afterwards."""
+def finetune(job: Job, model, tracker: ChannelTracker, step: CutResult, annealing: RoundAnnealing | None, loss_fn,
+             desc: str) -> dict:
+    """Fine-tune; with ``annealing``, survivors carry annealed masks that are folded in afterwards."""
     config = job.config
-    graph = ChannelGraph(model, job.inputs) if temperature is not None and config.epochs > 0 else None
-    masks = None if graph is None else anneal_masks(config, tracker, graph, step, temperature)
+    graph = ChannelGraph(model, job.inputs) if annealing is not None and config.epochs > 0 else None
+    masks = None if graph is None else anneal_masks(annealing, tracker, graph, step)
     if masks is None:
         return fit(model, job.data, job.fit, job.generator, job.device, config.progress, desc=desc, loss_fn=loss_fn,
                    collective=job.collective)
@@ -196,14 +196,14 @@ def finetune(job: Job, model, tracker: ChannelTracker, step: CutResult, temperat
     return stats
 
 
-def anneal_masks(config, tracker, graph, step: CutResult, temperature: float) -> np.ndarray | None:
-    """Survivors' soft masks at ``temperature`` (:mod:`bayesprune.annealing`), or None."""
-    if config.anneal_target == "final":
+def anneal_masks(annealing: RoundAnnealing, tracker, graph, step: CutResult) -> np.ndarray | None:
+    """Survivors' soft masks of one round's ``annealing`` (:mod:`bayesprune.annealing`), or None."""
+    if annealing.toward == "final":
         ids, prune_probability = step.prediction
         keep = dict(zip(ids, 1.0 - prune_probability))
-        return annealed_mask(np.array([keep[cid] for cid in tracker.ids(graph)]), temperature)
+        return annealed_mask(np.array([keep[cid] for cid in tracker.ids(graph)]), annealing.temperature)
     if step.keep_current is None:
         return None
     ids, keep_probability = step.keep_current
     keep = dict(zip(ids, keep_probability))
-    return tempered_mask(np.array([keep[cid] for cid in tracker.ids(graph)]), temperature)
+    return tempered_mask(np.array([keep[cid] for cid in tracker.ids(graph)]), annealing.temperature)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .annealing import temperature_schedule
+from .annealing import RoundAnnealing
 from .checkpoint import checkpoint_payload, model_from_payload, save_checkpoint
 from .config import PruneConfig, environment
 from .criteria import make_criterion
@@ -232,11 +232,11 @@ def _round(job: Job, network: Network, tracker: ChannelTracker, r: int, loss_fn,
         after_cut = job.measure(network.model, step.latency)
         # the last round's survivors are the final network: no masks (its T is 0 and all keep)
         anneal = config.annealing and step.prediction is not None and r < config.rounds
-        temperature = (temperature_schedule(config.rounds, config.anneal_t0, config.anneal_alpha)[r - 1]
-                       if anneal else None)
+        annealing = (RoundAnnealing.of_round(config.anneal_target, r, config.rounds, config.anneal_t0,
+                                             config.anneal_alpha) if anneal else None)
+        temperature = annealing.temperature if annealing else None
         fit_start = time.perf_counter()
-        train_stats = finetune(job, network.model, tracker, step, temperature, loss_fn,
-                                desc=f"round {r} fine-tune")
+        train_stats = finetune(job, network.model, tracker, step, annealing, loss_fn, desc=f"round {r} fine-tune")
     except TrainingError as exc:
         raise _stopped(exc, r, run_dir) from None
     finetune_seconds = time.perf_counter() - fit_start

@@ -99,7 +99,8 @@ def _prune_options(p, compare: bool) -> None:
     b.add_argument("--anneal-target", default=defaults.anneal_target,
                    help="current: survivors carry p(kept this round)^T, so each round fine-tunes at its own "
                         "capacity (default) | final: the Gibbs mask of p(kept by the final round), which dims "
-                        "the channels the posterior predicts later rounds prune")
+                        "the channels the posterior predicts later rounds prune | last: current, and final in "
+                        "the last annealed round")
     b.add_argument("--anneal-t0", type=float, default=defaults.anneal_t0, help="temperature of round 1")
     b.add_argument("--anneal-alpha", type=float, default=defaults.anneal_alpha,
                    help="cooling factor per round, in (0, 1)")
