@@ -2,7 +2,8 @@
 keeping multiples of 8 channels (`bayes-round-8`) and keeping widths at measured latency steps
 (`bayes-round-auto`), beside `bayes`'s own widths (`bayes`), at 50% and 20% of the MACs, 3 seeds,
 through `bayesprune compare` with the default run's settings (the shipped small CNN on MNIST 5k,
-3 rounds, 1 epoch each). Reported per cell: accuracy after the last fine-tuning, MACs kept, and the
+3 rounds, 1 epoch each). Reported per cell: accuracy after the last fine-tuning (and right after the
+final cut), MACs kept, and the
 final network's PyTorch latency at batch 64 against the base (interleaved, median of 20 calls; run
 with nothing else on the machine); paired accuracy differences against `bayes-uniform` with their sd
 over seeds. Writes analysis/results/round_to_accuracy.json.
@@ -33,14 +34,18 @@ def latency_ratio(base, model, image: tuple, quick: bool) -> float:
 
 def markdown(result: dict) -> str:
     reference = result.get("reference", REFERENCE)
-    lines = [f"| budget | method | accuracy (mean ± sd) | paired vs `{reference}` (points) | MACs kept | "
-             "latency, batch 64 |", "|---|---|---|---|---|---|"]
+    after_cut = all("after_final_cut_mean" in cell for methods in result["summary"].values()
+                    for cell in methods.values())  # results written before the column existed lack it
+    lines = [f"| budget | method | accuracy (mean ± sd) | paired vs `{reference}` (points) | "
+             + ("right after the final cut | " if after_cut else "") + "MACs kept | latency, batch 64 |",
+             "|---|---|---|---|" + ("---|" if after_cut else "") + "---|---|"]
     for target, methods in result["summary"].items():
         for method, cell in methods.items():
             paired = ("-" if method == reference else
                       f"{cell['paired_mean'] * 100:+.2f} ± {cell['paired_sd'] * 100:.2f}")
             lines.append(f"| {target} | `{method}` | {cell['accuracy_mean']:.2%} ± {cell['accuracy_sd']:.2%} | "
-                         f"{paired} | {cell['macs_ratio_mean']:.3f} | {cell['latency_ratio_mean']:.2f}x |")
+                         f"{paired} | " + (f"{cell['after_final_cut_mean']:.2%} | " if after_cut else "")
+                         + f"{cell['macs_ratio_mean']:.3f} | {cell['latency_ratio_mean']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -83,6 +88,7 @@ def variant_grid(script: str, methods: list[str], reference: str, argv: list[str
                 "paired_mean": statistics.mean(paired),
                 "paired_sd": statistics.stdev(paired) if len(paired) > 1 else 0.0,
                 "macs_ratio_mean": statistics.mean(r["macs_ratio"] for r in cells),
+                "after_final_cut_mean": statistics.mean(r["accuracy_after_final_cut"] for r in cells),
                 "latency_ratio_mean": statistics.mean(r["latency_ratio"] for r in cells)}
     result = {"script": script, "commit": _common.commit(), **_common.versions(), "argv": sys.argv[1:],
               "device": "cpu", "seeds": list(range(seeds)), "targets": targets, "reference": reference,

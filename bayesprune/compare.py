@@ -4,7 +4,8 @@ The grid is methods x budgets x seeds. Each finished cell is written to ``cells/
 (atomically) and the cell's run directory to ``runs/<key>/``; rerunning the same command skips the
 finished cells, so an interrupted comparison resumes where it stopped. When the grid is complete:
 
-- ``results.csv``: method, target, seed, accuracy, macs, params, macs_ratio, seconds;
+- ``results.csv``: method, target, seed, accuracy, accuracy right after the final cut, macs, params,
+  macs_ratio, seconds;
 - ``table.md``: mean ± sd over seeds per method and budget, the best accuracy per budget in bold;
 - ``pareto.png``: accuracy against kept MACs with error bars, one line per method.
 
@@ -117,7 +118,8 @@ def run_cell(cell: Cell, runner=None, collective: Collective = SINGLE) -> dict:
     summary = runner(cell.config) if runner else run_pruning(cell.config, collective=collective)
     row = {"method": cell.method, "target": cell.target, "seed": cell.seed, "accuracy": summary["final"]["accuracy"],
            "macs": summary["final"]["macs"], "params": summary["final"]["params"],
-           "macs_ratio": summary["final_ratio"]["macs"], "seconds": sum(r["seconds"] for r in summary["rounds"])}
+           "macs_ratio": summary["final_ratio"]["macs"], "seconds": sum(r["seconds"] for r in summary["rounds"]),
+           "accuracy_after_final_cut": summary["rounds"][-1]["accuracy_after_cut"]}
     if collective.is_main:
         atomic_write_json(cell.done, row)
     return row
@@ -145,7 +147,8 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def write_outputs(out: Path, rows: list[dict], methods: list[str], targets: list[float]) -> None:
-    fields = ["method", "target", "seed", "accuracy", "macs", "params", "macs_ratio", "seconds"]
+    fields = ["method", "target", "seed", "accuracy", "accuracy_after_final_cut", "macs", "params", "macs_ratio",
+              "seconds"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()

@@ -30,7 +30,7 @@ def _fake_runner(calls):
     def runner(config):
         calls.append((config.criterion, config.target_macs, config.seed))
         return {"final": {"accuracy": 0.5 + config.seed / 10, "macs": 1, "params": 2}, "final_ratio": {"macs": 0.5},
-                "rounds": [{"seconds": 1.0}, {"seconds": 2.0}]}
+                "rounds": [{"seconds": 1.0, "accuracy_after_cut": 0.3}, {"seconds": 2.0, "accuracy_after_cut": 0.4}]}
     return runner
 
 
@@ -38,7 +38,7 @@ def test_a_grid_resumes_its_finished_cells_and_refuses_other_settings(tmp_path):
     base, calls = PruneConfig(epochs=0.0), []
     rows = run_grid(base, ["l1", "l2"], [0.5], 2, tmp_path, progress=False, runner=_fake_runner(calls))
     assert len(calls) == 4 and [r["accuracy"] for r in rows] == [0.5, 0.6, 0.5, 0.6]
-    assert rows[0]["seconds"] == 3.0
+    assert rows[0]["seconds"] == 3.0 and rows[0]["accuracy_after_final_cut"] == 0.4
     (tmp_path / "cells" / f"{cell_key('l2', 0.5, 1)}.json").unlink()  # as if killed in that cell
     run_grid(base, ["l1", "l2"], [0.5], 2, tmp_path, progress=False, runner=_fake_runner(calls))
     assert calls[4:] == [("l2", 0.5, 1)]  # only the missing cell ran again
