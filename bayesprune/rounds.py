@@ -330,10 +330,13 @@ def _start(job: Job, echo) -> Network:
     config, data = job.config, job.data
     resolved = resolve_model(config.model, data, config.weights, config.trust_pickle)
     model, arch = resolved.model.to(job.device), resolved.arch
-    if job.budget.kind == "latency":
-        echo(f"measuring the latency table (batch {config.latency_batch}, {config.latency_grid} widths per side)")
+    if job.budget.kind == "latency":  # (--expand is refused with it: the steps are measured on this model)
+        if job.budget.round_to == "auto":  # first, so that the table is measured at the step widths
+            _measure_steps(job, model, echo)
+        echo(f"measuring the latency table (batch {config.latency_batch}, {config.latency_grid} widths per side"
+             + (" and the step widths" if isinstance(job.budget.round_to, WidthSteps) else "") + ")")
         job.latency_table = LatencyTable.measure(model, job.inputs, config.latency_batch, config.latency_grid,
-                                                 progress=config.progress)
+                                                 progress=config.progress, steps=_steps_of(job.budget))
     base = job.measure(model)
     echo(f"{data.describe()}\nmodel {resolved.source}: accuracy {base['accuracy']:.4f}, "
          f"{base['macs'] / 1e6:.2f} M MACs, {base['params'] / 1e3:.1f} k params")
@@ -357,11 +360,21 @@ def _start(job: Job, echo) -> Network:
         echo(f"expanded x{config.expand} (Net2Wider): accuracy {expanded['accuracy']:.4f}, "
              f"{expanded['macs'] / 1e6:.2f} M MACs, {expanded['params'] / 1e3:.1f} k params")
     if job.budget.round_to == "auto":  # on the network round 1 cuts (after --expand)
-        echo(f"measuring each layer's latency steps (batch {config.latency_batch}, every width)")
-        steps = WidthSteps.measure(ChannelGraph(model, job.inputs), job.inputs, config.latency_batch,
-                                   progress=config.progress)
-        job.budget = replace(job.budget, round_to=steps)
+        _measure_steps(job, model, echo)
     return Network(model, arch, history, base, expanded, resolved.source)
+
+
+def _measure_steps(job: Job, model: nn.Module, echo) -> None:
+    """``--round-to auto``: time every group's widths and put the steps into the budget."""
+    config = job.config
+    echo(f"measuring each layer's latency steps (batch {config.latency_batch}, every width)")
+    steps = WidthSteps.measure(ChannelGraph(model, job.inputs), job.inputs, config.latency_batch,
+                               progress=config.progress)
+    job.budget = replace(job.budget, round_to=steps)
+
+
+def _steps_of(budget) -> WidthSteps | None:
+    return budget.round_to if isinstance(budget.round_to, WidthSteps) else None
 
 
 def _teacher(job: Job, network: Network, state: RoundState | None) -> nn.Module | None:

@@ -107,3 +107,51 @@ def test_rounded_uniform_cut_gives_back_steps_while_the_budget_allows():
     counts = uniform_counts(cost_model, target, "macs", cap, round_to=2)
     assert counts.tolist() == [0, 2]
     assert cost_model.cost(sizes - counts, "macs") == 576 * 2 + 576 * 12 + 128 * 6 + 128 <= target
+
+
+def test_a_latency_table_is_measured_at_the_step_widths():
+    """With the steps, each layer's grid holds the widths a rounded cut keeps, so the table is exact
+    there; a coarse grid alone interpolates across the step (TwoLayers: c1 1->8, c2 8->8, fc 8->3)."""
+    from bayesprune.decision.latency import LatencyTable
+
+    net, example = TwoLayers(), torch.randn(1, 1, 8, 8)
+    graph = ChannelGraph(net, example)
+    steps = WidthSteps(tuple(g.name for g in graph.groups), ((4, 8), (4, 8)), ((),) * 2, batch=2)
+    coarse = LatencyTable.measure(net, example, batch=2, grid=2, time_layer=_staircase_ms,
+                                  time_model=lambda model, x: 100.0)
+    stepped = LatencyTable.measure(net, example, batch=2, grid=2, time_layer=_staircase_ms,
+                                   time_model=lambda model, x: 100.0, steps=steps)
+    assert coarse.layers["c2"].in_widths.tolist() == [1.0, 8.0]
+    assert stepped.layers["c2"].in_widths.tolist() == stepped.layers["c2"].out_widths.tolist() == [1.0, 4.0, 8.0]
+    assert stepped.layers["fc"].in_widths.tolist() == [1.0, 4.0, 8.0] and stepped.layers["fc"].out_widths.tolist() \
+        == [1.0, 3.0]  # fc writes the classes: no group
+    assert stepped.layers["c2"].at(4, 4) == 1.0  # ceil(4 / 4) * ceil(4 / 4), measured
+    # the coarse grid interpolates between (1, 1) 1 ms, (1, 8) and (8, 1) 2 ms, (8, 8) 4 ms at t = 3/7 each way
+    t = 3 / 7
+    assert coarse.layers["c2"].at(4, 4) == pytest.approx((1 - t) ** 2 + 2 * 2 * t * (1 - t) + 4 * t * t)  # 2.04
+
+
+def _staircase_network_ms(module, x) -> float:
+    """:func:`_staircase_ms` for a layer; a whole network: its layers plus 20 ms for the rest."""
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        return _staircase_ms(module, x)
+    return 20.0 + sum(_staircase_ms(m, x) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+
+def test_run_with_a_latency_budget_and_round_to_auto_keeps_step_widths(tmp_path, monkeypatch):
+    import bayesprune.decision.latency as latency
+
+    monkeypatch.setattr(latency, "time_call_ms", _staircase_network_ms)
+    out = tmp_path / "run"
+    assert main(["run", "--target-latency", "0.6", "--round-to", "auto", "--allocation", "uniform", "--criterion",
+                 "l2", "--rounds", "2", "--epochs", "0", "--train-subset", "256", "--test-subset", "64", "--quiet",
+                 "--no-report", "--out", str(out)]) == 0
+    steps = WidthSteps.from_dict(json.loads((out / "width_steps.json").read_text()))
+    table = json.loads((out / "latency_table.json").read_text())
+    writers = {layer["name"]: layer for layer in table["layers"] if layer["name"] in steps.names}
+    assert writers  # the conv that produces a group is named as the group
+    for name, layer in writers.items():  # every step width of a group is on its producer's grid
+        assert set(steps.allowed[steps.names.index(name)]) <= set(layer["out_widths"])
+    last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    assert all(after in steps.allowed[steps.names.index(name)] for name, (_, after) in last["widths"].items())
+    assert json.loads((out / "summary.json").read_text())["final_ratio"]["latency"] <= 0.6 + 1e-9

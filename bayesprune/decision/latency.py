@@ -20,7 +20,9 @@ under a latency budget unchanged.
 
 Simplifications: each table is made monotone in both widths (a running maximum over single timings);
 layers are timed alone (a layer's time inside the network also depends on caches
-and on its neighbours); the grid is coarse (``grid`` widths per side) and the interpolation linear.
+and on its neighbours); the grid is coarse (``grid`` widths per side) and the interpolation linear,
+except that with ``--round-to auto`` each layer's grid also holds the step widths of the groups it
+reads and writes, so the table is measured at the widths a rounded cut keeps.
 """
 from __future__ import annotations
 
@@ -112,11 +114,14 @@ class LatencyTable:
     @classmethod
     def measure(cls, model: nn.Module, example: torch.Tensor, batch: int = 64, grid: int = 6,
                 time_layer: Callable | None = None, time_model: Callable | None = None,
-                progress: bool = False) -> "LatencyTable":
+                progress: bool = False, steps=None) -> "LatencyTable":
         """Time every conv/linear layer of ``model`` alone on a grid of widths (see the module docstring).
 
         ``time_layer(module, x) -> ms`` and ``time_model(model, x) -> ms`` default to
-        :func:`time_call_ms` (tests put a fake clock there)."""
+        :func:`time_call_ms` (tests put a fake clock there). ``steps``: the network's
+        :class:`~bayesprune.decision.width_steps.WidthSteps` (``--round-to auto``), whose widths join
+        each layer's grid along the groups it reads and writes, so that the table is measured, not
+        interpolated, at the widths a rounded cut keeps."""
         from ..deploy.latency import layer_inputs
         from ..progress import progress_bar
 
@@ -125,10 +130,11 @@ class LatencyTable:
         x = example[:1].expand(batch, *example.shape[1:]).contiguous()
         model.eval()
         seen = layer_inputs(model, x)
+        extra = _step_widths(model, example, steps) if steps is not None else {}
         tables = {}
         with torch.no_grad():
             for name, (module, inputs) in progress_bar(seen.items(), desc="latency table", enabled=progress):
-                tables[name] = _layer_table(name, module, inputs, grid, time_layer)
+                tables[name] = _layer_table(name, module, inputs, grid, time_layer, *extra.get(module, ((), ())))
         table = cls(tables, 0.0, 0.0, batch, torch.get_num_threads(), elements_per_channel=_bn_elements(model, x))
         table._fit_rest(model, example, x, time_model)
         return table
@@ -187,8 +193,17 @@ def time_call_ms(module: nn.Module, x: torch.Tensor, warmup: int = 2, repeats: i
         return time_interleaved({"call": lambda: module(x)}, warmup, repeats)["call"].median_ms
 
 
-def _widths(full: int, grid: int) -> np.ndarray:
-    return np.unique(np.round(np.linspace(1, full, min(grid, full))).astype(int)).astype(float)
+def _widths(full: int, grid: int, extra=()) -> np.ndarray:
+    even = np.round(np.linspace(1, full, min(grid, full))).astype(int)
+    return np.unique(np.concatenate([even, [w for w in extra if 1 <= w <= full]])).astype(float)
+
+
+def _step_widths(model: nn.Module, example: torch.Tensor, steps) -> dict:
+    """Per conv/linear module, the step widths of the group it reads and of the group it writes."""
+    in_group, out_group = layer_groups(ChannelGraph(model, example[:1]))
+    return {module: (steps.allowed[in_group[module]] if module in in_group else (),
+                     steps.allowed[out_group[module]] if module in out_group else ())
+            for module in set(in_group) | set(out_group)}
 
 
 def _monotone(ms: np.ndarray) -> np.ndarray:
@@ -198,18 +213,19 @@ def _monotone(ms: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.maximum.accumulate(ms, axis=0), axis=1)
 
 
-def _layer_table(name: str, module: nn.Module, x: torch.Tensor, grid: int, time_layer) -> LayerTable:
+def _layer_table(name: str, module: nn.Module, x: torch.Tensor, grid: int, time_layer, in_extra=(),
+                 out_extra=()) -> LayerTable:
     if isinstance(module, nn.Linear):
-        ins, outs = _widths(module.in_features, grid), _widths(module.out_features, grid)
+        ins, outs = _widths(module.in_features, grid, in_extra), _widths(module.out_features, grid, out_extra)
         ms = np.array([[time_layer(nn.Linear(int(i), int(o)), x[..., :int(i)]) for o in outs] for i in ins])
         return LayerTable(name, ins, outs, _monotone(ms))
     spatial = x.shape[2:]
     if is_depthwise(module):
-        outs = _widths(module.out_channels, grid)
+        outs = _widths(module.out_channels, grid, (*in_extra, *out_extra))
         ms = np.array([[time_layer(_conv_like(module, int(o), int(o), int(o)), torch.randn(len(x), int(o), *spatial))
                         for o in outs]])
         return LayerTable(name, outs, outs, _monotone(ms), depthwise=True)
-    ins, outs = _widths(module.in_channels, grid), _widths(module.out_channels, grid)
+    ins, outs = _widths(module.in_channels, grid, in_extra), _widths(module.out_channels, grid, out_extra)
     ms = np.array([[time_layer(_conv_like(module, int(i), int(o)), torch.randn(len(x), int(i), *spatial))
                     for o in outs] for i in ins])
     return LayerTable(name, ins, outs, _monotone(ms))
