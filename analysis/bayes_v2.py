@@ -43,6 +43,7 @@ SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_imag
 MAIN = ("bayes+anneal_target=final", "bayes+anneal_target=current",
         "bayes+option.cross_layer=True+anneal_target=current",  # every layer's channels priced together
         "bayes+anneal_target=last",  # current, then final in the last annealed round
+        "bayes+option.cross_layer=True+anneal_target=last",
         "bayes-svi", "l2", "taylor", "tp-l2", "tp-l1", "tp-group-sl")
 ABLATIONS = tuple(f"{m}+anneal_target=current" for m in (  # each ingredient, on bayes with current annealing
     "bayes@uniform", "bayes+interactions=False", "bayes+within=taylor", "bayes+weight_norm_prior=False",

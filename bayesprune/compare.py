@@ -42,6 +42,9 @@ VARIANTS: dict[str, dict] = {
     "bayes-anneal-final": {"criterion": "bayes", "anneal_target": "final"},
     "bayes-anneal-current": {"criterion": "bayes", "anneal_target": "current"},  # bayes's own default
     "bayes-anneal-last": {"criterion": "bayes", "anneal_target": "last"},
+    "bayes-cross-layer": {"criterion": "bayes", "criterion_options": {"cross_layer": True}},  # all layers' Fisher
+    "bayes-cross-layer-last": {"criterion": "bayes", "criterion_options": {"cross_layer": True},
+                               "anneal_target": "last"},
 }
 
 
