@@ -131,12 +131,14 @@ def _stats(runs: list[dict], reference: dict) -> dict:
 def headline(summary: dict, regime: str, candidates: tuple[str, ...]) -> dict:
     """Per budget: bayes against the best other method of ``candidates`` (mean over seeds). After
     fine-tuning bayes is its default configuration; without, the better of its two reparameterizations
-    (every method is offered both)."""
+    (every method is offered both); variants of bayes's options are never the headline's bayes."""
     out = {}
     for budget, methods in summary.get(regime, {}).items():
         ours = [m for m in methods if m.split("+")[0] == "bayes" and m in candidates]
         if regime == "fine-tune":
             ours = [m for m in ours if m == default_bayes()]
+        else:  # the default configuration under either reparameterization, not an option's variant
+            ours = [m for m in ours if m.count("+") == 1 and m.startswith("bayes+reparameterize=")]
         others = [m for m in methods if m.split("+")[0].split("@")[0] not in ("bayes",) and m in candidates]
         if not ours or not others:
             continue
