@@ -18,7 +18,6 @@ When the run ends, every round's predictions are scored (AUROC, Brier) against t
 """
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -26,34 +25,28 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
-from torch import nn
 
 from .annealing import RoundAnnealing
-from .checkpoint import checkpoint_payload, model_from_payload, save_checkpoint
+from .checkpoint import checkpoint_payload, save_checkpoint
 from .config import PruneConfig, environment
 from .criteria import make_criterion
 from .criteria.base import Calibration, Criterion
 from .cut import Job, Network, SearchSettings, cut, finetune
 from .data import load_dataset
-from .decision.latency import LatencyTable
 from .decision.width_steps import WidthSteps
 from .distillation import distillation_loss
 from .distributed import SINGLE, Collective
-from .errors import ConfigError, ModelError, RunDirError, TrainingError
+from .errors import ConfigError, RunDirError, TrainingError
 from .groups import ChannelGraph, check_prunable
 from .plan import write_plan
 from .plan.auto import evidence_budget, wants_evidence_budget
-from .pretrained import resolve_model
 from .resume import STATE_FILE, RoundState, capture_rng, load_state, restore_rng
 from .resume import save_state as save_round_state
 from .runs import RUN_MARKER, RunDir
-from .surgery import widen
+from .start import LATENCY_TABLE, WIDTH_STEPS, distillation_teacher, restored_network, start_network
 from .tracking import ChannelTracker, score_predictions
 from .training import FitConfig, resolve_device, seed_everything
 
-LATENCY_TABLE = "latency_table.json"
-WIDTH_STEPS = "width_steps.json"
 SUMMARY_ROUND_KEYS = ("round", "accuracy", "accuracy_after_cut", "accuracy_after_cut_plain", "macs", "params",
                       "temperature", "prediction_auroc", "prediction_brier", "statistics_seconds", "decision_seconds",
                       "finetune_seconds", "seconds")
@@ -92,13 +85,13 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
     elif config.target_chosen_by and config.out and (Path(config.out) / "plan.json").is_file():
         plan = json.loads((Path(config.out) / "plan.json").read_text())
     job = replace(_prepare(config, criterion, allocation, collective), plan=plan)
-    network = _start(job, echo) if state is None else _restored(job, state, echo)
+    network = start_network(job, echo) if state is None else restored_network(job, state, echo)
     collective.broadcast_module(network.model)  # one network on every process, whatever its start drew
     if state is None:
         _preflight(job, network)  # a budget no sequence of capped cuts can reach fails before any write
         if config.epochs == 0 and job.criterion.own_widths and job.budget.allocation == "global":
             echo(NO_FINETUNE_WIDTHS)
-    teacher = _teacher(job, network, state)  # before _progress restores the random state
+    teacher = distillation_teacher(job, network, state)  # before _progress restores the random state
     run_dir = _open_run_dir(job, network, state)
     progress = _progress(job, network, state, run_dir)
     loss_fn = distillation_loss(teacher, config.distill, config.distill_temperature) if teacher is not None else None
@@ -151,18 +144,6 @@ def _prepare(config: PruneConfig, criterion: Criterion | None, allocation=None,
     return Job(config, criterion, budget, data, device, generator, data.test_x[:1].to(device),
                Calibration(data, device, config.batch_size, config.calibration_batches, config.seed, collective),
                FitConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size), collective=collective)
-
-
-def _restored(job: Job, state: RoundState, echo) -> Network:
-    config = job.config
-    model, arch = model_from_payload(state.checkpoint, f"{config.out}/{STATE_FILE}")
-    if job.budget.kind == "latency":  # the table the run was started with, not a new measurement
-        job.latency_table = LatencyTable.from_dict(json.loads((Path(config.out) / LATENCY_TABLE).read_text()))
-    if job.budget.round_to == "auto":  # the same: the widths measured when the run started
-        steps = WidthSteps.from_dict(json.loads((Path(config.out) / WIDTH_STEPS).read_text()))
-        job.budget = replace(job.budget, round_to=steps)
-    echo(f"resuming {config.out} at round {state.next_round} of {config.rounds}")
-    return Network(model.to(job.device), arch, list(state.checkpoint["pruning_history"]), state.base, state.expanded)
 
 
 def _start_fraction(job: Job, network: Network) -> float:
@@ -323,73 +304,6 @@ def _stopped(exc: TrainingError, r: int, run_dir: RunDir | None) -> TrainingErro
     complete files of the last finished round (nothing of round r was written)."""
     kept = f"{run_dir.file('model.pt')} holds round {r - 1}'s network" if run_dir and r > 1 else "no round finished"
     return TrainingError(f"{exc}. The run stopped in round {r}; {kept}.")
-
-
-def _start(job: Job, echo) -> Network:
-    """The network of round 1: the resolved model, widened with ``--expand``; and its numbers."""
-    config, data = job.config, job.data
-    resolved = resolve_model(config.model, data, config.weights, config.trust_pickle)
-    model, arch = resolved.model.to(job.device), resolved.arch
-    if job.budget.kind == "latency":  # (--expand is refused with it: the steps are measured on this model)
-        if job.budget.round_to == "auto":  # first, so that the table is measured at the step widths
-            _measure_steps(job, model, echo)
-        echo(f"measuring the latency table (batch {config.latency_batch}, {config.latency_grid} widths per side"
-             + (" and the step widths" if isinstance(job.budget.round_to, WidthSteps) else "") + ")")
-        job.latency_table = LatencyTable.measure(model, job.inputs, config.latency_batch, config.latency_grid,
-                                                 progress=config.progress, steps=_steps_of(job.budget))
-    base = job.measure(model)
-    echo(f"{data.describe()}\nmodel {resolved.source}: accuracy {base['accuracy']:.4f}, "
-         f"{base['macs'] / 1e6:.2f} M MACs, {base['params'] / 1e3:.1f} k params")
-    history = list(resolved.pruning_history)
-    if config.from_scratch:  # the architecture only: training-time methods train it from random weights
-        if history:
-            raise ModelError("--from-scratch needs an unpruned model; this one was pruned already")
-        torch.manual_seed(config.seed)
-        for module in model.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-        base = {**job.measure(model), "from_scratch": True}
-        echo(f"--from-scratch: weights re-initialised (seed {config.seed}), accuracy {base['accuracy']:.4f}")
-    expanded = None
-    if config.expand > 1.0:
-        if history:
-            raise ModelError("--expand needs an unpruned model; this one was pruned already")
-        model, arch = widen(model, arch, config.expand, config.expand_noise, config.seed)
-        model.to(job.device)
-        expanded = {"factor": config.expand, **job.measure(model)}
-        echo(f"expanded x{config.expand} (Net2Wider): accuracy {expanded['accuracy']:.4f}, "
-             f"{expanded['macs'] / 1e6:.2f} M MACs, {expanded['params'] / 1e3:.1f} k params")
-    if job.budget.round_to == "auto":  # on the network round 1 cuts (after --expand)
-        _measure_steps(job, model, echo)
-    return Network(model, arch, history, base, expanded, resolved.source)
-
-
-def _measure_steps(job: Job, model: nn.Module, echo) -> None:
-    """``--round-to auto``: time every group's widths and put the steps into the budget."""
-    config = job.config
-    echo(f"measuring each layer's latency steps (batch {config.latency_batch}, every width)")
-    steps = WidthSteps.measure(ChannelGraph(model, job.inputs), job.inputs, config.latency_batch,
-                               progress=config.progress)
-    job.budget = replace(job.budget, round_to=steps)
-
-
-def _steps_of(budget) -> WidthSteps | None:
-    return budget.round_to if isinstance(budget.round_to, WidthSteps) else None
-
-
-def _teacher(job: Job, network: Network, state: RoundState | None) -> nn.Module | None:
-    """The unpruned network of round 1 for ``--distill``: a copy of it, or for a resumed run the
-    model resolved and widened again exactly as :func:`_start` did."""
-    config = job.config
-    if config.distill <= 0:
-        return None
-    if state is None:
-        return copy.deepcopy(network.model)
-    resolved = resolve_model(config.model, job.data, config.weights, config.trust_pickle)
-    model, arch = resolved.model, resolved.arch
-    if config.expand > 1.0:
-        model, arch = widen(model, arch, config.expand, config.expand_noise, config.seed)
-    return model.to(job.device)
 
 
 def _agreement_line(agreement: dict) -> str:
