@@ -38,3 +38,17 @@ def write_json(path: Path, result: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(path)
+
+
+def paired_accuracy(cells: list[dict], reference: dict, scale: float = 1.0) -> dict:
+    """Mean and sd over seeds of the cells' ``accuracy`` and of its paired difference to ``reference``
+    (seed -> the reference method's accuracy on that seed), times ``scale``; sd 0 for one seed."""
+    import statistics
+
+    def mean_sd(values):
+        values = [scale * v for v in values]
+        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    accuracy, paired = mean_sd([c["accuracy"] for c in cells]), mean_sd([c["accuracy"] - reference[c["seed"]]
+                                                                          for c in cells])
+    return {"accuracy_mean": accuracy[0], "accuracy_sd": accuracy[1], "paired_mean": paired[0], "paired_sd": paired[1]}

@@ -78,11 +78,7 @@ def main() -> None:
     summary = {}
     for method in METHODS:
         cells = [r for r in rows if r["method"] == method]
-        paired = [100 * (r["accuracy"] - reference[r["seed"]]) for r in cells]
-        summary[method] = {"accuracy_mean": 100 * statistics.mean(r["accuracy"] for r in cells),
-                           "accuracy_sd": 100 * statistics.stdev(r["accuracy"] for r in cells) if seeds > 1 else 0.0,
-                           "paired_mean": statistics.mean(paired),
-                           "paired_sd": statistics.stdev(paired) if seeds > 1 else 0.0,
+        summary[method] = {**_common.paired_accuracy(cells, reference, scale=100),
                            "macs_ratio_mean": statistics.mean(r["macs_ratio"] for r in cells),
                            "widths_seed0": cells[0]["widths"]}
     result = {"script": "analysis/post_training_widths.py", "commit": _common.commit(), **_common.versions(),

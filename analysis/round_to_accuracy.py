@@ -81,12 +81,8 @@ def variant_grid(script: str, methods: list[str], reference: str, argv: list[str
         paired_to = {r["seed"]: r["accuracy"] for r in rows if r["target"] == target and r["method"] == reference}
         for method in methods:
             cells = [r for r in rows if r["target"] == target and r["method"] == method]
-            paired = [r["accuracy"] - paired_to[r["seed"]] for r in cells]
             summary[f"{target:g}"][method] = {
-                "accuracy_mean": statistics.mean(r["accuracy"] for r in cells),
-                "accuracy_sd": statistics.stdev(r["accuracy"] for r in cells) if len(cells) > 1 else 0.0,
-                "paired_mean": statistics.mean(paired),
-                "paired_sd": statistics.stdev(paired) if len(paired) > 1 else 0.0,
+                **_common.paired_accuracy(cells, paired_to),
                 "macs_ratio_mean": statistics.mean(r["macs_ratio"] for r in cells),
                 "after_final_cut_mean": statistics.mean(r["accuracy_after_final_cut"] for r in cells),
                 "latency_ratio_mean": statistics.mean(r["latency_ratio"] for r in cells)}
