@@ -17,7 +17,7 @@ from bayesprune.decision.selector import BudgetedSelector
 from bayesprune.gates import ChannelGates
 from bayesprune.groups import ChannelGraph
 from bayesprune.plan import channel_log_evidence_change, evidence_curve, gaussian_reduction, spike_reduction
-from bayesprune.plan.masked import MaskedCuts
+from bayesprune.masked_cuts import MaskedCuts
 from bayesprune.surgery import compensate
 from bayesprune.surgery.compensate import input_means
 from bayesprune.training import evaluate

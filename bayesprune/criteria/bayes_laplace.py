@@ -17,8 +17,9 @@ from ..fisher import cross_layer_priority, cut_priority, gate_fisher, order_rank
 from ..gates import ChannelGates
 from ..bayes.gsm_quadrature import GSMPosterior, ScaleGrid
 from ..bayes.posterior import ChannelPosterior, hdi_contains, write_round_artifacts
+from ..bayes.width_check import WidthCheck
 from ..bayes.priors import Horseshoe, ScalePrior
-from ..errors import BayesPruneError, ConfigError
+from ..errors import BayesPruneError, BudgetError, ConfigError
 from ..options import bind_options
 from .base import Calibration, Criterion
 from .magnitude import L2Norm
@@ -93,6 +94,11 @@ class BayesLaplace(Criterion):
             channels of different layers interact too (:func:`~bayesprune.fisher.cross_layer_priority`:
             a greedy cut, one step per channel; ``analysis/post_training_widths.py`` measures it
             without fine-tuning); off by default (layers add up). Needs ``interactions``.
+        check_widths: make the cut at the run's cap and at tighter ones and keep the one whose
+            masked, reparameterized network has the highest log-likelihood on held-out training
+            images (:mod:`bayesprune.bayes.width_check`: the quadratic model is local); only when
+            the posterior sets the widths (``--allocation global``).
+        reparameterize: the run's ``--reparameterize``, which the width check applies to its candidates.
     """
 
     name = "bayes"
@@ -100,14 +106,14 @@ class BayesLaplace(Criterion):
     source = "Louizos et al. 2017, NeurIPS, sec. 3.1 eq. 8; Carvalho et al. 2010; MacKay 1992"
     needs_data = True
     set_by_flags = ("prior", "within", "draws", "chains", "seed", "forgetting", "weight_norm_prior",
-                    "interactions", "grid")  # set by --prior, --within, --posterior-draws, ...
+                    "interactions", "grid", "reparameterize")  # set by --prior, --within, --posterior-draws, ...
     default_allocation = "global"  # the posterior sets the widths
     own_widths = True  # with --allocation global it decides the widths itself
 
     def __init__(self, prior: ScalePrior | None = None, within: Criterion | None = None, draws: int = 200,
                  chains: int = 2, seed: int = 0, forgetting: float = 0.5, fold_means: bool = False,
                  weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None,
-                 cross_layer: bool = False):
+                 cross_layer: bool = False, check_widths: bool = False, reparameterize: str = "mean"):
         if chains < 1:
             raise ConfigError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
@@ -123,6 +129,8 @@ class BayesLaplace(Criterion):
             raise ConfigError("--criterion-option cross_layer=true prices channels of all layers together; "
                               "it cannot be combined with --no-interactions")
         self.interactions, self.cross_layer = interactions, cross_layer
+        self.width_check = WidthCheck(reparameterize, seed=seed) if check_widths else None
+        self.width_record: dict | None = None  # the width check's candidates and choice, this round
         self.network_fisher: dict | None = None  # with cross_layer: {None | half: Fisher of all gates}
         self.carried: dict | None = None  # {"local": {group: survivors x K}, "tau": M} log weights after a cut
         self.posterior: ChannelPosterior | None = None
@@ -143,7 +151,7 @@ class BayesLaplace(Criterion):
         within = within.from_config(replace(config, criterion_options={}))  # bayes's options are not its
         return cls(prior=prior, within=within, draws=config.posterior_draws, chains=config.chains, seed=config.seed,
                    forgetting=config.forgetting, weight_norm_prior=config.weight_norm_prior,
-                   interactions=config.interactions,
+                   interactions=config.interactions, reparameterize=config.reparameterize,
                    **bind_options(cls, config.criterion_options, "--criterion-option", reserved=cls.set_by_flags))
 
     # statistics --------------------------------------------------------------------------
@@ -181,6 +189,8 @@ class BayesLaplace(Criterion):
         self.half_gate_draws = [self._fit(f, local, tau).draw(self.draws, np.random.default_rng(rng.integers(2 ** 32)))
                                 ["z"] / self.relative_norm for f in fisher.halves]
         self.posterior, self.keep_final, self.agreement = None, None, None
+        if self.width_check is not None:
+            self.width_check.prepare(model, graph.inputs, calibration, self.reparameterization())
 
     def _fit(self, fisher: np.ndarray, local, tau) -> GSMPosterior:
         precision = self.examples * np.maximum(fisher, FISHER_FLOOR)  # of s: N F
@@ -246,6 +256,9 @@ class BayesLaplace(Criterion):
         self._require_prepared()
         selector = budget.selector(cost_model, self.group_of_channel)
         cuts = self.posterior_cuts(selector)
+        self.width_record = None
+        if self.width_check is not None and budget.allocation == "global":
+            selector, cuts, self.width_record = self._checked(selector, cuts, budget, cost_model)
         kept_draws, keep_probability, decision, priority = (cuts.kept_draws, cuts.keep_probability, cuts.decision,
                                                             cuts.priority)
         self.keep_final = keep_probability
@@ -261,6 +274,21 @@ class BayesLaplace(Criterion):
         self.agreement = self._agreement(kept_draws, selector)
         return {name: [int(c) for c in local[(self.group_of_channel == gi) & ~decision]]
                 for gi, name in enumerate(names)}
+
+    def _checked(self, selector: BudgetedSelector, cuts: "PosteriorCuts", budget: RoundBudget, cost_model):
+        """The cut at the run's cap or a tighter one, whichever the width check prefers, with its record."""
+        candidates = [(budget.max_fraction, selector, cuts)]
+        for cap in self.width_check.tighter(budget.max_fraction):
+            tighter = replace(budget, max_fraction=cap)
+            try:
+                tighter.check_reachable(cost_model)
+            except BudgetError:
+                break  # a tighter cap reaches even less
+            chosen = tighter.selector(cost_model, self.group_of_channel)
+            candidates.append((cap, chosen, self.posterior_cuts(chosen)))
+        best, record = self.width_check.choose([(cap, c.decision) for cap, _, c in candidates])
+        self.width_check.release()
+        return candidates[best][1], candidates[best][2], record
 
     def _agreement(self, kept_draws, selector) -> dict:
         from scipy.stats import spearmanr
@@ -298,7 +326,8 @@ class BayesLaplace(Criterion):
             return {}
         return {"layers": self.posterior.per_layer(), "uncertain_channels": int(self.posterior.uncertain.sum()),
                 "posterior_agreement": self.agreement, "tau_mean": self.gsm.tau_mean(),
-                "fisher_examples": self.fisher_examples}
+                "fisher_examples": self.fisher_examples,
+                **({"width_check": self.width_record} if self.width_record is not None else {})}
 
     def after_cut(self, removal) -> None:
         self._round += 1

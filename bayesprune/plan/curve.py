@@ -11,7 +11,7 @@ import torch
 from ..decision.selector import BudgetedSelector
 from ..errors import BudgetError
 from ..progress import progress_bar
-from .masked import MaskedCuts
+from ..masked_cuts import MaskedCuts
 
 
 @dataclass(frozen=True)

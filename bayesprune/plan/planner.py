@@ -37,7 +37,7 @@ from ..runs import check_run_dir
 from ..training import evaluate, resolve_device, seed_everything
 from .curve import BudgetCurve, BudgetPrediction, HeldOut, evaluated_draws, predictive_interval
 from .evidence import EvidenceCurve, channel_log_evidence_change, evidence_curve
-from .masked import MaskedCuts
+from ..masked_cuts import MaskedCuts
 
 DEFAULT_HOLDOUT = 2000
 DEFAULT_FRACTIONS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)

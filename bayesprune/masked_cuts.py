@@ -13,12 +13,13 @@ import copy
 
 import numpy as np
 import torch
+from torch import nn
 
-from ..gates import ChannelGates
-from ..groups import ChannelGraph
-from ..surgery import compensate, fold_gates
-from ..surgery.compensate import input_means
-from ..training import evaluate
+from .gates import ChannelGates
+from .groups import ChannelGraph
+from .surgery import compensate, fold_gates
+from .surgery.compensate import input_means
+from .data import iterate_batches
 
 
 class MaskedCuts:
@@ -35,9 +36,15 @@ class MaskedCuts:
         # mean compensation reads the unpruned network's input means, the same for every cut: once
         self.means = (input_means(self.graph, calibration.batches()) if reparameterize == "mean" else None)
 
-    @torch.no_grad()
     def accuracy(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device) -> float:
         """Top-1 accuracy on ``(x, y)`` of the network cut to ``kept``, reparameterized as a run does."""
+        return self.measure(kept, x, y, device)[0]
+
+    @torch.no_grad()
+    def measure(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device,
+                batch_size: int = 512) -> tuple[float, float]:
+        """Top-1 accuracy and mean log-likelihood (nats per image) on ``(x, y)`` of the network cut to
+        ``kept``, reparameterized as a run does."""
         self.model.load_state_dict(self.state)
         if self.reparameterize != "none":
             if self.scales is not None:
@@ -45,8 +52,14 @@ class MaskedCuts:
             compensate(self.graph, self.gates.removal(kept), self.calibration.batches(), self.reparameterize,
                        seed=self.seed, means=self.means)
         self.gates.values = torch.as_tensor(np.asarray(kept), dtype=torch.float32).to(device)
+        correct, log_likelihood = 0, 0.0
         try:
             with self.gates:
-                return evaluate(self.model, x, y, device)
+                self.model.to(device).eval()
+                for xb, yb in iterate_batches(x, y, batch_size, device=device):
+                    logits = self.model(xb)
+                    correct += (logits.argmax(1) == yb).sum().item()
+                    log_likelihood -= nn.functional.cross_entropy(logits, yb, reduction="sum").item()
         finally:
             self.gates.values = None
+        return correct / max(1, len(y)), log_likelihood / max(1, len(y))
