@@ -42,8 +42,8 @@ class MaskedCuts:
 
     @torch.no_grad()
     def measure(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device,
-                batch_size: int = 512) -> tuple[float, float]:
-        """Top-1 accuracy and mean log-likelihood (nats per image) on ``(x, y)`` of the network cut to
+                batch_size: int = 512) -> tuple[float, np.ndarray]:
+        """Top-1 accuracy and every image's log-likelihood (nats) on ``(x, y)`` of the network cut to
         ``kept``, reparameterized as a run does."""
         self.model.load_state_dict(self.state)
         if self.reparameterize != "none":
@@ -52,14 +52,14 @@ class MaskedCuts:
             compensate(self.graph, self.gates.removal(kept), self.calibration.batches(), self.reparameterize,
                        seed=self.seed, means=self.means)
         self.gates.values = torch.as_tensor(np.asarray(kept), dtype=torch.float32).to(device)
-        correct, log_likelihood = 0, 0.0
+        correct, log_likelihood = 0, []
         try:
             with self.gates:
                 self.model.to(device).eval()
                 for xb, yb in iterate_batches(x, y, batch_size, device=device):
                     logits = self.model(xb)
                     correct += (logits.argmax(1) == yb).sum().item()
-                    log_likelihood -= nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+                    log_likelihood.append(-nn.functional.cross_entropy(logits, yb, reduction="none").double().cpu())
         finally:
             self.gates.values = None
-        return correct / max(1, len(y)), log_likelihood / max(1, len(y))
+        return correct / max(1, len(y)), torch.cat(log_likelihood).numpy() if log_likelihood else np.zeros(0)

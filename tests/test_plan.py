@@ -144,6 +144,10 @@ def test_masked_cut_scores_as_the_physical_cut(method):
         compensate(graph, removal, calibration.batches(), method)
     graph.prune(removal)
     assert accuracy == evaluate(physical, data.train_x, data.train_y, CPU)
+    with torch.no_grad():  # the per-image log-likelihoods too (what bayes's width check compares)
+        nll = torch.nn.functional.cross_entropy(physical.eval()(data.train_x), data.train_y, reduction="none")
+    np.testing.assert_allclose(masked.measure(kept, data.train_x, data.train_y, CPU)[1], -nll.double().numpy(),
+                               atol=1e-5)
     assert masked.accuracy(np.ones_like(kept), data.train_x, data.train_y, CPU) == evaluate(
         net, data.train_x, data.train_y, CPU)  # the working copy is restored between cuts
 

@@ -12,8 +12,11 @@ checks, applied to the one decision the quadratic model is least trusted with: t
 the run's cap (``--max-prune-fraction``) and at each tighter ``cap`` of :attr:`WidthCheck.caps`
 (at most that share of any layer removed in this cut; each a trust radius around the trained
 network), every candidate's decision is applied as masks with the run's reparameterization
-(:class:`~bayesprune.masked_cuts.MaskedCuts`) and scored by its mean log-likelihood on training
-images the posterior's statistics did not read, and the best candidate is cut. The posterior and
+(:class:`~bayesprune.masked_cuts.MaskedCuts`) and scored by its log-likelihood on training images
+the posterior's statistics did not read. The candidate with the highest mean is cut if it beats the
+run's own cap by more than ``z`` standard errors of the paired per-image difference; otherwise the
+run's cap stands (a difference inside the sampling noise of the held-out images is a tie, and on
+a tie the posterior's own widths are kept). The posterior and
 its ordering are unchanged; only how far from the trained network the cut may go is chosen by the
 data. Simplification: the held-out images may have been seen in training (the base network's, and
 earlier rounds' fine-tuning), so the scores are optimistic alike for every candidate.
@@ -29,6 +32,7 @@ from ..masked_cuts import MaskedCuts
 
 CAPS = (0.75, 0.6, 0.45, 0.3)  # tighter caps tried beside the run's own (fractions of a layer per cut)
 HELD_OUT_IMAGES = 1000
+Z = 2.0  # standard errors by which a tighter cap must beat the run's own
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class WidthCheck:
     caps: tuple = CAPS
     images: int = HELD_OUT_IMAGES
     seed: int = 0
+    z: float = Z
     _masked: MaskedCuts | None = field(default=None, repr=False)
     _held_out: HeldOutImages | None = field(default=None, repr=False)
     _device: torch.device | None = field(default=None, repr=False)
@@ -73,16 +78,23 @@ class WidthCheck:
         return [c for c in self.caps if c < cap - 1e-9]
 
     def choose(self, candidates: list[tuple[float, np.ndarray]]) -> tuple[int, dict]:
-        """Index of the candidate ``(cap, kept flags)`` with the highest held-out mean log-likelihood
-        (the first, the loosest cap, on a tie), and the record of every candidate's scores."""
+        """Index of the chosen candidate ``(cap, kept flags)`` (the first is the run's own cap, then
+        tighter ones), and the record of every candidate's held-out scores."""
         if self._masked is None:
             raise RuntimeError("WidthCheck.prepare(model, inputs, calibration) must run before choose")
         held = self._held_out
         scores = [self._masked.measure(kept, held.x, held.y, self._device) for _, kept in candidates]
-        log_likelihood = np.array([s[1] for s in scores])
-        best = int(np.flatnonzero(log_likelihood == log_likelihood.max())[0])
+        per_image = np.stack([s[1] for s in scores])  # (candidates, images)
+        mean = per_image.mean(1)
+        best = int(np.argmax(mean))  # the first (loosest) on a tie
+        difference = per_image[best] - per_image[0]
+        standard_error = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
+        gain = float(difference.mean())
+        if gain <= self.z * standard_error:
+            best = 0
         record = {"caps": [float(c) for c, _ in candidates], "held_out_accuracy": [s[0] for s in scores],
-                  "held_out_log_likelihood": log_likelihood.tolist(), "chosen_cap": float(candidates[best][0]),
+                  "held_out_log_likelihood": mean.tolist(), "chosen_cap": float(candidates[best][0]),
+                  "best_gain_nats": gain, "best_gain_standard_error": standard_error,
                   "held_out_images": len(held.y), "overlaps_calibration": held.overlaps_calibration}
         return best, record
 

@@ -1,0 +1,110 @@
+"""The held-out check of ``bayes``'s widths (``check_widths``): its choice rule by hand, its
+held-out images, and on a planted network where the answer is known."""
+import numpy as np
+import pytest
+import torch
+
+from bayesprune.bayes.width_check import HeldOutImages, WidthCheck
+from bayesprune.criteria import BayesLaplace
+from bayesprune.criteria.base import Calibration
+from bayesprune.data import ImageData
+from bayesprune.decision import CostModel, RoundBudget
+from bayesprune.groups import ChannelGraph
+from helpers import planted_network
+
+CPU = torch.device("cpu")
+
+
+class _Scores:
+    """Stands in for MaskedCuts: each cut's (accuracy, per-image log-likelihoods) looked up by its flags."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def measure(self, kept, x, y, device):
+        accuracy, log_likelihood = self.table[tuple(int(k) for k in kept)]
+        return accuracy, np.asarray(log_likelihood, dtype=float)
+
+
+def _check_with(table, images=4) -> WidthCheck:
+    check = WidthCheck()
+    x = torch.zeros(images, 1, 2, 2)
+    check._masked, check._device = _Scores(table), CPU
+    check._held_out = HeldOutImages(x, torch.zeros(images, dtype=torch.long), overlaps_calibration=False)
+    return check
+
+
+def test_a_tighter_cap_is_chosen_only_when_it_beats_the_runs_cap_beyond_the_noise():
+    # per-image log-likelihoods of 4 held-out images; the run's cap (0.9) first
+    run_cap = (0.5, [-1.0, -1.0, -1.0, -1.0])
+    better = (0.7, [-0.5, -0.6, -0.4, -0.5])  # differences 0.5, 0.4, 0.6, 0.5: mean 0.5, sd 0.0816
+    check = _check_with({(0, 1): run_cap, (1, 1): better, (1, 0): better})
+    best, record = check.choose([(0.9, np.array([0, 1])), (0.6, np.array([1, 1])), (0.3, np.array([1, 0]))])
+    # standard error 0.0816 / 2 = 0.0408; 0.5 > 2 x 0.0408, and 0.6 is the looser of the two best
+    assert best == 1 and record["chosen_cap"] == 0.6
+    assert record["best_gain_nats"] == pytest.approx(0.5)
+    assert record["best_gain_standard_error"] == pytest.approx(np.std([0.5, 0.4, 0.6, 0.5], ddof=1) / 2)
+    assert record["held_out_log_likelihood"] == pytest.approx([-1.0, -0.5, -0.5])
+    assert record["held_out_accuracy"] == [0.5, 0.7, 0.7] and record["held_out_images"] == 4
+    # a noisy gain: differences +1, -0.8, +1, -0.8 (mean 0.1, standard error 0.52): the run's cap stands
+    noisy = (0.5, [0.0, -1.8, 0.0, -1.8])
+    check = _check_with({(0, 1): run_cap, (1, 1): noisy})
+    best, record = check.choose([(0.9, np.array([0, 1])), (0.6, np.array([1, 1]))])
+    assert best == 0 and record["chosen_cap"] == 0.9 and record["best_gain_nats"] == pytest.approx(0.1)
+    assert check.tighter(0.9) == [0.75, 0.6, 0.45, 0.3] and check.tighter(0.6) == [0.45, 0.3]
+
+
+def test_choose_before_prepare_is_a_bug_not_a_silent_default():
+    with pytest.raises(RuntimeError, match="prepare"):
+        WidthCheck().choose([(0.9, np.ones(2))])
+
+
+def _calibration(train: int, batch=10, batches=3) -> Calibration:
+    x = torch.arange(train, dtype=torch.float32).reshape(train, 1, 1, 1)
+    return Calibration(ImageData("t", x, torch.zeros(train, dtype=torch.long), x[:2], torch.zeros(2), 2),
+                       CPU, batch, batches)
+
+
+def test_held_out_images_are_the_last_ones_the_calibration_does_not_read():
+    held = HeldOutImages.of(_calibration(200), count=50)  # the calibration reads images 0..29
+    assert held.x.flatten().tolist() == list(range(150, 200)) and not held.overlaps_calibration
+    held = HeldOutImages.of(_calibration(200), count=500)  # all 170 it leaves
+    assert held.x.flatten().tolist() == list(range(30, 200)) and not held.overlaps_calibration
+    held = HeldOutImages.of(_calibration(60), count=500)  # 30 left, under 100: the last 60, overlapping (recorded)
+    assert held.x.flatten().tolist() == list(range(60)) and held.overlaps_calibration
+
+
+def _planted_cut(cap_of_run=0.9, **options):
+    net, data = planted_network()  # c1: 8 channels, 4 dead (zero filters and BatchNorm); c2: 4 live
+    graph = ChannelGraph(net, data.test_x[:1])
+    cost_model = CostModel.build(graph)
+    criterion = BayesLaplace(draws=100, chains=2, check_widths=True, **options)
+    calibration = Calibration(data, CPU, 128, 2)  # reads 256 of the 512 images; the check the other 256
+    criterion.prepare(net, graph, calibration)
+    dead_layer = np.array([g.name == "c1" for g in graph.groups])
+    target = cost_model.cost(cost_model.sizes - 4 * dead_layer, "macs")  # room for exactly the dead four
+    removal = criterion.select(graph, cost_model, RoundBudget(target, target, "macs", "global", cap_of_run))
+    return criterion, removal
+
+
+def test_planted_dead_channels_go_at_the_run_cap_and_no_tighter_cap_displaces_them():
+    criterion, removal = _planted_cut()
+    record = criterion.round_record()["width_check"]
+    assert sorted(removal["c1"]) == [0, 1, 2, 3] and removal["c2"] == []
+    assert record["chosen_cap"] == 0.9 and record["held_out_images"] == 256 and not record["overlaps_calibration"]
+    caps, log_likelihood = record["caps"], record["held_out_log_likelihood"]
+    # caps 0.9, 0.75, 0.6 let c1 lose its 4 dead channels (floor(0.6 * 8) = 4): the same cut, scored alike;
+    # under 0.45 c1 may lose only 3, so live channels go, which the held-out images cannot prefer
+    assert caps[:3] == [0.9, 0.75, 0.6] and len(set(log_likelihood[:3])) == 1
+    assert record["best_gain_nats"] <= 2 * record["best_gain_standard_error"]  # nothing beats it beyond the noise
+
+
+def test_no_check_when_the_widths_are_not_the_posteriors():
+    net, data = planted_network()
+    graph = ChannelGraph(net, data.test_x[:1])
+    cost_model = CostModel.build(graph)
+    criterion = BayesLaplace(draws=50, chains=2, check_widths=True)
+    criterion.prepare(net, graph, Calibration(data, CPU, 128, 2))
+    target = 0.7 * cost_model.full("macs")
+    criterion.select(graph, cost_model, RoundBudget(target, target, "macs", "uniform", 0.9))
+    assert "width_check" not in criterion.round_record()
