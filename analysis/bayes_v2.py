@@ -44,12 +44,14 @@ MAIN = ("bayes+anneal_target=final", "bayes+anneal_target=current",
         "bayes+option.cross_layer=True+anneal_target=current",  # every layer's channels priced together
         "bayes+anneal_target=last",  # current, then final in the last annealed round
         "bayes+option.cross_layer=True+anneal_target=last",
+        "bayes+option.check_widths=True+anneal_target=current",  # widths checked on held-out images
         "bayes-svi", "l2", "taylor", "tp-l2", "tp-l1", "tp-group-sl")
 ABLATIONS = tuple(f"{m}+anneal_target=current" for m in (  # each ingredient, on bayes with current annealing
     "bayes@uniform", "bayes+interactions=False", "bayes+within=taylor", "bayes+weight_norm_prior=False",
     "bayes+annealing=False", "bayes+prior=regularized-horseshoe", "bayes+prior=normal-jeffreys"))
 POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq") for m in ("bayes", "bayes-svi", "l2", "taylor")) \
-    + ("bayes+option.cross_layer=True+reparameterize=lsq", "tp-l2", "tp-l1")
+    + ("bayes+option.cross_layer=True+reparameterize=lsq", "bayes+option.check_widths=True+reparameterize=lsq",
+       "bayes+option.check_widths=True+reparameterize=mean", "tp-l2", "tp-l1")
 POST_TRAIN_IMAGES = 2000
 PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.5,), ABLATIONS),
          "post": ("post-training", (0.5, 0.2), POST)}
