@@ -39,9 +39,10 @@ def test_a_tighter_cap_is_chosen_only_when_it_beats_the_runs_cap_beyond_the_nois
     run_cap = (0.5, [-1.0, -1.0, -1.0, -1.0])
     better = (0.7, [-0.5, -0.6, -0.4, -0.5])  # differences 0.5, 0.4, 0.6, 0.5: mean 0.5, sd 0.0816
     check = _check_with({(0, 1): run_cap, (1, 1): better, (1, 0): better})
-    best, record = check.choose([(0.9, np.array([0, 1])), (0.6, np.array([1, 1])), (0.3, np.array([1, 0]))])
-    # standard error 0.0816 / 2 = 0.0408; 0.5 > 2 x 0.0408, and 0.6 is the looser of the two best
-    assert best == 1 and record["chosen_cap"] == 0.6
+    best, record = check.choose([("run", np.array([0, 1])), ("cap 0.6", np.array([1, 1])),
+                                 ("uniform", np.array([1, 0]))])
+    # standard error 0.0816 / 2 = 0.0408; 0.5 > 2 x 0.0408, and cap 0.6 is the first of the two best
+    assert best == 1 and record["chosen"] == "cap 0.6"
     assert record["best_gain_nats"] == pytest.approx(0.5)
     assert record["best_gain_standard_error"] == pytest.approx(np.std([0.5, 0.4, 0.6, 0.5], ddof=1) / 2)
     assert record["held_out_log_likelihood"] == pytest.approx([-1.0, -0.5, -0.5])
@@ -49,9 +50,17 @@ def test_a_tighter_cap_is_chosen_only_when_it_beats_the_runs_cap_beyond_the_nois
     # a noisy gain: differences +1, -0.8, +1, -0.8 (mean 0.1, standard error 0.52): the run's cap stands
     noisy = (0.5, [0.0, -1.8, 0.0, -1.8])
     check = _check_with({(0, 1): run_cap, (1, 1): noisy})
-    best, record = check.choose([(0.9, np.array([0, 1])), (0.6, np.array([1, 1]))])
-    assert best == 0 and record["chosen_cap"] == 0.9 and record["best_gain_nats"] == pytest.approx(0.1)
-    assert check.tighter(0.9) == [0.75, 0.6, 0.45, 0.3] and check.tighter(0.6) == [0.45, 0.3]
+    best, record = check.choose([("run", np.array([0, 1])), ("cap 0.6", np.array([1, 1]))])
+    assert best == 0 and record["chosen"] == "run" and record["best_gain_nats"] == pytest.approx(0.1)
+
+
+def test_candidates_are_the_tighter_caps_then_uniform_widths():
+    budget = RoundBudget(10.0, 5.0, "macs", "global", 0.6)
+    candidates = WidthCheck().candidates(budget)
+    assert [label for label, _ in candidates] == ["cap 0.45", "cap 0.3", "uniform"]
+    assert [b.max_fraction for _, b in candidates] == [0.45, 0.3, 0.6]
+    assert [b.allocation for _, b in candidates] == ["global", "global", "uniform"]
+    assert all(b.target == 10.0 and b.final_target == 5.0 for _, b in candidates)
 
 
 def test_choose_before_prepare_is_a_bug_not_a_silent_default():
@@ -91,11 +100,12 @@ def test_planted_dead_channels_go_at_the_run_cap_and_no_tighter_cap_displaces_th
     criterion, removal = _planted_cut()
     record = criterion.round_record()["width_check"]
     assert sorted(removal["c1"]) == [0, 1, 2, 3] and removal["c2"] == []
-    assert record["chosen_cap"] == 0.9 and record["held_out_images"] == 256 and not record["overlaps_calibration"]
-    caps, log_likelihood = record["caps"], record["held_out_log_likelihood"]
-    # caps 0.9, 0.75, 0.6 let c1 lose its 4 dead channels (floor(0.6 * 8) = 4): the same cut, scored alike;
-    # under 0.45 c1 may lose only 3, so live channels go, which the held-out images cannot prefer
-    assert caps[:3] == [0.9, 0.75, 0.6] and len(set(log_likelihood[:3])) == 1
+    assert record["chosen"] == "run" and record["held_out_images"] == 256 and not record["overlaps_calibration"]
+    labels, log_likelihood = record["candidates"], record["held_out_log_likelihood"]
+    # caps 0.9 (the run's), 0.75, 0.6 let c1 lose its 4 dead channels (floor(0.6 * 8) = 4): the same cut,
+    # scored alike; under 0.45, or with uniform widths, live channels go, which held-out images cannot prefer
+    assert labels[:3] == ["run", "cap 0.75", "cap 0.6"] and labels[-1] == "uniform"
+    assert len(set(log_likelihood[:3])) == 1
     assert record["best_gain_nats"] <= 2 * record["best_gain_standard_error"]  # nothing beats it beyond the noise
 
 

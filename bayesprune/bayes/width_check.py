@@ -9,9 +9,10 @@ posterior with at most 65% of any layer removed kept 60% (``analysis/README.md``
 
 The check is model criticism in the sense of Box 1980 / Gelman et al.'s posterior predictive
 checks, applied to the one decision the quadratic model is least trusted with: the cut is made at
-the run's cap (``--max-prune-fraction``) and at each tighter ``cap`` of :attr:`WidthCheck.caps`
-(at most that share of any layer removed in this cut; each a trust radius around the trained
-network), every candidate's decision is applied as masks with the run's reparameterization
+the run's cap (``--max-prune-fraction``), at each tighter cap of :attr:`WidthCheck.caps` (at most
+that share of any layer removed in this cut; each a trust radius around the trained network) and
+with uniform widths (the limit: every layer loses the same share, in the posterior's order), every
+candidate's decision is applied as masks with the run's reparameterization
 (:class:`~bayesprune.masked_cuts.MaskedCuts`) and scored by its log-likelihood on training images
 the posterior's statistics did not read. The candidate with the highest mean is cut if it beats the
 run's own cap by more than ``z`` standard errors of the paired per-image difference; otherwise the
@@ -23,7 +24,7 @@ earlier rounds' fine-tuning), so the scores are optimistic alike for every candi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -73,13 +74,16 @@ class WidthCheck:
         self._held_out = HeldOutImages.of(calibration, self.images)
         self._device = calibration.device
 
-    def tighter(self, cap: float) -> list[float]:
-        """The candidate caps below the run's ``cap``, loosest first."""
-        return [c for c in self.caps if c < cap - 1e-9]
+    def candidates(self, budget) -> list[tuple[str, object]]:
+        """The cut's budget at each cap of :attr:`caps` below the run's own, loosest first, then with
+        uniform widths (the trust region's limit: every layer loses the same share), as
+        ``(label, RoundBudget)``; the run's own budget is not among them."""
+        tighter = [(f"cap {c:g}", replace(budget, max_fraction=c)) for c in self.caps if c < budget.max_fraction - 1e-9]
+        return tighter + [("uniform", replace(budget, allocation="uniform"))]
 
-    def choose(self, candidates: list[tuple[float, np.ndarray]]) -> tuple[int, dict]:
-        """Index of the chosen candidate ``(cap, kept flags)`` (the first is the run's own cap, then
-        tighter ones), and the record of every candidate's held-out scores."""
+    def choose(self, candidates: list[tuple[str, np.ndarray]]) -> tuple[int, dict]:
+        """Index of the chosen candidate ``(label, kept flags)`` (the first is the run's own cut, then
+        :meth:`candidates`'), and the record of every candidate's held-out scores."""
         if self._masked is None:
             raise RuntimeError("WidthCheck.prepare(model, inputs, calibration) must run before choose")
         held = self._held_out
@@ -92,8 +96,8 @@ class WidthCheck:
         gain = float(difference.mean())
         if gain <= self.z * standard_error:
             best = 0
-        record = {"caps": [float(c) for c, _ in candidates], "held_out_accuracy": [s[0] for s in scores],
-                  "held_out_log_likelihood": mean.tolist(), "chosen_cap": float(candidates[best][0]),
+        record = {"candidates": [label for label, _ in candidates], "held_out_accuracy": [s[0] for s in scores],
+                  "held_out_log_likelihood": mean.tolist(), "chosen": candidates[best][0],
                   "best_gain_nats": gain, "best_gain_standard_error": standard_error,
                   "held_out_images": len(held.y), "overlaps_calibration": held.overlaps_calibration}
         return best, record

@@ -276,17 +276,17 @@ class BayesLaplace(Criterion):
                 for gi, name in enumerate(names)}
 
     def _checked(self, selector: BudgetedSelector, cuts: "PosteriorCuts", budget: RoundBudget, cost_model):
-        """The cut at the run's cap or a tighter one, whichever the width check prefers, with its record."""
-        candidates = [(budget.max_fraction, selector, cuts)]
-        for cap in self.width_check.tighter(budget.max_fraction):
-            tighter = replace(budget, max_fraction=cap)
+        """The run's cut or a more conservative one (tighter caps, uniform widths), whichever the
+        width check prefers, with its selector and record."""
+        candidates = [("run", selector, cuts)]
+        for label, candidate in self.width_check.candidates(budget):
             try:
-                tighter.check_reachable(cost_model)
+                candidate.check_reachable(cost_model)
             except BudgetError:
-                break  # a tighter cap reaches even less
-            chosen = tighter.selector(cost_model, self.group_of_channel)
-            candidates.append((cap, chosen, self.posterior_cuts(chosen)))
-        best, record = self.width_check.choose([(cap, c.decision) for cap, _, c in candidates])
+                continue  # a cap too tight for this cut's target
+            chosen = candidate.selector(cost_model, self.group_of_channel)
+            candidates.append((label, chosen, self.posterior_cuts(chosen)))
+        best, record = self.width_check.choose([(label, c.decision) for label, _, c in candidates])
         self.width_check.release()
         return candidates[best][1], candidates[best][2], record
 
