@@ -19,9 +19,10 @@ class _Scores:
     """Stands in for MaskedCuts: each cut's (accuracy, per-image log-likelihoods) looked up by its flags."""
 
     def __init__(self, table):
-        self.table = table
+        self.table, self.calls = table, 0
 
     def measure(self, kept, x, y, device):
+        self.calls += 1
         accuracy, log_likelihood = self.table[tuple(int(k) for k in kept)]
         return accuracy, np.asarray(log_likelihood, dtype=float)
 
@@ -52,6 +53,12 @@ def test_a_tighter_cap_is_chosen_only_when_it_beats_the_runs_cap_beyond_the_nois
     check = _check_with({(0, 1): run_cap, (1, 1): noisy})
     best, record = check.choose([("run", np.array([0, 1])), ("cap 0.6", np.array([1, 1]))])
     assert best == 0 and record["chosen"] == "run" and record["best_gain_nats"] == pytest.approx(0.1)
+    # a cap that does not bind repeats the run's cut: it is measured once and scored alike
+    check = _check_with({(0, 1): run_cap, (1, 1): better})
+    best, record = check.choose([("run", np.array([0, 1])), ("cap 0.75", np.array([0, 1])),
+                                 ("cap 0.6", np.array([1, 1]))])
+    assert check._masked.calls == 2 and record["held_out_log_likelihood"] == pytest.approx([-1.0, -1.0, -0.5])
+    assert record["chosen"] == "cap 0.6"
 
 
 def test_candidates_are_the_tighter_caps_then_uniform_widths():

@@ -87,7 +87,12 @@ class WidthCheck:
         if self._masked is None:
             raise RuntimeError("WidthCheck.prepare(model, inputs, calibration) must run before choose")
         held = self._held_out
-        scores = [self._masked.measure(kept, held.x, held.y, self._device) for _, kept in candidates]
+        measured: dict[bytes, tuple] = {}  # a cap that does not bind repeats a cut: measure it once
+        for _, kept in candidates:
+            key = np.asarray(kept, dtype=bool).tobytes()
+            if key not in measured:
+                measured[key] = self._masked.measure(kept, held.x, held.y, self._device)
+        scores = [measured[np.asarray(kept, dtype=bool).tobytes()] for _, kept in candidates]
         per_image = np.stack([s[1] for s in scores])  # (candidates, images)
         mean = per_image.mean(1)
         best = int(np.argmax(mean))  # the first (loosest) on a tie
