@@ -45,6 +45,7 @@ MAIN = ("bayes+anneal_target=final", "bayes+anneal_target=current",
         "bayes+anneal_target=last",  # current, then final in the last annealed round
         "bayes+option.cross_layer=True+anneal_target=last",
         "bayes+option.check_widths=True+anneal_target=current",  # widths checked on held-out images
+        "bayes+option.check_widths=True+reparameterize=lsq+anneal_target=current", "l2+reparameterize=lsq",
         "bayes-svi", "l2", "taylor", "tp-l2", "tp-l1", "tp-group-sl")
 ABLATIONS = tuple(f"{m}+anneal_target=current" for m in (  # each ingredient, on bayes with current annealing
     "bayes@uniform", "bayes+interactions=False", "bayes+within=taylor", "bayes+weight_norm_prior=False",
