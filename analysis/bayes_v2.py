@@ -7,8 +7,8 @@ and ``lsq`` reparameterization for every bayesprune method; Torch-Pruning's prun
 Set-up (``SETUP``): the shipped ResNet-20 on Fashion-MNIST, 16,000 training images, the full
 10,000 test images, 3 geometric rounds of 2 fine-tuning epochs. Each cell is a
 (regime, budget, seed, method) run by ``analysis/tp_compare.py``'s ``run_ours``/``run_theirs``
-(method strings as there: ``bayes@uniform``, ``bayes+anneal_target=final``; bayes after fine-tuning
-is always named with its annealing target, see :func:`spelled_out`). The result file is
+(method strings as there: ``bayes@uniform``, ``bayes+anneal_target=final``; bayes is always named
+with its width check, and after fine-tuning with its annealing target, see :func:`spelled`). The result file is
 rewritten after every cell, and a rerun only adds missing cells (``--only`` picks parts), so the
 matrix can be measured over several sessions. ``headline`` per budget: the default ``bayes``, the
 best other method and the margin in points; per method the mean and sd over seeds of
@@ -38,40 +38,69 @@ OUT = HERE / "results" / "bayes_v2_resnet20-fashion-mnist.json"
 SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_images": 16000, "test_images": 10000,
          "rounds": 3, "epochs": 2.0, "lr": 0.01, "batch_size": 128, "max_prune_fraction": 0.9,
          "calibration_batches": 8, "reparameterize": "mean", "svi_steps": 150, "chains": 2, "sl_epochs": 1}
-# bayes is named with its annealing target: the default changed from current to final and back (issue 16),
-# so a bare "bayes" would mean different runs at different commits.
-MAIN = ("bayes+anneal_target=final", "bayes+anneal_target=current",
-        "bayes+option.cross_layer=True+anneal_target=current",  # every layer's channels priced together
-        "bayes+anneal_target=last",  # current, then final in the last annealed round
-        "bayes+option.cross_layer=True+anneal_target=last",
-        "bayes+option.check_widths=True+anneal_target=current",  # widths checked on held-out images
-        "bayes+option.check_widths=True+reparameterize=lsq+anneal_target=current", "l2+reparameterize=lsq",
-        "bayes-svi", "l2", "taylor", "tp-l2", "tp-l1", "tp-group-sl")
-ABLATIONS = tuple(f"{m}+anneal_target=current" for m in (  # each ingredient, on bayes with current annealing
-    "bayes@uniform", "bayes+interactions=False", "bayes+within=taylor", "bayes+weight_norm_prior=False",
-    "bayes+annealing=False", "bayes+prior=regularized-horseshoe", "bayes+prior=normal-jeffreys"))
-POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq") for m in ("bayes", "bayes-svi", "l2", "taylor")) \
-    + ("bayes+option.cross_layer=True+reparameterize=lsq", "bayes+option.check_widths=True+reparameterize=lsq",
-       "bayes+option.check_widths=True+reparameterize=mean", "tp-l2", "tp-l1")
+# bayes is named with its annealing target and its width check: both defaults changed during issue 16
+# (annealing current -> final -> current; the held-out width check off -> on), so a bare "bayes" would
+# mean different runs at different commits. Rows stored before the check existed are named with
+# check_widths=False (spelled_out).
+CHECKED, UNCHECKED = "bayes+option.check_widths=True", "bayes+option.check_widths=False"
+MAIN = (f"{CHECKED}+anneal_target=current",  # the default
+        f"{CHECKED}+reparameterize=lsq+anneal_target=current",  # least squares around every cut
+        f"{UNCHECKED}+anneal_target=current",  # the default before the width check
+        f"{UNCHECKED}+anneal_target=final",
+        f"{UNCHECKED}+option.cross_layer=True+anneal_target=current",  # every layer's channels priced together
+        f"{UNCHECKED}+anneal_target=last",  # current, then final in the last annealed round
+        f"{UNCHECKED}+option.cross_layer=True+anneal_target=last",
+        "bayes-svi", "l2", "l2+reparameterize=lsq", "taylor", "tp-l2", "tp-l1", "tp-group-sl")
+ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient, on bayes as it was measured
+    f"{UNCHECKED}+{m}+anneal_target=current" for m in (
+        "interactions=False", "within=taylor", "weight_norm_prior=False", "annealing=False",
+        "prior=regularized-horseshoe", "prior=normal-jeffreys"))
+POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
+             for m in (CHECKED, UNCHECKED, "bayes-svi", "l2", "taylor")) \
+    + (f"{UNCHECKED}+option.cross_layer=True+reparameterize=lsq", "tp-l2", "tp-l1")
 POST_TRAIN_IMAGES = 2000
 PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.5,), ABLATIONS),
          "post": ("post-training", (0.5, 0.2), POST)}
 
 
 def default_bayes() -> str:
-    """The default configuration of bayes, named with its annealing target (the reference of the
-    paired differences and the headline)."""
+    """The default configuration of bayes after fine-tuning, named with its width check and annealing
+    target (the reference of the paired differences and the headline)."""
     from bayesprune.config import PruneConfig
 
-    return f"bayes+anneal_target={PruneConfig().anneal_target}"
+    return f"{_default_check()}+anneal_target={PruneConfig().anneal_target}"
+
+
+def default_post(reparameterize: str) -> str:
+    """The default configuration of bayes without fine-tuning, with ``reparameterize``."""
+    return f"{_default_check()}+reparameterize={reparameterize}"
+
+
+def _default_check() -> str:
+    """``bayes`` with today's default of its width check spelled out."""
+    import inspect
+
+    from bayesprune.criteria import BayesLaplace
+
+    return CHECKED if inspect.signature(BayesLaplace).parameters["check_widths"].default else UNCHECKED
 
 
 def spelled_out(row: dict) -> dict:
-    """A stored row of ``bayes`` (or an ablation of it) after fine-tuning, named with its annealing
-    target. Rows measured before the default became ``final`` (up to commit 2c8776e) carry none in
-    their name: theirs was ``current``, the default then; rows measured since are stored named
-    (:func:`with_target`). Without fine-tuning nothing is annealed."""
-    return {**row, "method": with_target(row["method"], row["regime"], "current")}
+    """A stored row, named as :func:`spelled` names it. Rows measured before the default annealing
+    target became ``final`` (up to commit 2c8776e) carry none in their name: theirs was ``current``,
+    the default then; rows measured before the width check existed (up to commit 76722c9) carry no
+    ``check_widths``: they ran without it."""
+    return {**row, "method": spelled(row["method"], row["regime"], "current", False)}
+
+
+def spelled(method: str, regime: str, target: str | None = None, check: bool | None = None) -> str:
+    """``method`` with bayes's width check (default: today's) and, after fine-tuning, its annealing
+    target (default: today's) written out when it names none (``bayes@...`` has fixed widths: no check)."""
+    if method.split("+")[0] == "bayes" and "check_widths=" not in method:
+        rest = method.partition("+")[2]
+        flag = (CHECKED if check else UNCHECKED) if check is not None else _default_check()
+        method = flag + (f"+{rest}" if rest else "")
+    return with_target(method, regime, target)
 
 
 def with_target(method: str, regime: str, target: str | None = None) -> str:
@@ -107,15 +136,16 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def _reference(method: str, regime: str) -> str:
-    """The bayes row a method is paired with. Without fine-tuning: bayes with the same
+    """The bayes row a method is paired with. Without fine-tuning: the default bayes with the same
     reparameterization (``mean``, the default, for Torch-Pruning's). After fine-tuning: an ablation
-    of bayes with current annealing is paired with that configuration, everything else with the
-    default configuration (:func:`default_bayes`)."""
+    measured on bayes without the width check and with current annealing is paired with that
+    configuration; everything else (that configuration too) with the default (:func:`default_bayes`)."""
     if regime == "post-training":
         _, _, reparameterize = method.partition("+reparameterize=")
-        return f"bayes+reparameterize={reparameterize or 'mean'}"
-    current = "bayes+anneal_target=current"
-    return current if method.endswith("+anneal_target=current") and method != current else default_bayes()
+        return default_post(reparameterize or "mean")
+    unchecked = f"{UNCHECKED}+anneal_target=current"
+    ablation = method.endswith("+anneal_target=current") and CHECKED not in method and method != unchecked
+    return unchecked if ablation else default_bayes()
 
 
 def _stats(runs: list[dict], reference: dict) -> dict:
@@ -141,7 +171,7 @@ def headline(summary: dict, regime: str, candidates: tuple[str, ...]) -> dict:
         if regime == "fine-tune":
             ours = [m for m in ours if m == default_bayes()]
         else:  # the default configuration under either reparameterization, not an option's variant
-            ours = [m for m in ours if m.count("+") == 1 and m.startswith("bayes+reparameterize=")]
+            ours = [m for m in ours if m in (default_post("mean"), default_post("lsq"))]
         others = [m for m in methods if m.split("+")[0].split("@")[0] not in ("bayes",) and m in candidates]
         if not ours or not others:
             continue
@@ -191,7 +221,7 @@ def main() -> None:
         for target in targets:
             for seed in range(args.seeds):
                 for method in methods:
-                    method = with_target(method, regime)  # stored with its annealing target
+                    method = spelled(method, regime)  # stored with its width check and annealing target
                     if (regime, target, seed, method) in done:
                         continue
                     settings = settings_for(regime, setup, target)

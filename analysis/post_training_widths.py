@@ -6,9 +6,12 @@ one cut (no rounds, so no carried posterior and no Fisher taken away from a trai
 the MACs of the shipped ResNet-20 on Fashion-MNIST, 2,000 training images as calibration data,
 `lsq` compensation, the full test set, 3 seeds (the posterior's draws), of:
 
-- `bayes`: the default, each draw's cut priced by its layer's Fisher block (channels of one layer
-  interact, layers add up);
-- `bayes-cross-layer` (`--criterion-option cross_layer=true`): the same posterior, each draw's cut
+- `bayes-unchecked` (`--criterion-option check_widths=false`): the posterior's own widths, each
+  draw's cut priced by its layer's Fisher block (channels of one layer interact, layers add up);
+- `bayes`: the default, the same with its widths checked on held-out training images
+  (``bayes/width_check.py``: tighter caps and uniform widths are tried, the best held-out
+  log-likelihood wins beyond its noise);
+- `bayes-cross-layer` (`--criterion-option cross_layer=true`, unchecked): the same posterior, each draw's cut
   built greedily with the *whole* empirical gate Fisher ``N mean_i g_i g_i^T`` over every layer,
   so removing channels of two layers that hurt the same examples costs more than the sum of the
   two (the quadratic model of the loss with its cross-layer terms; ``fisher.cross_layer_priority``);
@@ -34,8 +37,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "target_macs": 0.2, "rounds": 1, "epochs": 0.0,
          "train_subset": 2000, "test_subset": None, "max_prune_fraction": 0.9, "calibration_batches": 8,
          "reparameterize": "lsq"}
-METHODS = ("bayes", "bayes-cross-layer", "bayes@uniform", "taylor")
-REFERENCE = "bayes"
+METHODS = ("bayes-unchecked", "bayes", "bayes-cross-layer", "bayes@uniform", "taylor")
+REFERENCE = "bayes-unchecked"
+OPTIONS = {"bayes-unchecked": {"check_widths": False}, "bayes-cross-layer": {"cross_layer": True, "check_widths": False}}
 
 
 def run_cell(method: str, seed: int, setup: dict) -> dict:
@@ -44,8 +48,8 @@ def run_cell(method: str, seed: int, setup: dict) -> dict:
 
     criterion, _, allocation = method.partition("@")
     options = {**setup, **({"allocation": allocation} if allocation else {})}
-    if criterion == "bayes-cross-layer":
-        criterion, options["criterion_options"] = "bayes", {"cross_layer": True}
+    if criterion in OPTIONS:
+        criterion, options["criterion_options"] = "bayes", OPTIONS[criterion]
     with tempfile.TemporaryDirectory() as tmp:
         summary = run_pruning(PruneConfig(criterion=criterion, seed=seed, device="cpu", progress=False, report=False,
                                           out=f"{tmp}/run", **options))

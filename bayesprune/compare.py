@@ -45,6 +45,7 @@ VARIANTS: dict[str, dict] = {
     "bayes-cross-layer": {"criterion": "bayes", "criterion_options": {"cross_layer": True}},  # all layers' Fisher
     "bayes-cross-layer-last": {"criterion": "bayes", "criterion_options": {"cross_layer": True},
                                "anneal_target": "last"},
+    "bayes-unchecked": {"criterion": "bayes", "criterion_options": {"check_widths": False}},  # no held-out check
 }
 
 

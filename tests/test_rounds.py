@@ -69,8 +69,8 @@ def test_run_pruning_takes_a_users_allocation_object(tmp_path):
 
 
 def test_pruning_without_fine_tuning_points_at_uniform_widths(tmp_path, capsys):
-    """Without fine-tuning bayes's own widths were measured far below uniform ones
-    (analysis/post_training_widths.py): the run says so, once, and not when widths are uniform."""
+    """Without fine-tuning bayes's own widths were measured below uniform ones with taylor inside
+    the layers (analysis/bayes_v2.py): the run says so, once, and not when widths are uniform."""
     from bayesprune.rounds import NO_FINETUNE_WIDTHS
 
     common = ["run", "--rounds", "1", "--epochs", "0", "--posterior-draws", "20", "--train-subset", "256",

@@ -115,7 +115,10 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
     cost_model = CostModel.build(graph)
     base_cost = cost_model.full(config.kind)
     calibration = Calibration(data, device, run.batch_size, run.calibration_batches, run.seed)
-    criterion = BayesLaplace.from_config(run)
+    # the curve scores the posterior's own cut at every budget: a run's held-out width check (which
+    # may cut more conservatively, bayesprune.bayes.width_check) would select on images like these
+    criterion = BayesLaplace.from_config(replace(run, criterion_options={**run.criterion_options,
+                                                                         "check_widths": False}))
     criterion.prepare(model, graph, calibration)
     masked = MaskedCuts(model, inputs, calibration, run.reparameterize, criterion.reparameterization(), run.seed)
     names = [g.name for g in graph.groups]
