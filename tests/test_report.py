@@ -192,3 +192,14 @@ def test_default_bayes_report_shows_whether_the_posterior_agrees_with_itself(tmp
     assert re.search(r"<td>1</td><td>\d\.\d{3}</td>", text)  # round 1's R-hat is a number
     summary = (out / "report" / "summary.md").read_text()
     assert "## Does the posterior agree with itself?" in summary
+    # the held-out width check: every round lists its candidates, the posterior's own first, one chosen
+    assert "## Were the posterior's widths kept?" in summary
+    rounds = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line).get("event") == "round"]
+    assert len(rounds) == 2
+    for record in rounds:
+        check = record["width_check"]
+        assert check["candidates"][0] == "run" and check["candidates"][-1] == "uniform"
+        assert check["chosen"] in check["candidates"]
+        assert re.search(rf"<td>{record['round']}</td><td>{re.escape(check['chosen'])}</td>"
+                         r"(<td>[^<]*</td>){2}<td>yes</td>", text)

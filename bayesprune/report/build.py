@@ -148,6 +148,15 @@ def _posterior_sections(run: RunRecord, folder: Path) -> list:
                         "(should be > 0.95). Data halves: the same for posteriors fitted on two disjoint halves of "
                         "the calibration data, and the Spearman correlation of their mean cut priorities.", note=True),
                    Table(AGREEMENT_COLUMNS, agreement)]
+    checks = tuple(tuple(row) for record in run.rounds if record.get("width_check")
+                   for row in _width_check_rows(record))
+    if checks:
+        blocks += [Heading("Were the posterior's widths kept?"),
+                   Text("Each cut was also made at tighter caps and with uniform widths, and every candidate scored "
+                        "as a masked, reparameterized network on held-out training images; the posterior's own cut "
+                        "(run) stands unless another beats it by more than two paired standard errors "
+                        "(bayesprune/bayes/width_check.py).", note=True),
+                   Table(WIDTH_CHECK_COLUMNS, checks)]
     if traces:
         blocks += [Heading("ELBO"), Image(figures.elbo_curves(traces, folder), "ELBO curves")]
     blocks.append(Heading("Convergence diagnostics (arviz)"))
@@ -172,6 +181,17 @@ def _global_sites(config: dict) -> tuple[str, ...]:
 
 AGREEMENT_COLUMNS = ("round", "R-hat max", "cross-fit: kept of p<0.05", "cross-fit: kept of p>0.95",
                      "halves: kept of p<0.05", "halves: kept of p>0.95", "halves: Spearman", "verdict")
+
+
+WIDTH_CHECK_COLUMNS = ("round", "candidate", "held-out accuracy", "held-out log-likelihood (nats/image)", "chosen")
+
+
+def _width_check_rows(record: dict) -> list[list[str]]:
+    check = record["width_check"]
+    return [[str(record["round"]), label, _num(accuracy, 4), _num(log_likelihood, 4),
+             "yes" if label == check["chosen"] else ""]
+            for label, accuracy, log_likelihood in zip(check["candidates"], check["held_out_accuracy"],
+                                                       check["held_out_log_likelihood"])]
 
 
 def _agreement_row(record: dict) -> list[str]:
