@@ -81,12 +81,12 @@ def test_method_strings_name_criterion_allocation_and_typed_overrides():
 def test_bayes_v2_paired_differences_and_headline(monkeypatch):
     import bayes_v2
 
-    monkeypatch.setattr(bayes_v2, "default_bayes", lambda: "bayes+anneal_target=final")
+    monkeypatch.setattr(bayes_v2, "default_bayes", lambda: f"{bayes_v2.UNCHECKED}+anneal_target=final")
     def row(method, seed, accuracy, regime="fine-tune"):
         return {"method": method, "seed": seed, "accuracy": accuracy, "accuracy_after_final_cut": accuracy - 0.1,
                 "macs_ratio": 0.5, "epochs": 6.0, "seconds": 1.0, "target": 0.5, "regime": regime}
 
-    default, current = bayes_v2.default_bayes(), "bayes+anneal_target=current"
+    default, current = bayes_v2.default_bayes(), f"{bayes_v2.UNCHECKED}+anneal_target=current"
     rows = [row(default, 0, 0.90), row(default, 1, 0.92), row("l2", 0, 0.91), row("l2", 1, 0.90),
             row("tp-l1", 0, 0.80), row(current, 0, 0.93), row("bayes@uniform+anneal_target=current", 0, 0.95)]
     summary = bayes_v2.summarise(rows)["fine-tune"]["0.5"]
@@ -96,6 +96,7 @@ def test_bayes_v2_paired_differences_and_headline(monkeypatch):
     assert l2["reference"] == default and summary[default]["minus_reference_mean"] is None
     ablation = summary["bayes@uniform+anneal_target=current"]  # paired with the configuration it ablates
     assert ablation["reference"] == current and ablation["minus_reference_mean"] == pytest.approx(2.0)
+    assert summary[current]["reference"] == default  # the configuration the ablations ablate, against the default
     head = bayes_v2.headline({"fine-tune": {"0.5": summary}}, "fine-tune", bayes_v2.MAIN)["0.5"]
     # ablations are no candidates of the main headline, and bayes there is its default configuration
     assert head["bayes_method"] == default and head["best_other_name"] == "l2"
@@ -105,15 +106,23 @@ def test_bayes_v2_paired_differences_and_headline(monkeypatch):
     assert "| `l2` | 90.50 ± 0.71% | -0.50 ± 2.12 |" in text and "margin +0.50 points" in text
 
 
-def test_bayes_v2_names_bayes_rows_with_their_annealing_target():
+def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target():
     import bayes_v2
 
+    checked, unchecked = bayes_v2.CHECKED, bayes_v2.UNCHECKED
     old = {"method": "bayes@uniform", "regime": "fine-tune"}  # measured when current was the default
-    assert bayes_v2.spelled_out(old)["method"] == "bayes@uniform+anneal_target=current"
-    for method, regime in (("bayes+reparameterize=lsq", "post-training"), ("bayes-svi", "fine-tune"),
-                           ("bayes+anneal_target=final", "fine-tune"), ("l2", "fine-tune")):
-        assert bayes_v2.spelled_out({"method": method, "regime": regime})["method"] == method
-    assert bayes_v2.with_target("bayes", "fine-tune") == bayes_v2.default_bayes()
+    assert bayes_v2.spelled_out(old)["method"] == "bayes@uniform+anneal_target=current"  # fixed widths: no check
+    # stored rows that name no check ran before it existed
+    for method, regime, spelled in (
+            ("bayes+reparameterize=lsq", "post-training", f"{unchecked}+reparameterize=lsq"),
+            ("bayes+anneal_target=final", "fine-tune", f"{unchecked}+anneal_target=final"),
+            ("bayes+option.cross_layer=True", "fine-tune", f"{unchecked}+option.cross_layer=True+anneal_target=current"),
+            (f"{checked}+reparameterize=lsq", "post-training", f"{checked}+reparameterize=lsq"),
+            ("bayes-svi", "fine-tune", "bayes-svi"), ("l2", "fine-tune", "l2")):
+        assert bayes_v2.spelled_out({"method": method, "regime": regime})["method"] == spelled
+    # a bare bayes run today is today's default, spelled out
+    assert bayes_v2.spelled("bayes", "fine-tune") == bayes_v2.default_bayes() == f"{checked}+anneal_target=current"
+    assert bayes_v2.spelled("bayes+reparameterize=lsq", "post-training") == bayes_v2.default_post("lsq")
 
 
 def test_plan_calibration_one_point_budget_and_coverage_by_hand():
