@@ -39,7 +39,8 @@ SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "target_mac
          "reparameterize": "lsq"}
 METHODS = ("bayes-unchecked", "bayes", "bayes-cross-layer", "bayes@uniform", "taylor")
 REFERENCE = "bayes-unchecked"
-OPTIONS = {"bayes-unchecked": {"check_widths": False}, "bayes-cross-layer": {"cross_layer": True, "check_widths": False}}
+OPTIONS = {"bayes-unchecked": {"check_widths": False},
+           "bayes-cross-layer": {"cross_layer": True, "check_widths": False}}
 
 
 def run_cell(method: str, seed: int, setup: dict) -> dict:

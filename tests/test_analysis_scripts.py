@@ -116,7 +116,8 @@ def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target()
     for method, regime, spelled in (
             ("bayes+reparameterize=lsq", "post-training", f"{unchecked}+reparameterize=lsq"),
             ("bayes+anneal_target=final", "fine-tune", f"{unchecked}+anneal_target=final"),
-            ("bayes+option.cross_layer=True", "fine-tune", f"{unchecked}+option.cross_layer=True+anneal_target=current"),
+            ("bayes+option.cross_layer=True", "fine-tune",
+             f"{unchecked}+option.cross_layer=True+anneal_target=current"),
             (f"{checked}+reparameterize=lsq", "post-training", f"{checked}+reparameterize=lsq"),
             ("bayes-svi", "fine-tune", "bayes-svi"), ("l2", "fine-tune", "l2")):
         assert bayes_v2.spelled_out({"method": method, "regime": regime})["method"] == spelled
