@@ -16,7 +16,7 @@ best other method and the margin in points; per method the mean and sd over seed
 configuration they ablate).
 
 Usage: python analysis/bayes_v2.py [--only main|ablations|post] [--targets 0.5] [--methods a,b]
-       [--seeds 3] [--quick]
+       [--seeds 3] [--first-seed 0] [--quick]
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_imag
 CHECKED, UNCHECKED = "bayes+option.check_widths=True", "bayes+option.check_widths=False"
 MAIN = (f"{CHECKED}+anneal_target=current",  # the default
         f"{CHECKED}+reparameterize=lsq+anneal_target=current",  # least squares around every cut
+        f"{CHECKED}+option.cross_layer=True+anneal_target=current",  # checked widths, all layers priced together
         f"{UNCHECKED}+anneal_target=current",  # the default before the width check
         f"{UNCHECKED}+anneal_target=final",
         f"{UNCHECKED}+option.cross_layer=True+anneal_target=current",  # every layer's channels priced together
@@ -191,6 +192,7 @@ def main() -> None:
     parser.add_argument("--targets", help="comma-separated budgets (default: each part's)")
     parser.add_argument("--methods", help="comma-separated methods (default: each part's)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="start at this seed (split seeds over processes)")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
     parser.add_argument("--merge", nargs="+", metavar="RESULT_JSON",
@@ -219,7 +221,7 @@ def main() -> None:
         targets = [float(t) for t in args.targets.split(",")] if args.targets else targets
         methods = [m for m in args.methods.split(",") if m in methods or args.quick] if args.methods else methods
         for target in targets:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.seeds):
                 for method in methods:
                     method = spelled(method, regime)  # stored with its width check and annealing target
                     if (regime, target, seed, method) in done:
