@@ -69,7 +69,8 @@ class WidthCheck:
     _device: torch.device | None = field(default=None, repr=False)
 
     def prepare(self, model, inputs: torch.Tensor, calibration, scales: torch.Tensor | None = None) -> None:
-        """Snapshot this round's network (before its cut) and pick the held-out images."""
+        """Snapshot this round's network (before its cut) and pick the held-out images; the criterion
+        calls it only for a cut it checks."""
         self._masked = MaskedCuts(model, inputs, calibration, self.reparameterize, scales, self.seed)
         self._held_out = HeldOutImages.of(calibration, self.images)
         self._device = calibration.device
@@ -87,12 +88,12 @@ class WidthCheck:
         if self._masked is None:
             raise RuntimeError("WidthCheck.prepare(model, inputs, calibration) must run before choose")
         held = self._held_out
+        keys = [np.asarray(kept, dtype=bool).tobytes() for _, kept in candidates]
         measured: dict[bytes, tuple] = {}  # a cap that does not bind repeats a cut: measure it once
-        for _, kept in candidates:
-            key = np.asarray(kept, dtype=bool).tobytes()
+        for key, (_, kept) in zip(keys, candidates):
             if key not in measured:
                 measured[key] = self._masked.measure(kept, held.x, held.y, self._device)
-        scores = [measured[np.asarray(kept, dtype=bool).tobytes()] for _, kept in candidates]
+        scores = [measured[key] for key in keys]
         per_image = np.stack([s[1] for s in scores])  # (candidates, images)
         mean = per_image.mean(1)
         best = int(np.argmax(mean))  # the first (loosest) on a tie

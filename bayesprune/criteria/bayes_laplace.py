@@ -192,8 +192,7 @@ class BayesLaplace(Criterion):
         self.half_gate_draws = [self._fit(f, local, tau).draw(self.draws, np.random.default_rng(rng.integers(2 ** 32)))
                                 ["z"] / self.relative_norm for f in fisher.halves]
         self.posterior, self.keep_final, self.agreement = None, None, None
-        if self.width_check is not None:
-            self.width_check.prepare(model, graph.inputs, calibration, self.reparameterization())
+        self.calibration = calibration  # the width check snapshots the network only when select runs it
 
     def _fit(self, fisher: np.ndarray, local, tau) -> GSMPosterior:
         precision = self.examples * np.maximum(fisher, FISHER_FLOOR)  # of s: N F
@@ -261,7 +260,7 @@ class BayesLaplace(Criterion):
         cuts = self.posterior_cuts(selector)
         self.width_record = None
         if self.width_check is not None and budget.allocation == "global":
-            selector, cuts, self.width_record = self._checked(selector, cuts, budget, cost_model)
+            selector, cuts, self.width_record = self._checked(graph, selector, cuts, budget, cost_model)
         kept_draws, keep_probability, decision, priority = (cuts.kept_draws, cuts.keep_probability, cuts.decision,
                                                             cuts.priority)
         self.keep_final = keep_probability
@@ -278,9 +277,10 @@ class BayesLaplace(Criterion):
         return {name: [int(c) for c in local[(self.group_of_channel == gi) & ~decision]]
                 for gi, name in enumerate(names)}
 
-    def _checked(self, selector: BudgetedSelector, cuts: "PosteriorCuts", budget: RoundBudget, cost_model):
+    def _checked(self, graph, selector: BudgetedSelector, cuts: "PosteriorCuts", budget: RoundBudget, cost_model):
         """The run's cut or a more conservative one (tighter caps, uniform widths), whichever the
-        width check prefers, with its selector and record."""
+        width check prefers, with its selector and record (``graph``: the network :meth:`prepare` saw)."""
+        self.width_check.prepare(graph.model, graph.inputs, self.calibration, self.reparameterization())
         candidates = [("run", selector, cuts)]
         for label, candidate in self.width_check.candidates(budget):
             try:
