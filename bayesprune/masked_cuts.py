@@ -18,7 +18,7 @@ from torch import nn
 from .gates import ChannelGates
 from .groups import ChannelGraph
 from .surgery import compensate, fold_gates
-from .surgery.compensate import input_means
+from .surgery.compensate import input_statistics
 from .data import iterate_batches
 
 
@@ -33,8 +33,9 @@ class MaskedCuts:
         self.gates = ChannelGates(self.graph)
         self.calibration, self.reparameterize, self.scales, self.seed = calibration, reparameterize, scales, seed
         self.state = copy.deepcopy(self.model.state_dict())
-        # mean compensation reads the unpruned network's input means, the same for every cut: once
-        self.means = (input_means(self.graph, calibration.batches()) if reparameterize == "mean" else None)
+        # compensation reads the unpruned network's input statistics, the same for every cut: once
+        self.statistics = (input_statistics(self.graph, calibration.batches(), reparameterize, seed=seed)
+                           if reparameterize in ("mean", "lsq") else None)
 
     def accuracy(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device) -> float:
         """Top-1 accuracy on ``(x, y)`` of the network cut to ``kept``, reparameterized as a run does."""
@@ -50,7 +51,7 @@ class MaskedCuts:
             if self.scales is not None:
                 fold_gates(self.gates, self.scales)
             compensate(self.graph, self.gates.removal(kept), self.calibration.batches(), self.reparameterize,
-                       seed=self.seed, means=self.means)
+                       seed=self.seed, statistics=self.statistics)
         self.gates.values = torch.as_tensor(np.asarray(kept), dtype=torch.float32).to(device)
         correct, log_likelihood = 0, []
         try:

@@ -19,7 +19,7 @@ from bayesprune.groups import ChannelGraph
 from bayesprune.plan import channel_log_evidence_change, evidence_curve, gaussian_reduction, spike_reduction
 from bayesprune.masked_cuts import MaskedCuts
 from bayesprune.surgery import compensate
-from bayesprune.surgery.compensate import input_means
+from bayesprune.surgery.compensate import input_statistics
 from bayesprune.training import evaluate
 from helpers import planted_network
 
@@ -116,16 +116,22 @@ def test_posterior_intervals_cover_the_truth_at_their_level():
 
 
 # --- masked cuts are the cuts ------------------------------------------------------------------
-def test_means_gathered_once_compensate_as_streaming_does():
+@pytest.mark.parametrize("method", ["mean", "lsq"])
+def test_statistics_gathered_once_for_every_layer_compensate_as_streaming_does(method):
+    """Gathered for every layer (as masked cuts do, once for many cuts), the statistics give the
+    compensation a cut's own gathering gives: each layer samples its patches from its own stream."""
     net, data = planted_network(dead_in_first=0)
     batches = Calibration(data, CPU, 128, 2)
     removal = {"c1": [1, 5], "c2": [0]}
     a, b = [planted_network(dead_in_first=0)[0] for _ in range(2)]
     graph_a, graph_b = ChannelGraph(a, data.test_x[:1]), ChannelGraph(b, data.test_x[:1])
-    compensate(graph_a, removal, batches.batches(), "mean")
-    compensate(graph_b, removal, None, "mean", means=input_means(graph_b, batches.batches()))
+    compensate(graph_a, removal, batches.batches(), method, max_rows=64)
+    statistics = input_statistics(graph_b, batches.batches(), method, max_rows=64)
+    compensate(graph_b, removal, None, method, statistics=statistics)
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(p, q, msg=name)
+    changed = [n for (n, p), q in zip(a.state_dict().items(), net.state_dict().values()) if not torch.equal(p, q)]
+    assert changed  # the cut's consumers were compensated
 
 
 @pytest.mark.parametrize("method", ["none", "mean", "lsq"])

@@ -11,6 +11,7 @@ from bayesprune.groups import ChannelGraph, count_macs_params
 from bayesprune.nets import Architecture, build_model
 from bayesprune.nets.small_cnn import SmallCNN
 from bayesprune.surgery import compensate, fold_gates, widen
+from bayesprune.surgery.compensate import input_patches, patch_count, patches_at
 
 
 def _randomise_batchnorm(net: nn.Module, seed: int = 0) -> nn.Module:
@@ -120,6 +121,39 @@ def test_least_squares_refit_recovers_a_duplicated_channel(make, shape, producer
     with torch.no_grad():
         assert torch.allclose(net(x), reference, atol=1e-4)
         assert not torch.allclose(plain(x), reference, atol=1e-2)  # the cut alone loses channel 3
+
+
+def test_least_squares_from_the_gram_matrix_is_the_ridge_fit_on_the_rows():
+    """lsq keeps only [X 1]^T [X 1]; its refit must be the ridge regression of the unpruned output
+    on the kept inputs and an intercept, solved here directly on the rows (every row sampled)."""
+    torch.manual_seed(4)
+    net = _LinearNext()
+    x = torch.randn(64, 5)
+    with torch.no_grad():
+        inputs = net.relu(net.hidden(x)).double()  # what `out` reads
+        target = inputs @ net.out.weight.double().T  # its output without bias, unpruned
+    kept = [0, 1, 3]
+    design = torch.cat([inputs[:, kept], torch.ones(64, 1, dtype=torch.float64)], 1)
+    gram = design.T @ design
+    gram += 1e-3 * gram.diagonal().mean() * torch.eye(4, dtype=torch.float64)
+    solution = torch.linalg.solve(gram, design.T @ target)
+    bias = net.out.bias.detach().double().clone()
+    compensate(ChannelGraph(net, x[:1]), {"hidden": [2]}, [(x, None)], "lsq", max_rows=8 * 64, ridge=1e-3)
+    torch.testing.assert_close(net.out.weight.double()[:, kept], solution[:-1].T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(net.out.bias.double(), bias + solution[-1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("module", [nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 0)),
+                                    nn.Conv2d(3, 4, 3, padding=2, dilation=2), nn.Conv2d(3, 4, 1, stride=2),
+                                    nn.Linear(5, 2)])
+def test_sampled_patches_are_the_unfolded_rows(module):
+    """lsq samples positions and gathers only their patches; they must be unfold's rows exactly
+    (strides, rectangular kernels, dilation, padding)."""
+    x = torch.randn(2, 3, 7, 6) if isinstance(module, nn.Conv2d) else torch.randn(4, 3, 5)
+    everything = input_patches(module, x)
+    assert patch_count(module, x) == len(everything)
+    rows = torch.randperm(len(everything), generator=torch.Generator().manual_seed(0))[:9]
+    assert torch.equal(patches_at(module, x, rows), everything[rows])
 
 
 @pytest.mark.parametrize("name", ["smallcnn", "resnet20", "mobilenetv2"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..surgery.compensate import input_patches, consumers_of
+from ..surgery.compensate import consumers_of, patch_count, patches_at
 from ..training import forward_with_hooks
 from .base import Criterion
 from .feature_maps import PreparedScores
@@ -40,12 +40,13 @@ class ThiNet(PreparedScores, Criterion):
 
         def hook(module):
             def record(_module, inputs):
-                patches = input_patches(module, inputs[0].detach())  # (positions, C * K)
+                x = inputs[0].detach()
                 weight = module.weight.detach()
                 out, channels = weight.shape[0], weight.shape[1]
-                rows = torch.randint(0, len(patches), (per_batch,), generator=generator).to(patches.device)
-                outs = torch.randint(0, out, (per_batch,), generator=generator).to(patches.device)
-                x = patches[rows].reshape(per_batch, channels, -1) * weight[outs].reshape(per_batch, channels, -1)
+                rows = torch.randint(0, patch_count(module, x), (per_batch,), generator=generator).to(x.device)
+                outs = torch.randint(0, out, (per_batch,), generator=generator).to(x.device)
+                patches = patches_at(module, x, rows)  # (per_batch, C * K)
+                x = patches.reshape(per_batch, channels, -1) * weight[outs].reshape(per_batch, channels, -1)
                 contributions[module].append(x.sum(2).double().cpu())  # (samples, C): x_c per sample
             return record
 

@@ -15,7 +15,8 @@ channel) loses the term ``sum_k W[o, c, k] a_c(x + k)``. Two repairs:
   so that its output matches the unpruned output.
 
 Statistics come from forward pre-hooks over the calibration batches, streaming (sums for the
-means; at most ``max_rows`` sampled positions for the least squares). Consumers that are grouped
+means; for the least squares, the Gram matrix of at most ``max_rows`` sampled positions per layer,
+which is all the refit needs whatever a cut removes, so one gathering serves many cuts). Consumers that are grouped
 convolutions, or that have neither a bias nor a following BatchNorm, are skipped and counted.
 """
 from __future__ import annotations
@@ -36,9 +37,23 @@ METHODS = ("none", "mean", "lsq")
 class _Consumer:
     module: nn.Module
     removed: list[int]  # input-channel indices of the module that the cut removes
-    input_sum: torch.Tensor | None = None
+
+
+@dataclass
+class InputStatistics:
+    """One conv/linear's inputs over the calibration batches: the per-channel sum over images and
+    positions (for ``mean``) and, for ``lsq``, the Gram matrix ``[X 1]^T [X 1]`` of sampled input
+    patches ``X`` (rows: positions; columns: ``weight.flatten(1)``'s) with a column of ones appended:
+    all that the least-squares refit reads, whatever channels a cut removes."""
+
+    channel_sum: torch.Tensor | None = None
     count: int = 0
-    rows_x: list[torch.Tensor] = field(default_factory=list)  # sampled input patches (lsq)
+    patch_gram: torch.Tensor | None = None
+    rows: int = 0
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.channel_sum / max(1, self.count)
 
 
 def consumers_of(graph: ChannelGraph, removal: dict[str, list[int]]) -> list[_Consumer]:
@@ -63,22 +78,87 @@ def input_patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
+def patch_count(module: nn.Module, x: torch.Tensor) -> int:
+    """How many rows :func:`input_patches` has for ``x``, without building them."""
+    if isinstance(module, nn.Linear):
+        return x.numel() // x.shape[-1]
+    height, width = _output_size(module, x)
+    return x.shape[0] * height * width
+
+
+def patches_at(module: nn.Module, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``input_patches(module, x)[rows]``, gathering only those rows: sampling a thousand positions
+    of a batch no longer unfolds all of them (the unfold was most of a ``lsq`` cut's time)."""
+    if isinstance(module, nn.Linear):
+        return x.reshape(-1, x.shape[-1])[rows]
+    (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w), (dilation_h, dilation_w) = (
+        _pair(module.kernel_size), _pair(module.stride), _pair(module.padding), _pair(module.dilation))
+    height, width = _output_size(module, x)
+    image, position = rows // (height * width), rows % (height * width)
+    ys = (position // width * stride_h)[:, None] + torch.arange(kernel_h, device=x.device) * dilation_h
+    xs = (position % width * stride_w)[:, None] + torch.arange(kernel_w, device=x.device) * dilation_w
+    padded = F.pad(x, (pad_w, pad_w, pad_h, pad_h))  # zeros, as unfold pads
+    channels = torch.arange(x.shape[1], device=x.device)
+    patches = padded[image[:, None, None, None], channels[None, :, None, None], ys[:, None, :, None],
+                     xs[:, None, None, :]]  # (rows, C, kh, kw): unfold's column order
+    return patches.reshape(len(rows), -1)
+
+
+def _pair(value) -> tuple[int, int]:
+    if isinstance(value, str):
+        raise ValueError(f"padding={value!r} is not supported here; give the padding in pixels")
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _output_size(module: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w), (dilation_h, dilation_w) = (
+        _pair(module.kernel_size), _pair(module.stride), _pair(module.padding), _pair(module.dilation))
+    return ((x.shape[2] + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) // stride_h + 1,
+            (x.shape[3] + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) // stride_w + 1)
+
+
 @torch.no_grad()
-def input_means(graph: ChannelGraph, batches) -> dict[nn.Module, torch.Tensor]:
-    """Every conv/linear's mean input per channel over ``batches``: what ``mean`` compensation
-    needs, gathered once for many cuts of the same network (e.g. the posterior draws of a plan)."""
-    modules = [m for m in graph.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    consumers = [_Consumer(m, []) for m in modules]
-    _gather(graph, consumers, batches, "mean", max_rows=0, seed=0)
-    return {c.module: c.input_sum / max(1, c.count) for c in consumers if c.input_sum is not None}
+def input_statistics(graph: ChannelGraph, batches, method: str = "mean", modules=None, max_rows: int = 8192,
+                     seed: int = 0) -> dict[nn.Module, InputStatistics]:
+    """Every conv/linear's (or those of ``modules``) :class:`InputStatistics` over ``batches``: what
+    ``method`` needs, gathered once for many cuts of the same network (the width check's candidates,
+    a plan's posterior draws). Each layer samples its patches from its own random stream (``seed``
+    and its position in the network), so its statistics do not depend on which other layers are
+    gathered: gathered for every layer, they are those a single cut's compensation gathers."""
+    layers = [m for m in graph.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    wanted = set(layers if modules is None else modules)
+    chosen = [(index, m) for index, m in enumerate(layers) if m in wanted]
+    statistics = {m: InputStatistics() for _, m in chosen}
+    per_batch = max(1, max_rows // 8)
+
+    def hook(index: int, module: nn.Module):
+        stats, generator = statistics[module], torch.Generator().manual_seed(seed * 65536 + index)
+
+        def record(_module, inputs):
+            x = inputs[0].detach()
+            total = x.sum([0] + list(range(2, x.dim()))).double().cpu()
+            stats.channel_sum = total if stats.channel_sum is None else stats.channel_sum + total
+            stats.count += x.numel() // x.shape[1]
+            if method == "lsq" and stats.rows < max_rows:
+                pick = torch.randperm(patch_count(module, x), generator=generator)[:per_batch]
+                rows = patches_at(module, x, pick.to(x.device)).double().cpu()
+                rows = torch.cat([rows, torch.ones(len(rows), 1, dtype=rows.dtype)], 1)
+                gram = rows.T @ rows
+                stats.patch_gram = gram if stats.patch_gram is None else stats.patch_gram + gram
+                stats.rows += len(rows)
+        return record
+
+    forward_with_hooks(graph.model, batches, [m.register_forward_pre_hook(hook(i, m)) for i, m in chosen])
+    return statistics
 
 
 @torch.no_grad()
 def compensate(graph: ChannelGraph, removal: dict[str, list[int]], batches, method: str = "mean",
                max_rows: int = 8192, ridge: float = 1e-3, seed: int = 0,
-               means: dict[nn.Module, torch.Tensor] | None = None) -> dict:
+               statistics: dict[nn.Module, InputStatistics] | None = None) -> dict:
     """Adjust the consumers of ``removal`` in place (before the cut); return counts for the report.
-    ``means``: :func:`input_means` of this network, gathered before (``mean`` then reads no data)."""
+    ``statistics``: :func:`input_statistics` of this network for ``method``, gathered before (then no
+    data is read; ``batches``, ``max_rows`` and ``seed`` are those it was gathered with)."""
     if method not in METHODS:
         raise ValueError(f"unknown compensation {method!r}; choose one of {', '.join(METHODS)}")
     consumers = [c for c in consumers_of(graph, removal) if method != "none"]
@@ -86,37 +166,13 @@ def compensate(graph: ChannelGraph, removal: dict[str, list[int]], batches, meth
     consumers = [c for c in consumers if c not in skipped]
     if not consumers:
         return {"method": method, "layers": 0, "skipped": len(skipped)}
-    if method == "mean" and means is not None:
-        for consumer in consumers:
-            consumer.input_sum, consumer.count = means[consumer.module], 1
-    else:
-        _gather(graph, consumers, batches, method, max_rows, seed)
-    unplaced = sum(not _apply(graph, c, method, ridge) for c in consumers)
+    if statistics is None:
+        statistics = input_statistics(graph, batches, method, [c.module for c in consumers], max_rows, seed)
+    unplaced = sum(not _apply(graph, c, statistics[c.module], method, ridge) for c in consumers)
     return {"method": method, "layers": len(consumers) - unplaced, "skipped": len(skipped) + unplaced}
 
 
-def _gather(graph: ChannelGraph, consumers: list[_Consumer], batches, method: str, max_rows: int, seed: int) -> None:
-    """Stream the consumers' input sums (and, for ``lsq``, sampled input rows) over ``batches``."""
-    generator = torch.Generator().manual_seed(seed)
-    per_batch = max(1, max_rows // 8)
-
-    def hook(consumer: _Consumer):
-        def record(_module, inputs):
-            x = inputs[0].detach()
-            dims = [0] + list(range(2, x.dim()))
-            total = x.sum(dims).double().cpu()
-            consumer.input_sum = total if consumer.input_sum is None else consumer.input_sum + total
-            consumer.count += x.numel() // x.shape[1]
-            if method == "lsq" and sum(len(r) for r in consumer.rows_x) < max_rows:
-                rows = input_patches(consumer.module, x)
-                pick = torch.randperm(len(rows), generator=generator)[:per_batch].to(rows.device)
-                consumer.rows_x.append(rows[pick].double().cpu())
-        return record
-
-    forward_with_hooks(graph.model, batches, [c.module.register_forward_pre_hook(hook(c)) for c in consumers])
-
-
-def _apply(graph: ChannelGraph, consumer: _Consumer, method: str, ridge: float) -> bool:
+def _apply(graph: ChannelGraph, consumer: _Consumer, statistics: InputStatistics, method: str, ridge: float) -> bool:
     module = consumer.module
     target = _bias_target(graph, module)
     if target is None:
@@ -127,16 +183,17 @@ def _apply(graph: ChannelGraph, consumer: _Consumer, method: str, ridge: float) 
     removed = torch.zeros(weight.shape[1], dtype=torch.bool)
     removed[consumer.removed] = True
     if method == "mean":
-        mean = consumer.input_sum / max(1, consumer.count)
-        delta = (weight[:, removed].reshape(out, int(removed.sum()), kernel).sum(2) * mean[removed]).sum(1)
+        delta = (weight[:, removed].reshape(out, int(removed.sum()), kernel).sum(2) * statistics.mean[removed]).sum(1)
     else:
-        x = torch.cat(consumer.rows_x)
-        y = x @ weight.reshape(out, -1).T
+        if statistics.patch_gram is None:
+            raise ValueError("lsq compensation needs input statistics gathered with method='lsq'")
         kept_columns = (~removed).repeat_interleave(kernel)
-        design = torch.cat([x[:, kept_columns], torch.ones(len(x), 1, dtype=x.dtype)], 1)
-        gram = design.T @ design
+        design = torch.cat([kept_columns.nonzero().flatten(), torch.tensor([len(kept_columns)])])  # kept, ones
+        full_gram = statistics.patch_gram
+        gram = full_gram[design][:, design].clone()
         gram += ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
-        solution = torch.linalg.solve(gram, design.T @ y)  # (kept * kernel + 1, out)
+        # design^T y with y = X W^T (the unpruned output): rows `design` of [X 1]^T X, times W^T
+        solution = torch.linalg.solve(gram, full_gram[design][:, :-1] @ weight.reshape(out, -1).T)
         new_weight = weight.reshape(out, -1).clone()
         new_weight[:, kept_columns] = solution[:-1].T
         module.weight.copy_(new_weight.reshape(weight.shape).to(module.weight))
