@@ -143,7 +143,8 @@ def test_least_squares_from_the_gram_matrix_is_the_ridge_fit_on_the_rows():
     torch.testing.assert_close(net.out.bias.double(), bias + solution[-1], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("module", [nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 0)),
+@pytest.mark.parametrize("module", [nn.Conv2d(3, 4, 3, padding=1),
+                                    nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 0)),
                                     nn.Conv2d(3, 4, 3, padding=2, dilation=2), nn.Conv2d(3, 4, 1, stride=2),
                                     nn.Linear(5, 2)])
 def test_sampled_patches_are_the_unfolded_rows(module):

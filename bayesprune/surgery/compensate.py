@@ -21,7 +21,7 @@ convolutions, or that have neither a bias nor a following BatchNorm, are skipped
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
