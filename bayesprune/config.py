@@ -90,8 +90,9 @@ class PruneConfig:
     lr: float = 0.01
     batch_size: int = 128
     calibration_batches: int = 8
-    # reparameterization around the cut (any criterion): none | mean | lsq (bayesprune.surgery)
-    reparameterize: str = "mean"
+    # reparameterization around the cut (any criterion): none | mean | lsq (bayesprune.surgery). lsq:
+    # after fine-tuning a tie with mean, right after a cut far better (analysis/bayes_v2.py)
+    reparameterize: str = "lsq"
     expand: float = 1.0  # widen the base network by this factor first (Net2Wider)
     expand_noise: float = 0.01
     # bayes criteria (bayes: closed-form posterior; bayes-svi: the frozen-network SVI posterior)

@@ -122,7 +122,8 @@ def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target()
             ("bayes-svi", "fine-tune", "bayes-svi"), ("l2", "fine-tune", "l2")):
         assert bayes_v2.spelled_out({"method": method, "regime": regime})["method"] == spelled
     # a bare bayes run today is today's default, spelled out
-    assert bayes_v2.spelled("bayes", "fine-tune") == bayes_v2.default_bayes() == f"{checked}+anneal_target=current"
+    assert bayes_v2.default_bayes() == f"{checked}+reparameterize=lsq+anneal_target=current"  # lsq: the default
+    assert bayes_v2.spelled("bayes+reparameterize=lsq", "fine-tune") == bayes_v2.default_bayes()
     assert bayes_v2.spelled("bayes+reparameterize=lsq", "post-training") == bayes_v2.default_post("lsq")
 
 

@@ -43,7 +43,7 @@ def calibration_options(p, defaults) -> None:
                    help="training batches data-dependent criteria and compensation see")
     p.add_argument("--reparameterize", default=defaults.reparameterize,
                    help="around each cut: none | mean (fold posterior gate means, bias-compensate removed "
-                        "channels) | lsq (fold, then least-squares refit of the next layers)")
+                        "channels) | lsq (fold, then least-squares refit of the next layers; the default)")
 
 
 def posterior_options(b, defaults) -> None:
