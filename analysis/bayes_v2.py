@@ -44,7 +44,8 @@ SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_imag
 # check_widths=False (spelled_out).
 CHECKED, UNCHECKED = "bayes+option.check_widths=True", "bayes+option.check_widths=False"
 MAIN = (f"{CHECKED}+anneal_target=current",  # the default
-        f"{CHECKED}+reparameterize=lsq+anneal_target=current",  # least squares around every cut
+        f"{CHECKED}+reparameterize=lsq+anneal_target=current",  # least squares around every cut (the default)
+        f"{CHECKED}+within=taylor+reparameterize=lsq+anneal_target=current",  # taylor inside the layers
         f"{CHECKED}+option.cross_layer=True+anneal_target=current",  # checked widths, all layers priced together
         f"{UNCHECKED}+anneal_target=current",  # the default before the width check
         f"{UNCHECKED}+anneal_target=final",
