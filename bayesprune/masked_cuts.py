@@ -41,11 +41,17 @@ class MaskedCuts:
         """Top-1 accuracy on ``(x, y)`` of the network cut to ``kept``, reparameterized as a run does."""
         return self.measure(kept, x, y, device)[0]
 
-    @torch.no_grad()
-    def measure(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device,
-                batch_size: int = 512) -> tuple[float, np.ndarray]:
+    def measure(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device) -> tuple[float, np.ndarray]:
         """Top-1 accuracy and every image's log-likelihood (nats) on ``(x, y)`` of the network cut to
         ``kept``, reparameterized as a run does."""
+        correct, log_likelihood = self.per_image(kept, x, y, device)
+        return float(correct.mean()) if len(correct) else 0.0, log_likelihood
+
+    @torch.no_grad()
+    def per_image(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device,
+                  batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each image of ``(x, y)`` is classified right, and its log-likelihood (nats), by the
+        network cut to ``kept``, reparameterized as a run does."""
         self.model.load_state_dict(self.state)
         if self.reparameterize != "none":
             if self.scales is not None:
@@ -53,14 +59,16 @@ class MaskedCuts:
             compensate(self.graph, self.gates.removal(kept), self.calibration.batches(), self.reparameterize,
                        seed=self.seed, statistics=self.statistics)
         self.gates.values = torch.as_tensor(np.asarray(kept), dtype=torch.float32).to(device)
-        correct, log_likelihood = 0, []
+        correct, log_likelihood = [], []
         try:
             with self.gates:
                 self.model.to(device).eval()
                 for xb, yb in iterate_batches(x, y, batch_size, device=device):
                     logits = self.model(xb)
-                    correct += (logits.argmax(1) == yb).sum().item()
+                    correct.append((logits.argmax(1) == yb).cpu())
                     log_likelihood.append(-nn.functional.cross_entropy(logits, yb, reduction="none").double().cpu())
         finally:
             self.gates.values = None
-        return correct / max(1, len(y)), torch.cat(log_likelihood).numpy() if log_likelihood else np.zeros(0)
+        if not correct:
+            return np.zeros(0, dtype=bool), np.zeros(0)
+        return torch.cat(correct).numpy(), torch.cat(log_likelihood).numpy()

@@ -17,6 +17,7 @@ from bayesprune.decision.selector import BudgetedSelector
 from bayesprune.gates import ChannelGates
 from bayesprune.groups import ChannelGraph
 from bayesprune.plan import channel_log_evidence_change, evidence_curve, gaussian_reduction, spike_reduction
+from bayesprune.plan.curve import loss_interval, paired_loss
 from bayesprune.masked_cuts import MaskedCuts
 from bayesprune.surgery import compensate
 from bayesprune.surgery.compensate import input_statistics
@@ -115,6 +116,30 @@ def test_posterior_intervals_cover_the_truth_at_their_level():
     assert 0.87 <= coverage <= 0.93, coverage
 
 
+def test_paired_loss_interval_covers_the_loss_measured_on_new_images_at_its_level():
+    """One cut of a network (no posterior uncertainty): on each image the base and the cut are right
+    or wrong with known joint probabilities. The loss measured on 2,000 held-out images gives an
+    interval for the loss measured again on 5,000 new ones; it holds about 90% of the time."""
+    rng = np.random.default_rng(3)
+    # (base right, cut wrong), (base wrong, cut right), agree: true loss 0.05, discordance 0.07
+    probabilities = [0.06, 0.01, 0.93]
+    held, test, trials, inside = 2000, 5000, 1500, 0
+    for _ in range(trials):
+        lost, gained, _ = rng.multinomial(held, probabilities)
+        loss, discordance = (lost - gained) / held, (lost + gained) / held
+        low, high = loss_interval([loss], [discordance], held, 0.9, test_images=test,
+                                  seed=int(rng.integers(1 << 30)), samples_per_draw=4000)
+        lost, gained, _ = rng.multinomial(test, probabilities)
+        inside += low <= (lost - gained) / test <= high
+    assert 0.87 <= inside / trials <= 0.93, inside / trials
+
+
+def test_paired_loss_is_the_accuracy_difference_and_the_disagreement_by_hand():
+    base = np.array([1, 1, 1, 0, 1, 0], dtype=bool)
+    cut = np.array([1, 0, 1, 1, 0, 0], dtype=bool)
+    assert paired_loss(base, cut) == pytest.approx((4 / 6 - 3 / 6, 3 / 6))
+
+
 # --- masked cuts are the cuts ------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["mean", "lsq"])
 def test_statistics_gathered_once_for_every_layer_compensate_as_streaming_does(method):
@@ -172,9 +197,16 @@ def test_plan_writes_its_curve_widths_and_evidence(tmp_path, capsys):
     plan = json.loads((out / "plan.json").read_text())
     assert plan["held_out_images"] == 900 - 256 and plan["evaluated_draws"] == 3
     assert [b["fraction"] for b in plan["budgets"]] == [0.8, 0.4]
+    reference = plan["base"]["reference_accuracy"]  # the default model's card: its test accuracy
+    assert reference == pytest.approx(0.966, abs=5e-4) and "card" in plan["base"]["reference"]
     for budget in plan["budgets"]:
-        accuracy = budget["accuracy"]
+        accuracy, loss = budget["accuracy"], budget["loss"]
         assert accuracy["low"] <= accuracy["mean"] <= accuracy["high"] and len(budget["draw_accuracy"]) == 3
+        # predictions: the reference minus the loss paired with the base on the held-out images
+        held = plan["base"]["held_out_accuracy"]
+        assert budget["draw_loss"] == pytest.approx([held - a for a in budget["draw_accuracy"]], abs=1e-9)
+        assert accuracy["mean"] == pytest.approx(reference - loss["mean"])
+        assert (accuracy["low"], accuracy["high"]) == pytest.approx((reference - loss["high"], reference - loss["low"]))
         assert budget["decision_fraction"] <= budget["fraction"] + 1e-9
         for width in budget["widths"].values():
             assert 1 <= width["low"] <= width["mean"] <= width["high"] <= width["size"]
@@ -198,6 +230,7 @@ def test_plan_writes_its_curve_widths_and_evidence(tmp_path, capsys):
     (["--out", "{tmp}/a-file"], "is a file"),
     (["--out", "{tmp}/full"], "is not empty"),
     (["--prior", "nope"], "unknown prior"),
+    (["--base-accuracy", "93"], "--base-accuracy must be in [0, 1]"),
 ])
 def test_plan_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
     (tmp_path / "a-file").write_text("")

@@ -27,6 +27,9 @@ def _plan_parser(sub) -> None:
                    help="last N training images: never read by the posterior, every cut is measured on them "
                         "(default 2000, fewer if the calibration images leave fewer)")
     p.add_argument("--interval", type=float, default=plan.interval, help="central interval of the prediction")
+    p.add_argument("--base-accuracy", type=float, default=plan.base_accuracy,
+                   help="the base network's test accuracy (0-1): predictions are it minus the loss measured on "
+                        "held-out training images (default: a shipped model's card, else the held-out accuracy)")
     p.add_argument("--max-prune-fraction", type=float, default=defaults.max_prune_fraction)
     calibration_options(p, defaults)
     posterior_options(p, defaults)
@@ -54,7 +57,7 @@ def _cmd_plan(args) -> int:
     except ValueError:
         raise BudgetError(f"--budgets must be comma-separated numbers in (0, 1], got {args.budgets!r}") from None
     config = PlanConfig(PruneConfig(**values, progress=not args.quiet), fractions, "params" if args.params else "macs",
-                        args.plan_draws, args.holdout, args.interval)
+                        args.plan_draws, args.holdout, args.interval, base_accuracy=args.base_accuracy)
     plan = make_plan(config, echo=print)  # validates everything, --out included, before any work
     out = config.run.out
     write_plan(plan, RunDir(out, config.run.overwrite).path)

@@ -1,6 +1,7 @@
 """The posterior-predictive budget curve: for each budget, the cut of every posterior draw (and the
 decision) of the closed-form posterior (:class:`~bayesprune.criteria.bayes_laplace.BayesLaplace`),
-its accuracy right after the cut on held-out images, and the layer widths the draws leave."""
+the accuracy it loses right after the cut on held-out images (paired with the base network on the
+same images), and the layer widths the draws leave."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ class BudgetPrediction:
     draw_accuracy: list | None = None  # the evaluated draws' cuts
     widths: dict | None = None  # layer -> {size, decision, mean, low, high} surviving channels
     kept: np.ndarray | None = None  # the decision's kept flags (not written out)
+    decision_loss: float | None = None  # base accuracy minus the decision's, on the same held-out images
+    draw_loss: list | None = None  # the same for each evaluated draw
+    draw_discordance: list | None = None  # per draw: share of held-out images the cut and the base disagree on
 
 
 def predictive_interval(draw_accuracy, images: int, level: float, seed: int = 0,
@@ -51,6 +55,32 @@ def predictive_interval(draw_accuracy, images: int, level: float, seed: int = 0,
     tail = (1.0 - level) / 2
     low, high = np.quantile(samples, [tail, 1 - tail])
     return float(low), float(high)
+
+
+def loss_interval(draw_loss, draw_discordance, images: int, level: float, test_images: int | None = None,
+                  seed: int = 0, samples_per_draw: int = 2000) -> tuple[float, float]:
+    """Central ``level`` interval of the accuracy a cut loses against the base network, over the
+    posterior's uncertainty about which channels go (the draws) and the sampling error of the paired
+    comparison on ``images`` held-out images (and, with ``test_images``, of measuring the loss again
+    on that many new images): the equal mixture over draws of normals with mean the draw's loss and
+    variance ``v (1/images + 1/test_images)``, ``v = q - loss^2`` the per-image variance of a paired
+    difference of proportions with discordance rate ``q`` (Agresti 2013, *Categorical Data
+    Analysis*, sec. 11.1.1; ``q`` with half a pseudo-count, so that identical cuts keep some width).
+    Paired, the base's own sampling error cancels: a network that fits its training images better
+    than new ones shifts both alike."""
+    rng = np.random.default_rng(seed)
+    loss = np.asarray(draw_loss, dtype=np.float64)
+    discordance = (np.asarray(draw_discordance, dtype=np.float64) * images + 0.5) / (images + 1)
+    variance = np.maximum(discordance - loss ** 2, 0.0) * (1.0 / images + (1.0 / test_images if test_images else 0.0))
+    samples = rng.normal(loss[:, None], np.sqrt(variance)[:, None], (len(loss), samples_per_draw))
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(samples, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def paired_loss(base_correct: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
+    """Accuracy lost against the base on the same images, and the share of images they disagree on."""
+    return float(base_correct.mean() - correct.mean()), float((base_correct != correct).mean())
 
 
 def evaluated_draws(total: int, count: int) -> np.ndarray:
@@ -87,6 +117,7 @@ class BudgetCurve:
     names: list
     interval: float
     draws: np.ndarray  # indices of the evaluated posterior draws
+    base_correct: np.ndarray  # which held-out images the base network classifies right
 
     def predict(self, fraction: float) -> BudgetPrediction:
         """One point of the curve; an unreachable budget (the per-layer caps) is recorded as such."""
@@ -98,12 +129,15 @@ class BudgetCurve:
             return BudgetPrediction(fraction, reachable=False)
         cuts = criterion.posterior_cuts(selector)
         kept_count = np.bincount(criterion.group_of_channel[cuts.decision], minlength=len(cost_model.sizes))
+        decision = self.masked.per_image(cuts.decision, held.x, held.y, held.device)[0]
+        draws = [self.masked.per_image(cuts.kept_draws[d], held.x, held.y, held.device)[0] for d in self.draws]
+        losses = [paired_loss(self.base_correct, correct) for correct in draws]
         return BudgetPrediction(
-            fraction, True, float(cost_model.cost(kept_count, self.kind) / self.base_cost),
-            self.masked.accuracy(cuts.decision, held.x, held.y, held.device),
-            [self.masked.accuracy(cuts.kept_draws[d], held.x, held.y, held.device) for d in self.draws],
+            fraction, True, float(cost_model.cost(kept_count, self.kind) / self.base_cost), float(decision.mean()),
+            [float(correct.mean()) for correct in draws],
             layer_widths(self.names, criterion.group_of_channel, cuts.kept_draws, cuts.decision, self.interval),
-            cuts.decision)
+            cuts.decision, paired_loss(self.base_correct, decision)[0], [loss for loss, _ in losses],
+            [discordance for _, discordance in losses])
 
     def predict_all(self, fractions, progress: bool = True) -> list[BudgetPrediction]:
         return [self.predict(f) for f in progress_bar(fractions, desc="plan: budgets", enabled=progress)]

@@ -26,9 +26,17 @@ def plan_rows(plan: dict) -> tuple[list[str], list[list[str]]]:
 
 def plan_table(plan: dict) -> str:
     """:func:`plan_rows` as Markdown, with what the numbers are."""
-    base = plan["base"]["held_out_accuracy"]
-    return (f"Accuracy right after one cut (no fine-tuning) on {plan['held_out_images']} held-out training images; "
-            f"base {100 * base:.2f}%.\n\n" + markdown_table(*plan_rows(plan)))
+    return f"{what_is_predicted(plan)}\n\n" + markdown_table(*plan_rows(plan))
+
+
+def what_is_predicted(plan: dict) -> str:
+    """One sentence: the predicted accuracy is the base's minus the loss measured on held-out images."""
+    base = plan["base"]
+    reference = base.get("reference_accuracy", base["held_out_accuracy"])
+    return (f"Accuracy right after one cut (no fine-tuning): the base's {100 * reference:.2f}% (from "
+            f"{base.get('reference', 'the held-out training images')}) minus the loss the cut costs on "
+            f"{plan['held_out_images']} held-out training images, paired with the base there "
+            f"({100 * base['held_out_accuracy']:.2f}%).")
 
 
 def widths_rows(plan: dict) -> tuple[list[str], list[list[str]]]:
@@ -55,12 +63,13 @@ def plan_figure(plan: dict, path: Path) -> None:
                         alpha=0.25, color="C0", label=f"{int(round(100 * plan['interval']))}% interval over draws")
         ax.plot(x, [100 * b["accuracy"]["mean"] for b in points], "o-", color="C0", label="predicted (mean)")
         ax.plot(x, [100 * b["accuracy"]["decision"] for b in points], "x", color="C1", label="the decision's cut")
-    ax.axhline(100 * plan["base"]["held_out_accuracy"], color="gray", ls=":", label="base")
+    ax.axhline(100 * plan["base"].get("reference_accuracy", plan["base"]["held_out_accuracy"]), color="gray",
+               ls=":", label="base")
     chosen = plan["evidence"]["chosen_fraction"]
     ax.axvline(chosen, color="C2", ls="--", label=f"chosen by the evidence ({chosen:.2f})")
     kind = "MACs" if plan["kind"] == "macs" else "params"
     ax.set_xlabel(f"fraction of the base {kind} kept")
-    ax.set_ylabel("accuracy right after the cut (%), held-out training images")
+    ax.set_ylabel("accuracy right after the cut (%): base minus the held-out loss")
     ax.set_title(plan["model"], fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     save_figure(fig, path, dpi=110, bbox_inches="tight")

@@ -84,15 +84,14 @@ def _plan_section(run: RunRecord, folder: Path) -> list:
         return []
     import json
 
-    from ..plan.render import plan_figure, plan_rows
+    from ..plan.render import plan_figure, plan_rows, what_is_predicted
 
     plan = json.loads(path.read_text())
     plan_figure(plan, folder / "plan.png")
     columns, rows = plan_rows(plan)
     return [Heading("How far can this network be pruned? (plan of the base network, before any cut)"),
             Text(plan["sentence"]),
-            Text(f"Accuracy right after one cut, no fine-tuning, on {plan['held_out_images']} held-out training "
-                 f"images (base {100 * plan['base']['held_out_accuracy']:.2f}%): the mean and "
+            Text(f"{what_is_predicted(plan)} The mean and "
                  f"{int(round(100 * plan['interval']))}% interval over {plan['evaluated_draws']} posterior draws' "
                  "cuts, and the decision's cut. The run's budget is where the evidence of the reduced network "
                  f"stops improving (Bayesian model reduction; reduced prior: {plan['evidence']['reduced_prior']}).",
