@@ -91,8 +91,7 @@ def patches_at(module: nn.Module, x: torch.Tensor, rows: torch.Tensor) -> torch.
     of a batch no longer unfolds all of them (the unfold was most of a ``lsq`` cut's time)."""
     if isinstance(module, nn.Linear):
         return x.reshape(-1, x.shape[-1])[rows]
-    (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w), (dilation_h, dilation_w) = (
-        _pair(module.kernel_size), _pair(module.stride), _pair(module.padding), _pair(module.dilation))
+    (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w), (dilation_h, dilation_w) = _geometry(module)
     height, width = _output_size(module, x)
     image, position = rows // (height * width), rows % (height * width)
     ys = (position // width * stride_h)[:, None] + torch.arange(kernel_h, device=x.device) * dilation_h
@@ -110,9 +109,13 @@ def _pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
+def _geometry(module: nn.Conv2d) -> tuple[tuple[int, int], ...]:
+    """(kernel, stride, padding, dilation), each as (height, width)."""
+    return _pair(module.kernel_size), _pair(module.stride), _pair(module.padding), _pair(module.dilation)
+
+
 def _output_size(module: nn.Module, x: torch.Tensor) -> tuple[int, int]:
-    (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w), (dilation_h, dilation_w) = (
-        _pair(module.kernel_size), _pair(module.stride), _pair(module.padding), _pair(module.dilation))
+    (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w), (dilation_h, dilation_w) = _geometry(module)
     return ((x.shape[2] + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) // stride_h + 1,
             (x.shape[3] + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) // stride_w + 1)
 
@@ -189,11 +192,11 @@ def _apply(graph: ChannelGraph, consumer: _Consumer, statistics: InputStatistics
             raise ValueError("lsq compensation needs input statistics gathered with method='lsq'")
         kept_columns = (~removed).repeat_interleave(kernel)
         design = torch.cat([kept_columns.nonzero().flatten(), torch.tensor([len(kept_columns)])])  # kept, ones
-        full_gram = statistics.patch_gram
-        gram = full_gram[design][:, design].clone()
+        design_rows = statistics.patch_gram[design]  # rows `design` of [X 1]^T [X 1]
+        gram = design_rows[:, design]
         gram += ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
         # design^T y with y = X W^T (the unpruned output): rows `design` of [X 1]^T X, times W^T
-        solution = torch.linalg.solve(gram, full_gram[design][:, :-1] @ weight.reshape(out, -1).T)
+        solution = torch.linalg.solve(gram, design_rows[:, :-1] @ weight.reshape(out, -1).T)
         new_weight = weight.reshape(out, -1).clone()
         new_weight[:, kept_columns] = solution[:-1].T
         module.weight.copy_(new_weight.reshape(weight.shape).to(module.weight))
