@@ -127,14 +127,20 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
              batch_size: int = 512, collective: Collective = SINGLE) -> float:
     """Top-1 accuracy in [0, 1] (several processes: each counts its shard, the counts are summed)."""
+    part = collective.shard(len(y))
+    correct = int(correct_per_image(model, x[part], y[part], device, batch_size).sum())
+    return collective.sum(correct) / max(1, len(y))
+
+
+@torch.no_grad()
+def correct_per_image(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                      batch_size: int = 512) -> torch.Tensor:
+    """Whether ``model`` classifies each image of ``(x, y)`` right (a boolean tensor on the CPU)."""
     was_training = model.training
     model.to(device).eval()
-    part = collective.shard(len(y))
-    correct = 0
-    for xb, yb in iterate_batches(x[part], y[part], batch_size, device=device):
-        correct += (model(xb).argmax(1) == yb).sum().item()
+    correct = [(model(xb).argmax(1) == yb).cpu() for xb, yb in iterate_batches(x, y, batch_size, device=device)]
     model.train(was_training)
-    return collective.sum(correct) / max(1, len(y))
+    return torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
 
 
 @torch.no_grad()

@@ -36,7 +36,7 @@ from ..errors import BudgetError, ConfigError, DataError
 from ..groups import ChannelGraph, check_prunable, count_macs_params
 from ..pretrained import resolve_model
 from ..runs import check_run_dir
-from ..training import evaluate, resolve_device, seed_everything
+from ..training import correct_per_image, resolve_device, seed_everything
 from .curve import BudgetCurve, BudgetPrediction, HeldOut, evaluated_draws, loss_interval
 from .evidence import EvidenceCurve, channel_log_evidence_change, evidence_curve
 from ..masked_cuts import MaskedCuts
@@ -112,7 +112,8 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
     model = resolved.model.to(device).eval()
     inputs = data.train_x[:1].to(device)  # the example input of graphs and counts
     check_prunable(model, inputs)
-    base_accuracy = evaluate(model, held_out.x, held_out.y, device)
+    base_correct = correct_per_image(model, held_out.x, held_out.y, device).numpy()  # the cuts are paired with it
+    base_accuracy = float(base_correct.mean())
     macs, params = count_macs_params(model, inputs)
     echo(f"{data.describe()}; the posterior reads the first {run.batch_size * run.calibration_batches} training "
          f"images, cuts are measured on the last {len(held_out)}\nmodel {resolved.source}: "
@@ -128,8 +129,6 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
     criterion.prepare(model, graph, calibration)
     masked = MaskedCuts(model, inputs, calibration, run.reparameterize, criterion.reparameterization(), run.seed)
     names = [g.name for g in graph.groups]
-    everything = np.ones(len(criterion.group_of_channel), dtype=bool)
-    base_correct = masked.per_image(everything, held_out.x, held_out.y, device)[0]
     curve = BudgetCurve(criterion, cost_model, base_cost, config.kind, run.max_prune_fraction, masked, held_out,
                         names, config.interval, evaluated_draws(len(criterion.gate_draws), config.evaluated_draws),
                         base_correct).predict_all(sorted(set(config.fractions), reverse=True), run.progress)
