@@ -7,7 +7,9 @@ fine-tuning: latency does not depend on the weights' values): to a MACs budget
 --allocation uniform`), to the same MACs with every layer keeping a width at the end of a measured
 latency step (`--round-to auto --allocation uniform`: every width timed at batch 64, PyTorch), and to
 the same fraction of its measured latency (`--target-latency`, per-layer tables at batch 64,
-PyTorch), the last also with `--round-to auto`. A control times the base network against an
+PyTorch), the last also with `--round-to auto`; both with the final cut timed against the base and
+its table target corrected (`--latency-feedback`, the default) and with the table alone
+(`+feedback=0`). A control times the base network against an
 identical copy of itself (ratio 1 up to the timing noise, which bounds what the other ratios can
 resolve). Base and pruned networks are then timed interleaved (bayesprune.deploy.latency: warm-up,
 median of the calls) in both runtimes at batch 1 and 64.
@@ -38,6 +40,10 @@ KINDS = {  # budget kind -> the PruneConfig fields it sets (None: the budget's f
     "macs+round_to=auto": {"target_macs": None, "round_to": "auto", "allocation": "uniform"},
     "latency": {"target_latency": None},
     "latency+round_to=auto": {"target_latency": None, "round_to": "auto", "allocation": "uniform"},
+    # the table alone, without the final cut timed against the base (decision/latency_feedback.py)
+    "latency+feedback=0": {"target_latency": None, "latency_feedback": 0},
+    "latency+round_to=auto+feedback=0": {"target_latency": None, "round_to": "auto", "allocation": "uniform",
+                                         "latency_feedback": 0},
 }
 
 
@@ -78,16 +84,17 @@ def timed_cells(label: str, cell: dict, base, model, macs_ratio: float, predicte
 def markdown(result: dict) -> str:
     """The cells as a README table (analysis/readme_tables.py)."""
     lines = ["| budget | kind | runtime | batch | MACs speed-up | latency speed-up | quotient | latency ratio "
-             "(predicted) |", "|---|---|---|---|---|---|---|---|"]
+             "(table's prediction; the run's own timing) |", "|---|---|---|---|---|---|---|---|"]
     for cell in result["cells"]:
         if "unreachable" in cell:
             lines.append(f"| {cell['budget']:g} | {cell['budget_kind']} | - | - | - | - | - | unreachable: "
                          f"{cell['unreachable'].split(':')[0]} |")
             continue
-        predicted = cell["predicted_latency_ratio"]
+        predicted = [f"{cell[key]:.3f}" for key in ("predicted_latency_ratio", "feedback_measured_ratio")
+                     if cell.get(key)]
         lines.append(f"| {cell['budget']:g} | {cell['budget_kind']} | {cell['runtime']} | {cell['batch']} | "
                      f"{cell['macs_speedup']:.2f}x | {cell['latency_speedup']:.2f}x | {cell['quotient']:.2f} | "
-                     f"{cell['latency_ratio']:.3f}" + (f" ({predicted:.3f})" if predicted else "") + " |")
+                     f"{cell['latency_ratio']:.3f}" + (f" ({'; '.join(predicted)})" if predicted else "") + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +134,10 @@ def main() -> None:
                         print(f"{network} {kind} {fraction}: unreachable: {exc}", flush=True)
                         continue
                     macs = count_macs_params(model, data.test_x[:1])[0]
-                    cells += timed_cells(f"{network} {kind} {fraction}", {"budget": fraction, "budget_kind": kind},
+                    cell = {"budget": fraction, "budget_kind": kind}
+                    if "measured_latency_fraction" in summary["budget"]:  # what the run's own timing measured
+                        cell["feedback_measured_ratio"] = summary["budget"]["measured_latency_fraction"]
+                    cells += timed_cells(f"{network} {kind} {fraction}", cell,
                                          base, model, macs / base_macs, summary["final_ratio"].get("latency"),
                                          {g: w[1] for g, w in summary.get("widths", {}).items()}, image, settings)
         result = {"script": "analysis/latency_benchmark.py", "network": network, "commit": _common.commit(),

@@ -55,7 +55,7 @@ OPTION_BOUNDS = {
     "expand": Bound(1), "expand_noise": Bound(0), "tau0": Bound(0, low_open=True, optional=True),
     "svi_steps": Bound(1), "svi_lr": Bound(0, low_open=True), "posterior_draws": Bound(2), "chains": Bound(1),
     "forgetting": Bound(0, 1), "anneal_t0": Bound(0, low_open=True), "anneal_alpha": Bound(0, 1, True, True),
-    "latency_batch": Bound(1), "latency_grid": Bound(2),
+    "latency_batch": Bound(1), "latency_grid": Bound(2), "latency_feedback": Bound(0),
     "train_subset": Bound(1, optional=True), "test_subset": Bound(1, optional=True), "seed": Bound(0)}
 
 
@@ -74,6 +74,9 @@ class PruneConfig:
     target_latency: float | None = None  # fraction of the base network's measured latency (decision/latency.py)
     latency_batch: int = 64  # the batch size the latency table is measured at
     latency_grid: int = 6  # widths per side of each layer's latency table
+    # cuts the final round times against the base network to meet the budget on the clock, not only
+    # in the table (decision/latency_feedback.py); 0: trust the table
+    latency_feedback: int = 5
     target_chosen_by: str | None = None  # "evidence": the target came from --target-macs/--target-params auto
     rounds: int = 3
     schedule: str = "geometric"

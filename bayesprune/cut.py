@@ -18,6 +18,7 @@ from .criteria.training_time import SearchContext
 from .data import ImageData
 from .decision import Budget, CostModel, ExpectedLossWidths, RoundBudget
 from .decision.latency import LatencyCostModel, LatencyTable
+from .decision.latency_feedback import LatencyFeedback
 from .decision.allocation import as_allocation
 from .decision.lstm import LSTMAllocation
 from .distributed import SINGLE, Collective
@@ -44,6 +45,7 @@ class Job:
     fit: FitConfig
     plan: dict | None = None  # the plan behind a budget chosen by the evidence (--target-macs auto)
     latency_table: LatencyTable | None = None  # a --target-latency run's measured table
+    latency_feedback: LatencyFeedback | None = None  # times its final cut against the base network
     collective: Collective = SINGLE  # the processes of a torchrun job (bayesprune.distributed)
 
     def accuracy(self, net) -> float:
@@ -102,6 +104,7 @@ class CutResult:
     accuracy_after_cut_plain: float | None = None  # the same cut without reparameterization
     compensation: dict | None = None
     latency: float | None = None  # the latency table's prediction for the cut network (latency budgets)
+    latency_feedback: dict | None = None  # the final cut's targets and their measured latency (LatencyFeedback)
 
 
 def allocation_for(job: Job, graph: ChannelGraph):
@@ -139,10 +142,17 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
     if criterion.needs_data:  # statistics over calibration data
         criterion.prepare(model, graph, calibration)
     statistics_seconds = time.perf_counter() - prepare_start
-    # every process computed the same statistics; rank 0's decision is the one all apply
-    removal = job.collective.broadcast(criterion.select(graph, cost_model, budget))
+    feedback = None
+    if job.latency_feedback is not None and budget.kind == "latency" and budget.target <= budget.final_target:
+        # the final cut of a latency budget: its table target corrected until the clock agrees
+        removal, budget, feedback = job.latency_feedback.meet(
+            lambda b: criterion.select(graph, cost_model, b), lambda r: _cut_copy(model, job.inputs, r),
+            budget, cost_model, job.budget.fraction)
+    else:  # every process computed the same statistics; rank 0's decision is the one all apply
+        removal = job.collective.broadcast(criterion.select(graph, cost_model, budget))
     step = CutResult(sum(len(v) for v in removal.values()), statistics_seconds,
-                     {g.name: [g.size, g.size - len(removal.get(g.name, []))] for g in graph.groups}, search_stats)
+                     {g.name: [g.size, g.size - len(removal.get(g.name, []))] for g in graph.groups}, search_stats,
+                     latency_feedback=feedback)
     if isinstance(budget.allocation, LSTMAllocation):
         history = budget.allocation.history
         step.lstm_rewards = [history[0], history[-1]] if history else None
@@ -151,8 +161,7 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
         step.prediction = (tracker.ids(graph), np.asarray(prune_probability))
         step.keep_current = None if keep is None else (tracker.ids(graph), np.asarray(keep))
     if config.reparameterize != "none":
-        plain = copy.deepcopy(model)  # the same cut without reparameterization, for the report
-        ChannelGraph(plain, job.inputs).prune(removal)
+        plain = _cut_copy(model, job.inputs, removal)  # the same cut without reparameterization, for the report
         step.accuracy_after_cut_plain = job.accuracy(plain)
         del plain
         scales = job.collective.broadcast(criterion.reparameterization())
@@ -172,6 +181,13 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
         raise RuntimeError(f"cut left {counted} {budget.kind}, above the target {budget.target:.0f}; "
                            "please report this model")
     return step
+
+
+def _cut_copy(model: nn.Module, inputs: torch.Tensor, removal: dict) -> nn.Module:
+    """A copy of ``model`` with ``removal`` cut out (``model`` is left as it is)."""
+    cut_model = copy.deepcopy(model)
+    ChannelGraph(cut_model, inputs).prune(removal)
+    return cut_model
 
 
 def finetune(job: Job, model, tracker: ChannelTracker, step: CutResult, annealing: RoundAnnealing | None, loss_fn,

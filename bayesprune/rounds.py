@@ -240,10 +240,25 @@ def _round(job: Job, network: Network, tracker: ChannelTracker, r: int, loss_fn,
          f"({record['macs'] / network.base['macs']:.3f}), {record['seconds']:.1f} s")
     if "latency" in after_cut:  # the latency table's prediction, ms
         record["latency"] = after_cut["latency"]
+    if step.latency_feedback is not None:
+        record["latency_feedback"] = step.latency_feedback
+        echo(_feedback_line(step.latency_feedback))
     record.update(job.criterion.round_record())
     if record.get("posterior_agreement"):
         echo(_agreement_line(record["posterior_agreement"]))
     return record, step.prediction
+
+
+def _feedback_line(feedback: dict) -> str:
+    """One line: the final cut's table targets and what the clock measured for each."""
+    steps = "; ".join(f"table {p['table_fraction']:.3f} -> measured {p['measured_fraction']:.3f}"
+                      for p in feedback["steps"])
+    chosen = feedback["steps"][feedback["chosen"]]["table_fraction"]
+    verdict = ("within" if feedback["met"] else "NOT within") + f" {feedback['tolerance']:.0%} of the budget"
+    unreachable = feedback["unreachable_table_fraction"]
+    return (f"latency feedback (batch {feedback['batch']}, against the base): {steps}; kept table {chosen:.3f}, "
+            f"{verdict} {feedback['wanted_fraction']:.3f}"
+            + (f" (table target {unreachable:.3f} is out of reach under the caps)" if unreachable is not None else ""))
 
 
 def _write_round(run_dir: RunDir, job: Job, network: Network, record: dict) -> None:
@@ -265,6 +280,10 @@ def _summary(job: Job, network: Network, progress: Progress) -> dict:
     final = {k: rounds[-1][k] for k in ("accuracy", "macs", "params", "latency") if k in rounds[-1]}
     budget = {"kind": job.budget.kind, "fraction": job.budget.fraction,
               "chosen_by": job.config.target_chosen_by or "given"}
+    feedback = rounds[-1].get("latency_feedback")
+    if feedback is not None:  # the budget as the clock measured it (the table's prediction is final_ratio's)
+        budget["measured_latency_fraction"], budget["measured_within_tolerance"] = (feedback["measured_fraction"],
+                                                                                    feedback["met"])
     if job.plan is not None:
         evidence = job.plan["evidence"]
         budget["evidence"] = {**{k: evidence[k] for k in ("chosen_fraction", "log_evidence_change",

@@ -15,6 +15,7 @@ from torch import nn
 from .checkpoint import model_from_payload
 from .cut import Job, Network
 from .decision.latency import LatencyTable
+from .decision.latency_feedback import LatencyFeedback
 from .decision.width_steps import WidthSteps
 from .errors import ModelError
 from .groups import ChannelGraph
@@ -32,6 +33,8 @@ def restored_network(job: Job, state: RoundState, echo) -> Network:
     model, arch = model_from_payload(state.checkpoint, f"{config.out}/{STATE_FILE}")
     if job.budget.kind == "latency":  # the table the run was started with, not a new measurement
         job.latency_table = LatencyTable.from_dict(json.loads((Path(config.out) / LATENCY_TABLE).read_text()))
+        if config.latency_feedback > 0:  # the base the budget is a fraction of, resolved again
+            _time_against(job, resolve_model(config.model, job.data, config.weights, config.trust_pickle).model)
     if job.budget.round_to == "auto":  # the same: the widths measured when the run started
         steps = WidthSteps.from_dict(json.loads((Path(config.out) / WIDTH_STEPS).read_text()))
         job.budget = replace(job.budget, round_to=steps)
@@ -50,6 +53,8 @@ def start_network(job: Job, echo) -> Network:
              + (" and the step widths" if steps else "") + ")")  # table is then measured at the step widths
         job.latency_table = LatencyTable.measure(model, job.inputs, config.latency_batch, config.latency_grid,
                                                  progress=config.progress, steps=steps)
+        if config.latency_feedback > 0:
+            _time_against(job, model)
     base = job.measure(model)
     echo(f"{data.describe()}\nmodel {resolved.source}: accuracy {base['accuracy']:.4f}, "
          f"{base['macs'] / 1e6:.2f} M MACs, {base['params'] / 1e3:.1f} k params")
@@ -75,6 +80,12 @@ def start_network(job: Job, echo) -> Network:
     if job.budget.round_to == "auto":  # on the network round 1 cuts (after --expand)
         _measure_steps(job, model, echo)
     return Network(model, arch, history, base, expanded, resolved.source)
+
+
+def _time_against(job: Job, base: nn.Module) -> None:
+    """``--latency-feedback``: the final cut is timed against (a copy of) ``base``."""
+    job.latency_feedback = LatencyFeedback(base.to(job.device), job.inputs, job.config.latency_batch,
+                                           steps=job.config.latency_feedback)
 
 
 def _measure_steps(job: Job, model: nn.Module, echo) -> WidthSteps:

@@ -15,7 +15,7 @@ from bayesprune.deploy.export import ExportRequest, export
 from bayesprune.deploy.timing import time_interleaved
 from bayesprune.groups import ChannelGraph
 from bayesprune.nets import ARCHITECTURES, Architecture, build_model
-from helpers import Chain
+from helpers import Chain, fake_ms as _fake_ms
 
 pytest.importorskip("onnxruntime", reason="the [deploy] extra (onnx, onnxscript, onnxruntime) is not installed")
 
@@ -122,17 +122,6 @@ def test_latency_table_interpolates_bilinearly_and_clamps():
     assert restored.at(2, 3) == table.at(2, 3)
 
 
-def _fake_ms(module, _x) -> float:
-    """A fake clock: a layer takes (input channels x output channels) ms; a whole network its
-    layers' time plus 60 ms for everything else."""
-    if isinstance(module, torch.nn.Conv2d):
-        return float(module.in_channels * module.out_channels)
-    if isinstance(module, torch.nn.Linear):
-        return float(module.in_features * module.out_features)
-    layers = [m for m in module.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    return 60.0 + sum(_fake_ms(m, None) for m in layers)
-
-
 def test_latency_budget_with_a_fake_clock_gives_the_hand_computed_widths():
     """Chain: c1 1->4, c2 4->6, c3 6->2 cost 4 + 24 + 12 = 40 ms, the rest 60 ms. At 90% (90 ms) the
     layers may take 30 ms; uniform widths remove the smallest equal share that gets there: 1/6 of
@@ -177,8 +166,10 @@ def test_run_with_a_latency_budget_records_its_table_and_meets_it(tmp_path, monk
     monkeypatch.setattr(latency, "time_call_ms", _fake_ms)
     out = tmp_path / "run"
     assert main(["run", "--target-latency", "0.7", "--criterion", "l2", "--rounds", "2", "--epochs", "0",
+                 "--latency-feedback", "0",  # the table alone (tests/test_latency_feedback.py: with the clock)
                  "--train-subset", "256", "--test-subset", "64", "--quiet", "--no-report", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
+    assert "measured_latency_fraction" not in summary["budget"]
     table = LatencyTable.from_dict(json.loads((out / "latency_table.json").read_text()))
     assert summary["budget"]["kind"] == "latency" and table.rest_ms == 60.0
     layers = 1 * 32 + 32 * 32 + 32 * 64 + 64 * 64 + 64 * 10  # the shipped small CNN's conv and linear layers
@@ -198,3 +189,4 @@ def test_interleaved_timing_with_a_fake_clock():
     timings = time_interleaved({"slow": slow, "fast": fast}, warmup=2, repeats=5, timer=lambda: clock["now"])
     assert timings["slow"].median_ms == pytest.approx(2.0) and timings["fast"].median_ms == pytest.approx(1.0)
     assert timings["slow"].calls == 5
+

@@ -51,6 +51,10 @@ def _prune_options(p, compare: bool) -> None:
         p.add_argument("--latency-batch", type=int, default=defaults.latency_batch)
         p.add_argument("--latency-grid", type=int, default=defaults.latency_grid,
                        help="widths per side of each layer's latency table")
+        p.add_argument("--latency-feedback", type=int, default=defaults.latency_feedback, metavar="N",
+                       help="with --target-latency: time up to N final cuts against the base network and keep "
+                            "the one nearest the budget (the table times layers alone; default 5, 0: trust "
+                            "the table)")
     p.add_argument("--rounds", type=int, default=defaults.rounds)
     p.add_argument("--schedule", default=defaults.schedule, help="budget per round: geometric | linear")
     p.add_argument("--allocation", default=defaults.allocation,
