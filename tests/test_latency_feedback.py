@@ -35,7 +35,7 @@ class _OneGroup:
         return float(keep[0])
 
 
-def _feedback_case(clock, floor=0.0, steps=4):
+def _feedback_case(clock, floor=0.0, steps=4, tolerance=0.03):
     """``clock(kept channels) -> measured fraction``; select keeps round(target) channels."""
     selected = []
 
@@ -43,7 +43,7 @@ def _feedback_case(clock, floor=0.0, steps=4):
         selected.append(budget.target)
         return {"g": list(range(100 - round(budget.target)))}
 
-    feedback = LatencyFeedback(torch.nn.Identity(), torch.zeros(1, 1), batch=2, steps=steps,
+    feedback = LatencyFeedback(torch.nn.Identity(), torch.zeros(1, 1), batch=2, steps=steps, tolerance=tolerance,
                                ratio=lambda _base, kept, _x: clock(kept))
     removal, budget, record = feedback.meet(select, lambda removal: 100 - len(removal["g"]),
                                             _TableBudget(50.0, 50.0, floor), _OneGroup(), wanted=0.5)
@@ -88,6 +88,15 @@ def test_latency_feedback_keeps_the_nearest_cut_and_stops_where_the_table_cannot
     assert record["chosen"] == 0 and not record["met"] and len(record["steps"]) == 1
     assert record["unreachable_table_fraction"] == pytest.approx(0.5 * 0.5 / 0.6) and budget.target == 50.0
 
+
+
+def test_latency_feedback_stops_when_the_cut_repeats_and_reselects_the_kept_one():
+    """At 0.1% tolerance, 0.502 measured at 0.5 steps the target to 0.498, which keeps the same 50
+    channels: the search stops, and the kept cut (0.5) is selected again, since the criterion last
+    saw the 0.498 target."""
+    removal, budget, record, selected = _feedback_case(lambda kept: 0.502, tolerance=0.001)
+    assert len(record["steps"]) == 1 and record["chosen"] == 0 and not record["met"]
+    assert selected == pytest.approx([50.0, 50.0 * 0.5 / 0.502, 50.0]) and budget.target == 50.0
 
 def test_run_with_latency_feedback_meets_the_budget_on_a_clock_the_table_misses(tmp_path, monkeypatch):
     """The table's fake clock leaves out 2000 ms of the whole network's time that the feedback's clock

@@ -84,7 +84,7 @@ class LatencyFeedback:
             except BudgetError:
                 unreachable = target
                 break
-            removal = select(step_budget)
+            removal, selected = select(step_budget), step_budget
             if removals and removal == removals[-1]:  # the target moved less than one channel: nothing new
                 break
             measured = float((self.ratio or measured_ratio)(self.base, cut_copy(removal), self.x))
@@ -98,7 +98,7 @@ class LatencyFeedback:
         if not points:  # only when the budget itself is out of reach, which the engine checked before
             raise BudgetError(f"--target-latency {wanted} cannot be reached under the cut's caps")
         chosen = int(np.argmin([abs(p["measured_fraction"] / wanted - 1) for p in points]))
-        if chosen != len(points) - 1:  # the criterion's state (posterior, records) must be the kept cut's
+        if budgets[chosen] is not selected:  # the criterion's state (posterior, records) must be the kept cut's
             removals[chosen] = select(budgets[chosen])
         record = {"wanted_fraction": wanted, "tolerance": self.tolerance, "batch": self.batch,
                   "threads": torch.get_num_threads(), "steps": points, "chosen": chosen,
