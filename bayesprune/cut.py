@@ -167,8 +167,10 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
         scales = job.collective.broadcast(criterion.reparameterization())
         if scales is not None:
             fold_gates(ChannelGates(graph), scales)
+        gathered = criterion.input_statistics()  # scoring may have read them already (bayes's width check)
+        statistics = None if gathered is None else gathered.for_model(model, config.reparameterize, config.seed)
         step.compensation = compensate(graph, removal, calibration.batches(), config.reparameterize,
-                                       seed=config.seed)
+                                       seed=config.seed, statistics=statistics)
     network.history.extend(graph.prune(removal))
     job.collective.broadcast_module(model)  # rank 0's folded and compensated weights on every process
     tracker.remove(removal)

@@ -18,7 +18,7 @@ from torch import nn
 from .gates import ChannelGates
 from .groups import ChannelGraph
 from .surgery import compensate, fold_gates
-from .surgery.compensate import input_statistics
+from .surgery.compensate import NamedStatistics, input_statistics
 from .data import iterate_batches
 
 
@@ -27,15 +27,27 @@ class MaskedCuts:
 
     def __init__(self, model, example_input: torch.Tensor, calibration, reparameterize: str = "mean",
                  scales: torch.Tensor | None = None, seed: int = 0):
-        """``scales``: the criterion's per-channel multipliers folded in before each cut (or None)."""
+        """``scales``: the criterion's per-channel multipliers, folded in before every cut as the run
+        folds them before its compensation (or None)."""
         self.model = copy.deepcopy(model).eval()
         self.graph = ChannelGraph(self.model, example_input)
         self.gates = ChannelGates(self.graph)
-        self.calibration, self.reparameterize, self.scales, self.seed = calibration, reparameterize, scales, seed
+        self.calibration, self.reparameterize, self.seed = calibration, reparameterize, seed
+        if reparameterize != "none" and scales is not None:  # the run folds them before it compensates
+            fold_gates(self.gates, scales)
         self.state = copy.deepcopy(self.model.state_dict())
-        # compensation reads the unpruned network's input statistics, the same for every cut: once
+        # compensation reads the (folded) unpruned network's input statistics, the same for every cut: once
         self.statistics = (input_statistics(self.graph, calibration.batches(), reparameterize, seed=seed)
                            if reparameterize in ("mean", "lsq") else None)
+
+    def named_statistics(self) -> NamedStatistics | None:
+        """The input statistics gathered for every layer, by module name: those the run's own
+        compensation of this network reads (None without ``mean``/``lsq``)."""
+        if self.statistics is None:
+            return None
+        return NamedStatistics(self.reparameterize, self.seed,
+                               {name: self.statistics[m] for name, m in self.model.named_modules()
+                                if m in self.statistics})
 
     def accuracy(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device) -> float:
         """Top-1 accuracy on ``(x, y)`` of the network cut to ``kept``, reparameterized as a run does."""
@@ -54,8 +66,6 @@ class MaskedCuts:
         network cut to ``kept``, reparameterized as a run does."""
         self.model.load_state_dict(self.state)
         if self.reparameterize != "none":
-            if self.scales is not None:
-                fold_gates(self.gates, self.scales)
             compensate(self.graph, self.gates.removal(kept), self.calibration.batches(), self.reparameterize,
                        seed=self.seed, statistics=self.statistics)
         self.gates.values = torch.as_tensor(np.asarray(kept), dtype=torch.float32).to(device)

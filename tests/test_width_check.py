@@ -116,6 +116,30 @@ def test_planted_dead_channels_go_at_the_run_cap_and_no_tighter_cap_displaces_th
     assert record["best_gain_nats"] <= 2 * record["best_gain_standard_error"]  # nothing beats it beyond the noise
 
 
+@pytest.mark.parametrize("fold_means", [False, True])
+def test_the_checks_input_statistics_are_those_the_runs_compensation_would_gather(fold_means):
+    """The width check gathers every layer's input statistics of the (folded) network it cuts; the
+    engine's compensation reads them instead of gathering its own: they must be equal, under the
+    run's seed and method, and refused under another."""
+    from bayesprune.gates import ChannelGates
+    from bayesprune.surgery import fold_gates
+    from bayesprune.surgery.compensate import input_statistics
+
+    criterion, _ = _planted_cut(reparameterize="lsq", fold_means=fold_means, seed=3)
+    net, data = planted_network()
+    graph = ChannelGraph(net, data.test_x[:1])
+    if fold_means:
+        fold_gates(ChannelGates(graph), criterion.reparameterization())
+    gathered = criterion.input_statistics().for_model(net, "lsq", 3)
+    expected = input_statistics(graph, Calibration(data, CPU, 128, 2).batches(), "lsq", seed=3)
+    assert set(gathered) == set(expected) and len(expected) == 3
+    for module, stats in expected.items():
+        torch.testing.assert_close(gathered[module].patch_gram, stats.patch_gram)
+        torch.testing.assert_close(gathered[module].channel_sum, stats.channel_sum)
+    assert criterion.input_statistics().for_model(net, "mean", 3) is None
+    assert criterion.input_statistics().for_model(net, "lsq", 0) is None
+
+
 def test_no_check_when_the_widths_are_not_the_posteriors():
     net, data = planted_network()
     graph = ChannelGraph(net, data.test_x[:1])

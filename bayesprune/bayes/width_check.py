@@ -108,6 +108,10 @@ class WidthCheck:
                   "held_out_images": len(held.y), "overlaps_calibration": held.overlaps_calibration}
         return best, record
 
-    def release(self) -> None:
-        """Drop the network snapshot (the cut is made; the next round prepares anew)."""
+    def release(self):
+        """Drop the network snapshot (the cut is made; the next round prepares anew); returns the
+        input statistics it gathered (:meth:`MaskedCuts.named_statistics`), which the run's own
+        compensation of this network can read instead of gathering them again."""
+        statistics = None if self._masked is None else self._masked.named_statistics()
         self._masked = self._held_out = None
+        return statistics

@@ -89,6 +89,12 @@ class Criterion(tp.importance.Importance):
         """Per-channel multipliers to fold into the weights before the cut (None: none)."""
         return None
 
+    def input_statistics(self):
+        """The :class:`~bayesprune.surgery.compensate.NamedStatistics` of the network this round cuts,
+        if scoring already gathered them (as it folds :meth:`reparameterization`'s multipliers), so
+        that the engine's compensation reads no data again (None: the engine gathers them)."""
+        return None
+
     def prune_probability(self) -> np.ndarray | None:
         """Predicted probability that each channel is pruned by the final round (None: no model)."""
         return None

@@ -192,6 +192,7 @@ class BayesLaplace(Criterion):
         self.half_gate_draws = [self._fit(f, local, tau).draw(self.draws, np.random.default_rng(rng.integers(2 ** 32)))
                                 ["z"] / self.relative_norm for f in fisher.halves]
         self.posterior, self.keep_final, self.agreement = None, None, None
+        self.gathered = None  # the width check's input statistics of this network, once it ran
         self.calibration = calibration  # the width check snapshots the network only when select runs it
 
     def _fit(self, fisher: np.ndarray, local, tau) -> GSMPosterior:
@@ -290,7 +291,7 @@ class BayesLaplace(Criterion):
             chosen = candidate.selector(cost_model, self.group_of_channel)
             candidates.append((label, chosen, self.posterior_cuts(chosen)))
         best, record = self.width_check.choose([(label, c.decision) for label, _, c in candidates])
-        self.width_check.release()
+        self.gathered = self.width_check.release()
         return candidates[best][1], candidates[best][2], record
 
     def _agreement(self, kept_draws, selector) -> dict:
@@ -317,6 +318,11 @@ class BayesLaplace(Criterion):
             return None
         self._require_prepared()
         return torch.as_tensor(self.gate_draws.mean(0), dtype=torch.float32)
+
+    def input_statistics(self):
+        """The width check's input statistics of this round's network (it gathers them for every
+        layer, folding :meth:`reparameterization` first, as the engine does before compensating)."""
+        return getattr(self, "gathered", None)
 
     def prune_probability(self) -> np.ndarray | None:
         return None if self.keep_final is None else 1.0 - self.keep_final

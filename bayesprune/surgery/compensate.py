@@ -56,6 +56,23 @@ class InputStatistics:
         return self.channel_sum / max(1, self.count)
 
 
+@dataclass(frozen=True)
+class NamedStatistics:
+    """:class:`InputStatistics` gathered for a network by module name (``method`` and ``seed`` as
+    :func:`input_statistics` gathered them), so that a copy of that network, or the network itself,
+    can be compensated from them without reading the calibration data again."""
+
+    method: str
+    seed: int
+    layers: dict
+
+    def for_model(self, model: nn.Module, method: str, seed: int) -> dict[nn.Module, InputStatistics] | None:
+        """The statistics keyed by ``model``'s modules, if gathered for ``method`` with ``seed`` (else None)."""
+        if (method, seed) != (self.method, self.seed):
+            return None
+        return {m: self.layers[name] for name, m in model.named_modules() if name in self.layers}
+
+
 def consumers_of(graph: ChannelGraph, removal: dict[str, list[int]]) -> list[_Consumer]:
     """Every conv/linear whose input channels the cut removes, with those input indices."""
     removed: dict[nn.Module, set[int]] = {}
