@@ -134,6 +134,7 @@ class BayesLaplace(Criterion):
         self.interactions, self.cross_layer = interactions, cross_layer
         self.width_check = WidthCheck(reparameterize, seed=seed) if check_widths else None
         self.width_record: dict | None = None  # the width check's candidates and choice, this round
+        self.gathered = None  # the width check's input statistics of this round's network, once it ran
         self.network_fisher: dict | None = None  # with cross_layer: {None | half: Fisher of all gates}
         self.carried: dict | None = None  # {"local": {group: survivors x K}, "tau": M} log weights after a cut
         self.posterior: ChannelPosterior | None = None
@@ -192,7 +193,7 @@ class BayesLaplace(Criterion):
         self.half_gate_draws = [self._fit(f, local, tau).draw(self.draws, np.random.default_rng(rng.integers(2 ** 32)))
                                 ["z"] / self.relative_norm for f in fisher.halves]
         self.posterior, self.keep_final, self.agreement = None, None, None
-        self.gathered = None  # the width check's input statistics of this network, once it ran
+        self.gathered = None
         self.calibration = calibration  # the width check snapshots the network only when select runs it
 
     def _fit(self, fisher: np.ndarray, local, tau) -> GSMPosterior:
@@ -322,7 +323,7 @@ class BayesLaplace(Criterion):
     def input_statistics(self):
         """The width check's input statistics of this round's network (it gathers them for every
         layer, folding :meth:`reparameterization` first, as the engine does before compensating)."""
-        return getattr(self, "gathered", None)
+        return self.gathered
 
     def prune_probability(self) -> np.ndarray | None:
         return None if self.keep_final is None else 1.0 - self.keep_final

@@ -11,12 +11,14 @@ made at the table target ``t_1 = f`` (the budget), applied to a copy of the netw
 interleaved with the base network (:func:`bayesprune.deploy.timing.time_interleaved`: warm-up, then
 the medians of alternating calls, so that a slow spell of the machine hits both alike): the measured
 fraction ``m_1``. While ``|m_k / f - 1|`` exceeds the tolerance (about the timing noise of an
-identical copy, 3% in PyTorch at batch 64 here), the next target is, once the points measured so far
-bracket ``f``, the secant through the bracket's ends (regula falsi; kept a tenth of the bracket off
-either end, since latency is a staircase in the widths, not a line), and before that a proportional
-step from the nearest point (``t f / m``, within a factor 2), for at most ``steps`` cuts. The cut whose measured fraction is nearest ``f`` is kept
-and recorded with every step. A target the table says cannot be reached under the cut's caps ends
-the search (the clock cannot be met there either; recorded as ``unreachable_table_fraction``).
+identical copy, 3% in PyTorch at batch 64 here), the next target is, once the points measured so
+far bracket ``f``, the secant through the bracket's ends (regula falsi; kept a tenth of the bracket
+off either end, since latency is a staircase in the widths, not a line), and before that a
+proportional step from the nearest point (``t f / m``, within a factor 2), for at most ``steps``
+cuts. The cut whose measured fraction is nearest ``f`` is kept and recorded with every step. A
+target below what the table says the cut's caps can reach ends the search (recorded as
+``unreachable_table_fraction``; the nearest cut measured is kept, and the record says the budget
+was not met).
 
 Simplifications: one measurement per cut (a median of ``repeats`` calls), no model of the timing
 noise beyond the tolerance; only the final round is corrected (only the final network's speed is the
@@ -39,9 +41,8 @@ STEPS = 5
 
 
 def measured_ratio(base: nn.Module, candidate: nn.Module, x: torch.Tensor, warmup: int = 5, repeats: int = 30) -> float:
-    """The candidate's median latency over the base's, on ``x``, timed interleaved (the settings of
-    ``bayesprune latency``; with 15 calls a 20%-latency cut of the small CNN read 0.203 in the run
-    and 0.235 in ``analysis/latency_benchmark.py``)."""
+    """The candidate's median latency over the base's, on ``x``, timed interleaved (with the warm-up
+    and calls of ``bayesprune latency``)."""
     from ..deploy.timing import time_interleaved
 
     base.eval()
@@ -67,7 +68,8 @@ class LatencyFeedback:
         self.base = copy.deepcopy(self.base).eval()
         self.x = self.example[:1].expand(self.batch, *self.example.shape[1:]).contiguous()
 
-    def meet(self, select: Callable, cut_copy: Callable, budget, cost_model, wanted: float) -> tuple[dict, object, dict]:
+    def meet(self, select: Callable, cut_copy: Callable, budget, cost_model,
+             wanted: float) -> tuple[dict, object, dict]:
         """The removal (and its budget) whose cut runs nearest ``wanted`` of the base's latency.
 
         ``select(budget) -> removal`` decides a cut; ``cut_copy(removal) -> network`` applies it to a
@@ -116,7 +118,8 @@ class LatencyFeedback:
         if below and above:
             low = max(below, key=lambda p: p["table_fraction"])
             high = min(above, key=lambda p: p["table_fraction"])
-            t0, m0, t1, m1 = low["table_fraction"], low["measured_fraction"], high["table_fraction"], high["measured_fraction"]
+            t0, m0 = low["table_fraction"], low["measured_fraction"]
+            t1, m1 = high["table_fraction"], high["measured_fraction"]
             if t0 < t1:  # the secant through the bracket's ends, kept off them (a staircase may not be linear)
                 step = t0 + (wanted - m0) * (t1 - t0) / (m1 - m0)
                 return float(np.clip(step, t0 + 0.1 * (t1 - t0), t1 - 0.1 * (t1 - t0)))
