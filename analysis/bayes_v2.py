@@ -46,6 +46,8 @@ CHECKED, UNCHECKED = "bayes+option.check_widths=True", "bayes+option.check_width
 MAIN = (f"{CHECKED}+anneal_target=current",  # the default
         f"{CHECKED}+reparameterize=lsq+anneal_target=current",  # least squares around every cut (the default)
         f"{CHECKED}+within=taylor+reparameterize=lsq+anneal_target=current",  # taylor inside the layers
+        # widths priced after the least-squares refit (surgery/residual.py)
+        f"{CHECKED}+option.compensated=True+reparameterize=lsq+anneal_target=current",
         f"{CHECKED}+option.cross_layer=True+anneal_target=current",  # checked widths, all layers priced together
         f"{UNCHECKED}+anneal_target=current",  # the default before the width check
         f"{UNCHECKED}+anneal_target=final",
@@ -60,7 +62,9 @@ ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient
 POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
              for m in (CHECKED, UNCHECKED, "bayes-svi", "l2", "taylor")) \
     + (f"{UNCHECKED}+option.cross_layer=True+reparameterize=lsq", "tp-l2", "tp-l1",
-       f"{CHECKED}+within=taylor+reparameterize=lsq")  # checked widths, channels in taylor's order
+       f"{CHECKED}+within=taylor+reparameterize=lsq",  # checked widths, channels in taylor's order
+       f"{CHECKED}+option.compensated=True+reparameterize=lsq",  # widths priced after the refit
+       f"{UNCHECKED}+option.compensated=True+reparameterize=lsq")
 POST_TRAIN_IMAGES = 2000
 PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.5,), ABLATIONS),
          "post": ("post-training", (0.5, 0.2), POST)}

@@ -92,7 +92,7 @@ def gate_fisher(model: nn.Module, gates: ChannelGates, batches: Iterable[tuple[t
 
 
 def cut_priority(gate_draws: np.ndarray, orders: list[np.ndarray], blocks: list[np.ndarray], examples: int,
-                 channel_cost: np.ndarray) -> np.ndarray:
+                 channel_cost: np.ndarray, shares: list[np.ndarray] | None = None) -> np.ndarray:
     """Per draw of the gates ``(draws, channels)``, the loss that removing each channel adds to its
     layer's cut, per unit of cost, made non-decreasing along the layer's removal order.
 
@@ -102,11 +102,17 @@ def cut_priority(gate_draws: np.ndarray, orders: list[np.ndarray], blocks: list[
     from ``s`` to 0); the k-th channel adds ``N (s_k^2 F_kk + 2 s_k sum_{j<k} F_kj s_j) / 2``.
     Ranking every channel of every layer by this priority removes, at each step, the channel
     whose removal costs the least log-likelihood per MAC (or param) it saves.
+
+    ``shares[l][k]``: the share of a k-channel cut of layer l that survives the run's compensation
+    (:func:`bayesprune.surgery.residual.compensated_share`); the cut's loss is scaled by it, so that
+    channels the refit can rebuild from the kept ones cost what is left after the refit.
     """
     out = np.empty_like(gate_draws, dtype=np.float64)
-    for order, block in zip(orders, blocks):
+    for index, (order, block) in enumerate(zip(orders, blocks)):
         s = gate_draws[:, order]
         added = 0.5 * examples * (s ** 2 * np.diag(block) + 2 * s * (s @ np.tril(block, -1).T))
+        if shares is not None:  # the loss of each prefix, scaled by what the refit leaves of it
+            added = np.diff(np.cumsum(added, axis=1) * shares[index][1:len(order) + 1], axis=1, prepend=0.0)
         out[:, order] = np.maximum.accumulate(added / channel_cost[order], axis=1)
     return out
 

@@ -85,3 +85,13 @@ def test_cross_layer_priority_by_hand_and_without_cross_terms_as_the_per_layer_o
     steps = cross_layer_priority(s, orders, diagonal, cost)
     for draw, step in zip(cut_priority(s, orders, [diagonal[:2, :2], diagonal[2:, 2:]], 1, cost), steps):
         assert np.argsort(draw).tolist() == np.argsort(step).tolist()
+
+
+def test_cut_priority_scales_each_prefix_by_what_compensation_leaves():
+    """One layer of 3 channels, diagonal Fisher (2, 4, 6), gates 1, N = 1, unit costs: the prefixes
+    cost 1, 3, 6 nats zeroed; with shares (1,) 0, 0.5, 1 they cost 0, 1.5, 6, so the channels add
+    0, 1.5, 4.5."""
+    gates, order, block, cost = np.ones((1, 3)), [np.array([0, 1, 2])], [np.diag([2.0, 4.0, 6.0])], np.ones(3)
+    np.testing.assert_allclose(cut_priority(gates, order, block, 1, cost), [[1.0, 2.0, 3.0]])
+    shares = [np.array([1.0, 0.0, 0.5, 1.0])]
+    np.testing.assert_allclose(cut_priority(gates, order, block, 1, cost, shares), [[0.0, 1.5, 4.5]])

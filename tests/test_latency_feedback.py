@@ -117,3 +117,9 @@ def test_run_with_latency_feedback_meets_the_budget_on_a_clock_the_table_misses(
     assert summary["budget"]["measured_within_tolerance"]
     assert summary["budget"]["measured_latency_fraction"] == pytest.approx(0.7, rel=0.03)
     assert summary["final_ratio"]["latency"] < 0.7 * 0.97  # by the table: below its own budget
+    from bayesprune.report import build_report
+
+    build_report(out)
+    report = (out / "report" / "summary.md").read_text()
+    assert f"{feedback['measured_fraction']:.3f} of the base measured against it" in report
+    assert "within 3% of the budget" in report and "NOT within" not in report

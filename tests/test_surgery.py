@@ -176,3 +176,31 @@ def test_net2wider_without_noise_preserves_outputs(name, tmp_path):
     noisy, _ = widen(net, arch, 1.5, noise=0.1)
     with torch.no_grad():
         assert not torch.allclose(noisy.eval()(x), net(x), atol=1e-6)
+
+
+def test_compensated_share_is_what_the_least_squares_refit_leaves_of_a_cut():
+    """c3 (1x1, 6 -> 2) reads orthonormal, zero-mean columns: x0 = x1 = q0 (a duplicate pair),
+    x2 = 0.6 q1 + 0.8 q2, x3 = q1, x4 = q3, x5 = q4. Removing x0 alone leaves nothing (x1 rebuilds
+    it), x2 alone leaves 0.8^2 = 0.64 of its error (0.6 q1 is rebuilt from x3), x4 alone all of it;
+    up to the refit's ridge (1e-3 of the Gram matrix's mean diagonal)."""
+    import numpy as np
+
+    from bayesprune.surgery.compensate import InputStatistics
+    from bayesprune.surgery.residual import compensated_share
+    from helpers import Chain
+
+    net = Chain()
+    graph = ChannelGraph(net, torch.randn(1, 1, 4, 4))
+    rng = np.random.default_rng(0)
+    raw = rng.standard_normal((64, 5))
+    q = np.linalg.qr(raw - raw.mean(0))[0]  # orthonormal columns, each orthogonal to the ones
+    x = np.stack([q[:, 0], q[:, 0], 0.6 * q[:, 1] + 0.8 * q[:, 2], q[:, 1], q[:, 3], q[:, 4]], 1)
+    design = np.concatenate([x, np.ones((64, 1))], 1)
+    statistics = {net.c3: InputStatistics(patch_gram=torch.tensor(design.T @ design))}
+    name = [g.name for g in graph.groups if g.size == 6][0]
+    first = {order[0]: compensated_share(graph, {name: np.array(order)}, statistics)[name][1]
+             for order in ([0, 1, 2, 3, 4, 5], [2, 0, 1, 3, 4, 5], [4, 0, 1, 2, 3, 5])}
+    assert first[0] == pytest.approx(0.0, abs=0.02) and first[2] == pytest.approx(0.64, abs=0.02)
+    assert first[4] == pytest.approx(1.0, abs=0.02)
+    shares = compensated_share(graph, {name: np.arange(6)}, statistics)[name]
+    assert shares[0] == 1.0 and len(shares) == 7 and (shares >= 0).all() and (shares <= 1).all()

@@ -102,6 +102,11 @@ class BayesLaplace(Criterion):
             ResNet-20 (``analysis/bayes_v2.py``): no fine-tuning, 3 cuts to 20% with ``lsq``, 55%
             against 31% without it; after fine-tuning it ties or helps (see ``analysis/README.md``).
         reparameterize: the run's ``--reparameterize``, which the width check applies to its candidates.
+        compensated: price each layer's cut after the run's least-squares compensation (``lsq`` only):
+            the quadratic loss of removing a layer's first k channels is scaled by the share of its
+            consumers' output error that the refit cannot repair
+            (:func:`~bayesprune.surgery.residual.compensated_share`), so that channels the kept ones
+            predict linearly are cheap. Off by default (an experiment of issue 16).
     """
 
     name = "bayes"
@@ -116,7 +121,8 @@ class BayesLaplace(Criterion):
     def __init__(self, prior: ScalePrior | None = None, within: Criterion | None = None, draws: int = 200,
                  chains: int = 2, seed: int = 0, forgetting: float = 0.5, fold_means: bool = False,
                  weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None,
-                 cross_layer: bool = False, check_widths: bool = True, reparameterize: str = "mean"):
+                 cross_layer: bool = False, check_widths: bool = True, reparameterize: str = "mean",
+                 compensated: bool = False):
         if chains < 1:
             raise ConfigError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
@@ -132,6 +138,11 @@ class BayesLaplace(Criterion):
             raise ConfigError("--criterion-option cross_layer=true prices channels of all layers together; "
                               "it cannot be combined with --no-interactions")
         self.interactions, self.cross_layer = interactions, cross_layer
+        if compensated and (reparameterize != "lsq" or cross_layer):
+            raise ConfigError("--criterion-option compensated=true prices cuts after least-squares compensation: "
+                              "it needs --reparameterize lsq and cannot be combined with cross_layer")
+        self.compensated, self.reparameterize = compensated, reparameterize
+        self.shares: list[np.ndarray] | None = None  # with compensated: per layer, what the refit leaves
         self.width_check = WidthCheck(reparameterize, seed=seed) if check_widths else None
         self.width_record: dict | None = None  # the width check's candidates and choice, this round
         self.gathered = None  # the width check's input statistics of this round's network, once it ran
@@ -175,6 +186,7 @@ class BayesLaplace(Criterion):
         self.fisher, self.fisher_examples = fisher.fisher, fisher.examples
         self.orders = self._layer_orders()
         self.rank = order_ranks(self.orders, len(self.within_score))  # position in its layer's order
+        self.shares = self._compensated_shares(model, graph, calibration) if self.compensated else None
         self.blocks = self._blocks(fisher, None)
         if self.cross_layer:
             every = np.arange(len(self.fisher))
@@ -193,8 +205,21 @@ class BayesLaplace(Criterion):
         self.half_gate_draws = [self._fit(f, local, tau).draw(self.draws, np.random.default_rng(rng.integers(2 ** 32)))
                                 ["z"] / self.relative_norm for f in fisher.halves]
         self.posterior, self.keep_final, self.agreement = None, None, None
-        self.gathered = None
+        self.gathered = self.gathered if self.compensated else None  # (the shares' statistics are those)
         self.calibration = calibration  # the width check snapshots the network only when select runs it
+
+    def _compensated_shares(self, model, graph, calibration) -> list[np.ndarray]:
+        """Per layer, the share of a cut of its first k channels that the ``lsq`` refit leaves."""
+        from ..surgery.compensate import NamedStatistics, input_statistics
+        from ..surgery.residual import compensated_share
+
+        statistics = input_statistics(graph, calibration.batches(), "lsq", seed=self.seed)
+        self.gathered = NamedStatistics("lsq", self.seed, {name: statistics[m] for name, m in model.named_modules()
+                                                           if m in statistics})
+        starts = [self.gates.group_slice(index).start for index in range(len(graph.groups))]
+        local = {g.name: order - start for g, order, start in zip(graph.groups, self.orders, starts)}
+        shares = compensated_share(graph, local, statistics)
+        return [shares[g.name] for g in graph.groups]
 
     def _fit(self, fisher: np.ndarray, local, tau) -> GSMPosterior:
         precision = self.examples * np.maximum(fisher, FISHER_FLOOR)  # of s: N F
@@ -239,7 +264,7 @@ class BayesLaplace(Criterion):
         if self.cross_layer:
             return cross_layer_priority(gate_draws, self.orders, self.examples * self.network_fisher[half],
                                         selector.channel_cost)
-        return cut_priority(gate_draws, self.orders, blocks, self.examples, selector.channel_cost)
+        return cut_priority(gate_draws, self.orders, blocks, self.examples, selector.channel_cost, self.shares)
 
     def _cuts(self, priority: np.ndarray, selector: BudgetedSelector):
         kept, cuts = zip(*(selector.select(p, tie_break=[self.rank]) for p in priority))

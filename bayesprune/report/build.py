@@ -61,6 +61,8 @@ def _overview(run: RunRecord, folder: Path) -> list:
                         f"{final['macs'] / run.base['macs']:.3f} of the MACs, "
                         f"{final['params'] / run.base['params']:.3f} of the params")]
     facts.insert(4, ("allocation", config.get("allocation", "uniform")))
+    if "latency" in final and run.base.get("latency"):
+        facts.append(("latency", _latency_fact(final, run.base["latency"])))
     if any(record.get("search") for record in run.rounds):  # a training-time method (pfam, sep, search-train)
         facts.insert(5, ("search", f"{config['search_epochs']:g} epochs of training before each cut, then "
                                    f"{config['epochs']:g} of fine-tuning"
@@ -75,6 +77,18 @@ def _overview(run: RunRecord, folder: Path) -> list:
     if all("widths" in record for record in run.rounds):
         blocks += [Heading("Channels per layer", 3), Image(figures.widths(run, folder), "channels per layer")]
     return blocks
+
+
+def _latency_fact(final: dict, base_latency: float) -> str:
+    """A latency budget's outcome: the table's prediction and, with the feedback, the clock's."""
+    predicted = f"{final['latency'] / base_latency:.3f} of the base by the latency table"
+    feedback = final.get("latency_feedback")
+    if feedback is None:
+        return predicted + " (the final cut was not timed: --latency-feedback 0)"
+    verdict = "within" if feedback["met"] else "NOT within"
+    return (f"{feedback['measured_fraction']:.3f} of the base measured against it (PyTorch, batch "
+            f"{feedback['batch']}, {feedback['threads']} threads, {len(feedback['steps'])} cut(s) timed), {verdict} "
+            f"{feedback['tolerance']:.0%} of the budget; {predicted}")
 
 
 def _plan_section(run: RunRecord, folder: Path) -> list:

@@ -1,0 +1,78 @@
+"""What least-squares compensation leaves of a cut: per group and per number of channels removed
+in a given order, the share of the consumers' output error that the ``lsq`` refit
+(:mod:`bayesprune.surgery.compensate`) cannot repair.
+
+Removing input channels S of a consumer with weights W (columns: ``weight.flatten(1)``'s) changes
+its output by ``W_S x_S``; its mean squared size over the calibration rows is
+``tr(W_S G_SS W_S^T) / n`` with ``G = [X 1]^T [X 1]`` the rows' Gram matrix. The least-squares
+refit on the kept columns K and an intercept predicts ``x_S`` from them, and leaves the residual
+of that regression: ``tr(W_S (G_SS - G_SK G_KK^-1 G_KS) W_S^T) / n`` (the Schur complement;
+Luo et al. 2017's ThiNet reconstruction error, with all kept weights refitted). Its inverse form,
+``(G_SS - G_SK G_KK^-1 G_KS) = ((G^-1)_SS)^-1``, needs one inversion of ``G`` per consumer for
+every S. The share is the refit's error over the zeroed cut's, summed over a group's consumers:
+1 when the removed channels are unpredictable from the kept ones, 0 when they are linear
+combinations of them (a duplicated channel costs nothing once its twin absorbs its weights).
+
+Simplification: computed at ``points`` prefix lengths and interpolated linearly between them; the
+ridge is that of the refit (relative to the Gram matrix's mean diagonal).
+"""
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from ..groups import ChannelGraph
+from .compensate import InputStatistics
+
+POINTS = 16
+NONE = np.zeros(0, dtype=int)
+
+
+def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
+                      statistics: dict[nn.Module, InputStatistics], ridge: float = 1e-3,
+                      points: int = POINTS) -> dict[str, np.ndarray]:
+    """Per group name of ``orders`` (its channels, as group-local indices, in the order it gives them
+    up), the share ``r[k]`` for ``k = 0..len(order)`` channels removed (``r[0] = 1``)."""
+    groups = graph.by_name()
+    shares = {}
+    for name, order in orders.items():
+        consumers = _consumer_columns(groups[name], statistics, ridge)
+        size = len(order)
+        grid = np.unique(np.round(np.linspace(1, size, min(points, size))).astype(int))
+        zeroed, refit = np.zeros(len(grid)), np.zeros(len(grid))
+        for weight, precision, gram, columns in consumers:
+            for i, k in enumerate(grid):
+                removed = np.concatenate([columns.get(int(c), NONE) for c in order[:k]])
+                w = weight[:, removed]
+                zeroed[i] += float(np.einsum("oi,ij,oj->", w, gram[np.ix_(removed, removed)], w))
+                residual = np.linalg.solve(precision[np.ix_(removed, removed)], w.T)
+                refit[i] += float(np.einsum("oi,io->", w, residual))
+        share = np.where(zeroed > 0, refit / np.maximum(zeroed, 1e-300), 1.0)
+        shares[name] = np.concatenate([[1.0], np.interp(np.arange(1, size + 1), grid, np.clip(share, 0.0, 1.0))])
+    return shares
+
+
+def _consumer_columns(group, statistics: dict[nn.Module, InputStatistics], ridge: float) -> list[tuple]:
+    """Per conv/linear reading ``group``'s channels with gathered ``lsq`` statistics: its weight
+    ``(out, columns)``, the inverse of its (ridged) Gram matrix, the Gram matrix, and per group
+    channel the weight columns it feeds."""
+    found: dict[nn.Module, dict[int, list[int]]] = {}
+    for module, local, root in group.layers(out_channels=False):
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and module in statistics:
+            if isinstance(module, nn.Conv2d) and module.groups != 1:
+                continue  # the refit skips grouped convolutions: nothing is compensated there
+            for l, r in zip(local, root):
+                found.setdefault(module, {}).setdefault(int(r), []).append(int(l))
+    out = []
+    for module, inputs in found.items():
+        stats = statistics[module]
+        if stats.patch_gram is None:
+            raise ValueError("the compensated share needs input statistics gathered with method='lsq'")
+        weight = module.weight.detach().double().cpu()
+        kernel = weight[0, 0].numel() if weight.dim() > 2 else 1
+        weight = weight.reshape(weight.shape[0], -1).numpy()
+        gram = stats.patch_gram.double().numpy()
+        ridged = gram + ridge * np.diag(gram).mean() * np.eye(len(gram))
+        columns = {r: np.concatenate([np.arange(l * kernel, (l + 1) * kernel) for l in ls]) for r, ls in inputs.items()}
+        out.append((weight, np.linalg.inv(ridged), gram, columns))
+    return out
