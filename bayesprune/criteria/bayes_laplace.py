@@ -141,7 +141,7 @@ class BayesLaplace(Criterion):
         if compensated and (reparameterize != "lsq" or cross_layer):
             raise ConfigError("--criterion-option compensated=true prices cuts after least-squares compensation: "
                               "it needs --reparameterize lsq and cannot be combined with cross_layer")
-        self.compensated, self.reparameterize = compensated, reparameterize
+        self.compensated = compensated
         self.shares: list[np.ndarray] | None = None  # with compensated: per layer, what the refit leaves
         self.width_check = WidthCheck(reparameterize, seed=seed) if check_widths else None
         self.width_record: dict | None = None  # the width check's candidates and choice, this round
