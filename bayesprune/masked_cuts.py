@@ -26,9 +26,11 @@ class MaskedCuts:
     """Evaluates cuts (kept-channel flags in the order of ``ChannelGates``) of ``model`` on images."""
 
     def __init__(self, model, example_input: torch.Tensor, calibration, reparameterize: str = "mean",
-                 scales: torch.Tensor | None = None, seed: int = 0):
+                 scales: torch.Tensor | None = None, seed: int = 0, statistics: NamedStatistics | None = None):
         """``scales``: the criterion's per-channel multipliers, folded in before every cut as the run
-        folds them before its compensation (or None)."""
+        folds them before its compensation (or None). ``statistics``: the input statistics of
+        ``model`` (as folded), already gathered for every layer with ``reparameterize`` and ``seed``
+        (then no data is read here)."""
         self.model = copy.deepcopy(model).eval()
         self.graph = ChannelGraph(self.model, example_input)
         self.gates = ChannelGates(self.graph)
@@ -37,8 +39,10 @@ class MaskedCuts:
             fold_gates(self.gates, scales)
         self.state = copy.deepcopy(self.model.state_dict())
         # compensation reads the (folded) unpruned network's input statistics, the same for every cut: once
-        self.statistics = (input_statistics(self.graph, calibration.batches(), reparameterize, seed=seed)
-                           if reparameterize in ("mean", "lsq") else None)
+        given = None if statistics is None else statistics.for_model(self.model, reparameterize, seed)
+        self.statistics = given if given is not None else (
+            input_statistics(self.graph, calibration.batches(), reparameterize, seed=seed)
+            if reparameterize in ("mean", "lsq") else None)
 
     def named_statistics(self) -> NamedStatistics | None:
         """The input statistics gathered for every layer, by module name: those the run's own

@@ -140,6 +140,20 @@ def test_the_checks_input_statistics_are_those_the_runs_compensation_would_gathe
     assert criterion.input_statistics().for_model(net, "lsq", 0) is None
 
 
+def test_the_check_reuses_the_statistics_the_compensated_pricing_gathered(monkeypatch):
+    """With compensated=true the criterion gathers every layer's lsq statistics in prepare; the
+    width check's masked cuts read those instead of gathering them again."""
+    import bayesprune.masked_cuts as masked_cuts
+
+    gathered = []
+    original = masked_cuts.input_statistics
+    monkeypatch.setattr(masked_cuts, "input_statistics", lambda *a, **k: gathered.append(1) or original(*a, **k))
+    _planted_cut(reparameterize="lsq")
+    assert len(gathered) == 1  # the check gathers when nothing was gathered before
+    criterion, _ = _planted_cut(reparameterize="lsq", compensated=True)
+    assert len(gathered) == 1 and criterion.shares is not None and criterion.round_record()["width_check"]
+
+
 def test_no_check_when_the_widths_are_not_the_posteriors():
     net, data = planted_network()
     graph = ChannelGraph(net, data.test_x[:1])

@@ -68,10 +68,12 @@ class WidthCheck:
     _held_out: HeldOutImages | None = field(default=None, repr=False)
     _device: torch.device | None = field(default=None, repr=False)
 
-    def prepare(self, model, inputs: torch.Tensor, calibration, scales: torch.Tensor | None = None) -> None:
+    def prepare(self, model, inputs: torch.Tensor, calibration, scales: torch.Tensor | None = None,
+                statistics=None) -> None:
         """Snapshot this round's network (before its cut) and pick the held-out images; the criterion
-        calls it only for a cut it checks."""
-        self._masked = MaskedCuts(model, inputs, calibration, self.reparameterize, scales, self.seed)
+        calls it only for a cut it checks. ``statistics``: the network's input statistics (as folded
+        with ``scales``) if the criterion gathered them already (:class:`MaskedCuts`)."""
+        self._masked = MaskedCuts(model, inputs, calibration, self.reparameterize, scales, self.seed, statistics)
         self._held_out = HeldOutImages.of(calibration, self.images)
         self._device = calibration.device
 

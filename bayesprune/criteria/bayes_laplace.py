@@ -307,7 +307,10 @@ class BayesLaplace(Criterion):
     def _checked(self, graph, selector: BudgetedSelector, cuts: "PosteriorCuts", budget: RoundBudget, cost_model):
         """The run's cut or a more conservative one (tighter caps, uniform widths), whichever the
         width check prefers, with its selector and record (``graph``: the network :meth:`prepare` saw)."""
-        self.width_check.prepare(graph.model, graph.inputs, self.calibration, self.reparameterization())
+        scales = self.reparameterization()
+        # the compensated shares' statistics are the unfolded network's: they serve only without folding
+        self.width_check.prepare(graph.model, graph.inputs, self.calibration, scales,
+                                 self.gathered if scales is None else None)
         candidates = [("run", selector, cuts)]
         for label, candidate in self.width_check.candidates(budget):
             try:
