@@ -190,3 +190,13 @@ def test_agreement_figures_by_hand():
     verdict = summarise(1.01, {"kept_of_low": 0.01, "kept_of_high": 0.99}, calibration, 0.9)
     assert verdict["passes"] and not verdict["split_half_passes"]
     assert not summarise(1.2, {"kept_of_low": 0.01, "kept_of_high": 0.99}, calibration, 0.9)["passes"]
+
+
+def test_compensated_pricing_needs_least_squares_and_not_cross_layer():
+    from bayesprune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs --reparameterize lsq"):
+        BayesLaplace(compensated=True, reparameterize="mean")
+    with pytest.raises(ConfigError, match="cross_layer"):
+        BayesLaplace(compensated=True, reparameterize="lsq", cross_layer=True)
+    assert BayesLaplace(compensated=True, reparameterize="lsq").compensated
