@@ -49,9 +49,7 @@ class MaskedCuts:
         compensation of this network reads (None without ``mean``/``lsq``)."""
         if self.statistics is None:
             return None
-        return NamedStatistics(self.reparameterize, self.seed,
-                               {name: self.statistics[m] for name, m in self.model.named_modules()
-                                if m in self.statistics})
+        return NamedStatistics.of(self.model, self.statistics, self.reparameterize, self.seed)
 
     def accuracy(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device) -> float:
         """Top-1 accuracy on ``(x, y)`` of the network cut to ``kept``, reparameterized as a run does."""

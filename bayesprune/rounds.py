@@ -33,6 +33,7 @@ from .criteria import make_criterion
 from .criteria.base import Calibration, Criterion
 from .cut import Job, Network, SearchSettings, cut, finetune
 from .data import load_dataset
+from .decision.latency_feedback import feedback_verdict
 from .decision.width_steps import WidthSteps
 from .distillation import distillation_loss
 from .distributed import SINGLE, Collective
@@ -254,10 +255,9 @@ def _feedback_line(feedback: dict) -> str:
     steps = "; ".join(f"table {p['table_fraction']:.3f} -> measured {p['measured_fraction']:.3f}"
                       for p in feedback["steps"])
     chosen = feedback["steps"][feedback["chosen"]]["table_fraction"]
-    verdict = ("within" if feedback["met"] else "NOT within") + f" {feedback['tolerance']:.0%} of the budget"
     unreachable = feedback["unreachable_table_fraction"]
     return (f"latency feedback (batch {feedback['batch']}, against the base): {steps}; kept table {chosen:.3f}, "
-            f"{verdict} {feedback['wanted_fraction']:.3f}"
+            f"{feedback_verdict(feedback)} {feedback['wanted_fraction']:.3f}"
             + (f" (table target {unreachable:.3f} is out of reach under the caps)" if unreachable is not None else ""))
 
 

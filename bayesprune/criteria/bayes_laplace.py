@@ -186,6 +186,7 @@ class BayesLaplace(Criterion):
         self.fisher, self.fisher_examples = fisher.fisher, fisher.examples
         self.orders = self._layer_orders()
         self.rank = order_ranks(self.orders, len(self.within_score))  # position in its layer's order
+        self.gathered = None  # this network's input statistics, once the shares or the width check gather them
         self.shares = self._compensated_shares(model, graph, calibration) if self.compensated else None
         self.blocks = self._blocks(fisher, None)
         if self.cross_layer:
@@ -205,7 +206,6 @@ class BayesLaplace(Criterion):
         self.half_gate_draws = [self._fit(f, local, tau).draw(self.draws, np.random.default_rng(rng.integers(2 ** 32)))
                                 ["z"] / self.relative_norm for f in fisher.halves]
         self.posterior, self.keep_final, self.agreement = None, None, None
-        self.gathered = self.gathered if self.compensated else None  # (the shares' statistics are those)
         self.calibration = calibration  # the width check snapshots the network only when select runs it
 
     def _compensated_shares(self, model, graph, calibration) -> list[np.ndarray]:
@@ -214,8 +214,7 @@ class BayesLaplace(Criterion):
         from ..surgery.residual import compensated_share
 
         statistics = input_statistics(graph, calibration.batches(), "lsq", seed=self.seed)
-        self.gathered = NamedStatistics("lsq", self.seed, {name: statistics[m] for name, m in model.named_modules()
-                                                           if m in statistics})
+        self.gathered = NamedStatistics.of(model, statistics, "lsq", self.seed)
         starts = [self.gates.group_slice(index).start for index in range(len(graph.groups))]
         local = {g.name: order - start for g, order, start in zip(graph.groups, self.orders, starts)}
         shares = compensated_share(graph, local, statistics)

@@ -128,6 +128,11 @@ class LatencyFeedback:
         return float(min(1.0, np.clip(t * wanted / m, t / 2, t * 2)))
 
 
+def feedback_verdict(record: dict) -> str:
+    """Whether a :meth:`LatencyFeedback.meet` record met its budget, as said in the log and the report."""
+    return ("within" if record["met"] else "NOT within") + f" {record['tolerance']:.0%} of the budget"
+
+
 def _kept(cost_model, removal: dict) -> np.ndarray:
     """Channels kept per group of ``cost_model`` after ``removal``."""
     return np.array([size - len(removal.get(name, [])) for name, size in zip(cost_model.names, cost_model.sizes)],

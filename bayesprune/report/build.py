@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..decision.latency_feedback import feedback_verdict
 from ..runs import atomic_write_text
 from . import figures
 from .blocks import Facts, Heading, Image, Table, Text, to_html, to_markdown
@@ -85,10 +86,9 @@ def _latency_fact(final: dict, base_latency: float) -> str:
     feedback = final.get("latency_feedback")
     if feedback is None:
         return predicted + " (the final cut was not timed: --latency-feedback 0)"
-    verdict = "within" if feedback["met"] else "NOT within"
     return (f"{feedback['measured_fraction']:.3f} of the base measured against it (PyTorch, batch "
-            f"{feedback['batch']}, {feedback['threads']} threads, {len(feedback['steps'])} cut(s) timed), {verdict} "
-            f"{feedback['tolerance']:.0%} of the budget; {predicted}")
+            f"{feedback['batch']}, {feedback['threads']} threads, {len(feedback['steps'])} cut(s) timed), "
+            f"{feedback_verdict(feedback)}; {predicted}")
 
 
 def _plan_section(run: RunRecord, folder: Path) -> list:

@@ -66,11 +66,22 @@ class NamedStatistics:
     seed: int
     layers: dict
 
+    @classmethod
+    def of(cls, model: nn.Module, statistics: dict[nn.Module, InputStatistics], method: str,
+           seed: int) -> "NamedStatistics":
+        """``statistics`` of ``model``'s modules (as :func:`input_statistics` returns them), by name."""
+        return cls(method, seed, {name: statistics[m] for name, m in model.named_modules() if m in statistics})
+
     def for_model(self, model: nn.Module, method: str, seed: int) -> dict[nn.Module, InputStatistics] | None:
         """The statistics keyed by ``model``'s modules, if gathered for ``method`` with ``seed`` (else None)."""
         if (method, seed) != (self.method, self.seed):
             return None
         return {m: self.layers[name] for name, m in model.named_modules() if name in self.layers}
+
+
+def refittable(module: nn.Module) -> bool:
+    """Whether compensation refits ``module`` (grouped convolutions are skipped and counted)."""
+    return not (isinstance(module, nn.Conv2d) and module.groups != 1)
 
 
 def consumers_of(graph: ChannelGraph, removal: dict[str, list[int]]) -> list[_Consumer]:
@@ -182,7 +193,7 @@ def compensate(graph: ChannelGraph, removal: dict[str, list[int]], batches, meth
     if method not in METHODS:
         raise ValueError(f"unknown compensation {method!r}; choose one of {', '.join(METHODS)}")
     consumers = [c for c in consumers_of(graph, removal) if method != "none"]
-    skipped = [c for c in consumers if isinstance(c.module, nn.Conv2d) and c.module.groups != 1]
+    skipped = [c for c in consumers if not refittable(c.module)]
     consumers = [c for c in consumers if c not in skipped]
     if not consumers:
         return {"method": method, "layers": 0, "skipped": len(skipped)}

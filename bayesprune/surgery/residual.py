@@ -22,10 +22,9 @@ import numpy as np
 from torch import nn
 
 from ..groups import ChannelGraph
-from .compensate import InputStatistics
+from .compensate import InputStatistics, consumers_of, refittable
 
 POINTS = 16
-NONE = np.zeros(0, dtype=int)
 
 
 def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
@@ -33,16 +32,20 @@ def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
                       points: int = POINTS) -> dict[str, np.ndarray]:
     """Per group name of ``orders`` (its channels, as group-local indices, in the order it gives them
     up), the share ``r[k]`` for ``k = 0..len(order)`` channels removed (``r[0] = 1``)."""
-    groups = graph.by_name()
+    solved: dict[nn.Module, tuple] = {}  # per consumer, its weight and Gram matrices: once
     shares = {}
     for name, order in orders.items():
-        consumers = _consumer_columns(groups[name], statistics, ridge)
         size = len(order)
         grid = np.unique(np.round(np.linspace(1, size, min(points, size))).astype(int))
         zeroed, refit = np.zeros(len(grid)), np.zeros(len(grid))
-        for weight, precision, gram, columns in consumers:
-            for i, k in enumerate(grid):
-                removed = np.concatenate([columns.get(int(c), NONE) for c in order[:k]])
+        for i, k in enumerate(grid):
+            for consumer in consumers_of(graph, {name: [int(c) for c in order[:k]]}):
+                if not refittable(consumer.module) or consumer.module not in statistics:
+                    continue  # compensation does not refit it
+                if consumer.module not in solved:
+                    solved[consumer.module] = _solved(consumer.module, statistics[consumer.module], ridge)
+                weight, precision, gram, kernel = solved[consumer.module]
+                removed = (np.asarray(consumer.removed)[:, None] * kernel + np.arange(kernel)).ravel()
                 w = weight[:, removed]
                 zeroed[i] += float(np.einsum("oi,ij,oj->", w, gram[np.ix_(removed, removed)], w))
                 residual = np.linalg.solve(precision[np.ix_(removed, removed)], w.T)
@@ -52,27 +55,13 @@ def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
     return shares
 
 
-def _consumer_columns(group, statistics: dict[nn.Module, InputStatistics], ridge: float) -> list[tuple]:
-    """Per conv/linear reading ``group``'s channels with gathered ``lsq`` statistics: its weight
-    ``(out, columns)``, the inverse of its (ridged) Gram matrix, the Gram matrix, and per group
-    channel the weight columns it feeds."""
-    found: dict[nn.Module, dict[int, list[int]]] = {}
-    for module, local, root in group.layers(out_channels=False):
-        if isinstance(module, (nn.Conv2d, nn.Linear)) and module in statistics:
-            if isinstance(module, nn.Conv2d) and module.groups != 1:
-                continue  # the refit skips grouped convolutions: nothing is compensated there
-            for l, r in zip(local, root):
-                found.setdefault(module, {}).setdefault(int(r), []).append(int(l))
-    out = []
-    for module, inputs in found.items():
-        stats = statistics[module]
-        if stats.patch_gram is None:
-            raise ValueError("the compensated share needs input statistics gathered with method='lsq'")
-        weight = module.weight.detach().double().cpu()
-        kernel = weight[0, 0].numel() if weight.dim() > 2 else 1
-        weight = weight.reshape(weight.shape[0], -1).numpy()
-        gram = stats.patch_gram.double().numpy()
-        ridged = gram + ridge * np.diag(gram).mean() * np.eye(len(gram))
-        columns = {r: np.concatenate([np.arange(l * kernel, (l + 1) * kernel) for l in ls]) for r, ls in inputs.items()}
-        out.append((weight, np.linalg.inv(ridged), gram, columns))
-    return out
+def _solved(module: nn.Module, statistics: InputStatistics, ridge: float) -> tuple:
+    """A consumer's weight ``(out, columns)``, the inverse of its ridged Gram matrix, the Gram matrix
+    and its kernel size (columns per input channel)."""
+    if statistics.patch_gram is None:
+        raise ValueError("the compensated share needs input statistics gathered with method='lsq'")
+    weight = module.weight.detach().double().cpu()
+    kernel = weight[0, 0].numel() if weight.dim() > 2 else 1
+    gram = statistics.patch_gram.double().numpy()
+    ridged = gram + ridge * np.diag(gram).mean() * np.eye(len(gram))
+    return weight.reshape(weight.shape[0], -1).numpy(), np.linalg.inv(ridged), gram, kernel
