@@ -6,6 +6,13 @@ and the evidence-chosen budget beside the budget where fine-tuned accuracy falls
 base (from a compare grid: `bayes_v2` for ResNet-20, a `bayesprune compare` grid made here for the
 small CNN).
 
+The shipped bases were trained on all their training images, so the plan's held-out training
+images were seen in training. The same architectures are therefore also trained here on the first
+part of the same training images only (``bayesprune train --train-subset``, the shipped cards'
+epochs and learning rates; checkpoints and cards in analysis/bases/), and the plan measures its
+cuts on the rest, which those bases never saw: the calibration the plan has when its held-out
+images are new to the network.
+
 Seeds change the posterior's draws (the calibration batches and the held-out images are fixed, as
 in a run). Writes analysis/results/plan_calibration.json (resumable: finished cells are kept) and
 analysis/figures/plan_reliability.png.
@@ -18,7 +25,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +34,51 @@ import _common  # analysis/_common.py: scripts run from this folder have it on s
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIGURES = Path(__file__).resolve().parent / "figures"
-NETWORKS = {"smallcnn-mnist5k": "mnist5k", "resnet20-fashion-mnist": "fashion-mnist"}
+BASES = Path(__file__).resolve().parent / "bases"
+SHIPPED = {"smallcnn-mnist5k": "mnist5k", "resnet20-fashion-mnist": "fashion-mnist"}
+
+
+@dataclass(frozen=True)
+class UnseenBase:
+    """A base trained here on the first ``train_images`` training images (the shipped card's epochs and
+    learning rate), so that the plan's held-out images, the last ones, are new to it."""
+
+    architecture: str
+    data: str
+    train_images: int
+    epochs: float
+    lr: float
+
+
+UNSEEN = {"smallcnn-mnist5k-first3000": UnseenBase("smallcnn", "mnist5k", 3000, 15, 0.05),
+          "resnet20-fashion-mnist-first20000": UnseenBase("resnet20", "fashion-mnist", 20000, 8, 0.1)}
+NETWORKS = {**SHIPPED, **{name: base.data for name, base in UNSEEN.items()}}
 LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)
 FINETUNE_GRID = (0.7, 0.5, 0.3, 0.2)  # the compare grid of the small CNN (bayes, default fine-tuning)
 TEST_QUICK = 200  # test images of --quick
 
 
-def plan_cell(network: str, data: str, seed: int, quick: bool) -> dict:
+def base_model(network: str, quick: bool, folder: Path) -> str:
+    """What ``--model`` names: a shipped id, or the checkpoint of an unseen base (trained into
+    ``folder`` when it is not there yet; --quick: a tiny one)."""
+    if network in SHIPPED:
+        return network
+    base = UNSEEN[network]
+    path = folder / f"{network}{'-quick' if quick else ''}.pt"
+    if not path.is_file():
+        from bayesprune.train_base import TrainConfig, train_base
+
+        train_base(TrainConfig(model=base.architecture, data=base.data, out=str(path), lr=base.lr, seed=0,
+                               epochs=0.2 if quick else base.epochs, progress=not quick,
+                               train_subset=400 if quick else base.train_images), echo=print)
+    return str(path)
+
+
+def plan_cell(network: str, data: str, seed: int, quick: bool, model: str) -> dict:
     from bayesprune.config import PruneConfig
     from bayesprune.plan import PlanConfig, make_plan
 
-    run = PruneConfig(model=network, data=data, seed=seed, progress=False,
+    run = PruneConfig(model=model, data=data, seed=seed, progress=False,
                       train_subset=600 if quick else None, posterior_draws=20 if quick else 200,
                       calibration_batches=2 if quick else 8)
     config = PlanConfig(run, fractions=(0.7, 0.4) if quick else PlanConfig().fractions,
@@ -69,7 +110,8 @@ def plan_cell(network: str, data: str, seed: int, quick: bool) -> dict:
                 "measured_test_run": measured, "width_check_chose": chosen}
         low, high = test_interval(cell, plan["interval"])
         cells.append({**cell, "covered": low <= unchecked <= high, "covered_run": low <= measured <= high})
-    return {"network": network, "seed": seed, "plan_seconds": seconds,
+    return {"network": network, "model": model, "held_out_seen_by_base": plan["held_out_seen_by_base"],
+            "seed": seed, "plan_seconds": seconds,
             "base_held_out": plan["base"]["held_out_accuracy"],
             "evidence": {k: plan["evidence"][k] for k in ("chosen_fraction", "removed_channels",
                                                            "channels_with_positive_change", "channels")},
@@ -190,6 +232,9 @@ def figure(result: dict, path: Path) -> None:
     left.plot(levels, list(result["summary"]["reliability"].values()), "o-", label="the plan's interval")
     left.plot(levels, list(result["summary"]["reliability_held_out_accuracy"].values()), "s--", color="gray",
               label="draws' held-out accuracy, unpaired (the first version)")
+    if result.get("summary_unseen"):
+        left.plot(levels, list(result["summary_unseen"]["reliability"].values()), "^-", color="C2",
+                  label="the plan's interval, bases that never saw the held-out images")
     left.legend(fontsize=8)
     left.set_xlabel("nominal coverage of the interval")
     left.set_ylabel("share of cuts whose test accuracy is inside")
@@ -240,6 +285,7 @@ def markdown(result: dict) -> str:
                          f"{100 * np.mean([b['measured_test_run'] for b in mine]):.1f}% | "
                          f"{sum(b['covered_run'] for b in mine)}/{len(mine)} |")
         lines.append("")
+    lines += _unseen_markdown(result)
     lines += ["| network | budget chosen by the evidence (per seed) | 1 point below the base after fine-tuning |",
               "|---|---|---|"]
     for network, choice in result["budget_choice"].items():
@@ -249,9 +295,30 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _unseen_markdown(result: dict) -> list[str]:
+    """The same calibration with bases trained here on the first training images only."""
+    summary = result.get("summary_unseen")
+    if not summary:
+        return []
+    lines = [f"Bases trained on the first training images only (analysis/bases/), the plan measuring its cuts on "
+             f"the rest, which they never saw: coverage of the 90% interval over {summary['cells']} cuts "
+             f"**{100 * summary['coverage_90']:.0f}%** (the default run's cut: "
+             f"{100 * summary['coverage_90_run']:.0f}%); by nominal level "
+             + ", ".join(f"{k}: {100 * v:.0f}%" for k, v in summary["reliability"].items()) + ".", "",
+             "| base | training images seen | coverage | mean abs error | mean interval width |",
+             "|---|---|---|---|---|"]
+    for network, numbers in summary["by_network"].items():
+        base = result["unseen_bases"][network]
+        lines.append(f"| {network} | first {base['train_images']} | {100 * numbers['coverage_90']:.0f}% of "
+                     f"{numbers['cells']} | {numbers['mean_abs_error_points']:.1f} points | "
+                     f"{numbers['mean_interval_width_points']:.1f} points |")
+    return lines + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--networks", default=",".join(NETWORKS))
+    parser.add_argument("--networks", default=",".join(NETWORKS),
+                        help=f"of {', '.join(NETWORKS)} (the last two: bases trained here, see the docstring)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny subsets (a smoke test of the script)")
     parser.add_argument("--out", default=str(RESULTS / "plan_calibration.json"))
@@ -268,10 +335,13 @@ def main() -> None:
         part.update({"commit": _common.commit(), **_common.versions(), "torch_threads": torch.get_num_threads(),
                      "argv": sys.argv[1:], "device": "cpu"})
         done = {c["seed"] for c in part["cells"]}
-        for seed in range(args.seeds):
-            if seed not in done:
-                part["cells"].append(plan_cell(network, NETWORKS[network], seed, args.quick))
-                _common.write_json(path, part)
+        missing = [seed for seed in range(args.seeds) if seed not in done]
+        model = base_model(network, args.quick, parts / "bases" if args.quick else BASES) if missing else None
+        for seed in missing:
+            part["cells"].append(plan_cell(network, NETWORKS[network], seed, args.quick, model))
+            _common.write_json(path, part)
+        if network in UNSEEN:  # the budget choice is compared on the shipped bases only
+            continue
         if network == "resnet20-fashion-mnist" and not args.quick:  # read from bayes_v2's results
             part["finetune_grid"] = resnet_grid()
             _common.write_json(path, part)
@@ -290,17 +360,22 @@ def _budget_choice(part: dict) -> dict:
 def merge(parts: Path, out: Path, figure_path: Path) -> None:
     """The networks' part files into one result with its summary and figure."""
     networks = {p.stem: json.loads(p.read_text()) for p in sorted(parts.glob("*.json"))}
-    cells = [c for part in networks.values() for c in part["cells"]]
+    cells = [c for name, part in networks.items() if name not in UNSEEN for c in part["cells"]]
+    unseen = [c for name, part in networks.items() if name in UNSEEN for c in part["cells"]]
     result = {"script": "analysis/plan_calibration.py", "commit": _common.commit(), **_common.versions(),
               "runs": {name: {k: part.get(k) for k in ("commit", "torch_threads", "argv", "device")}
                        for name, part in networks.items()},
               "summary": summarise(cells),
+              # bases trained here on the first training images only: the plan's held-out images are new to them
+              "unseen_bases": {name: asdict(base) for name, base in UNSEEN.items() if name in networks},
+              "summary_unseen": summarise(unseen) if unseen else None,
+              "cells_unseen": unseen,
               "budget_choice": {name: _budget_choice(part) for name, part in networks.items()
                                 if "finetune_grid" in part},
               "cells": cells}
     _common.write_json(out, result)
     figure(result, figure_path)
-    print(json.dumps({"summary": result["summary"], "budget_choice": {
+    print(json.dumps({"summary": result["summary"], "summary_unseen": result["summary_unseen"], "budget_choice": {
         k: {kk: vv for kk, vv in v.items() if kk != "grid"} for k, v in result["budget_choice"].items()}}, indent=2))
 
 

@@ -49,6 +49,9 @@ class ResolvedModel:
     source: str  # what was loaded, for config.json
     pretrained: bool
     pruning_history: list
+    # how many of the data set's first training images the network was trained on (its card or
+    # checkpoint says so); None: not recorded, so any training image may have been seen
+    train_images: int | None = None
 
 
 def resolve_model(name: str, data: ImageData, weights: str | None = None, trust_pickle: bool = False) -> ResolvedModel:
@@ -56,7 +59,8 @@ def resolve_model(name: str, data: ImageData, weights: str | None = None, trust_
     shipped = shipped_models()
     if name.endswith(".pt") or Path(name).is_file():
         model, arch, ckpt = load_checkpoint(name, trust_pickle)
-        resolved = ResolvedModel(model, arch, str(name), True, ckpt["pruning_history"])
+        resolved = ResolvedModel(model, arch, str(name), True, ckpt["pruning_history"],
+                                 _train_images(ckpt.get("meta") or {}))
     elif name in shipped:
         info = shipped[name]
         path = models_dir() / info["file"]
@@ -66,7 +70,7 @@ def resolve_model(name: str, data: ImageData, weights: str | None = None, trust_
             raise ModelError(f"shipped model {name}: {path} does not match its recorded sha256 "
                              "(corrupted); restore it from the repository")
         model, arch, ckpt = load_checkpoint(path)
-        resolved = ResolvedModel(model, arch, f"shipped:{name}", True, ckpt["pruning_history"])
+        resolved = ResolvedModel(model, arch, f"shipped:{name}", True, ckpt["pruning_history"], _train_images(info))
         if info["dataset"] != data.name:
             warnings.warn(f"{name} was trained on {info['dataset']}, not {data.name}: its accuracy "
                           "there is meaningless until fine-tuned")
@@ -86,6 +90,11 @@ def resolve_model(name: str, data: ImageData, weights: str | None = None, trust_
         resolved = ResolvedModel(model, arch, name if not weights else f"{name}+{weights}", bool(weights), [])
     check_compatible(resolved, data)
     return resolved
+
+
+def _train_images(facts: dict) -> int | None:
+    value = facts.get("train_images")
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def check_compatible(resolved: ResolvedModel, data: ImageData) -> None:

@@ -17,7 +17,7 @@ from .groups import count_macs_params
 from .nets import ARCHITECTURES, Architecture, build_model
 from .pretrained import sha256_of
 from .config import environment
-from .errors import RunDirError
+from .errors import DataError, RunDirError
 from .runs import atomic_write_json, atomic_write_text, check_writable
 from .training import FitConfig, evaluate, fit, resolve_device, seed_everything
 
@@ -35,13 +35,16 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    # train on the first N training images only: the rest stay unseen by the network, so that
+    # `bayesprune plan` can measure cuts on images it never fit (recorded as `train_images`)
+    train_subset: int | None = None
 
     def validate(self) -> None:
         """Numeric options in range and finite, the output writable: before any data is read."""
         from .config import Bound
 
         for name, bound in (("epochs", Bound(0)), ("lr", Bound(0, low_open=True)), ("batch_size", Bound(1)),
-                            ("weight_decay", Bound(0)), ("seed", Bound(0))):
+                            ("weight_decay", Bound(0)), ("seed", Bound(0)), ("train_subset", Bound(1, optional=True))):
             bound.check(name, getattr(self, name))
         if Path(self.out).is_dir():
             raise RunDirError(f"--out {self.out} is a directory; give the checkpoint's file path, e.g. "
@@ -54,6 +57,12 @@ def train_base(config: TrainConfig, echo=lambda _s: None) -> dict:
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     data = load_dataset(config.data, config.data_dir)
+    available = len(data.train_y)
+    if config.train_subset is not None:
+        if config.train_subset > available:
+            raise DataError(f"--train-subset {config.train_subset} is more than the {available} training images of "
+                            f"{config.data}; lower it")
+        data = data.subset(config.train_subset, None)
     arch = Architecture(config.model, data.in_channels, data.num_classes, data.image_size)
     model = build_model(arch).to(device)
     echo(f"training {config.model} on {data.describe()}")
@@ -68,18 +77,26 @@ def train_base(config: TrainConfig, echo=lambda _s: None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "bayesprune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     facts = {"id": out.stem, "file": out.name, "architecture": arch.to_dict(), "dataset": config.data,
-             "split": f"{len(data.train_y)} train / {len(data.test_y)} test",
+             "split": _split(len(data.train_y), available, len(data.test_y)),
+             "train_images": len(data.train_y),
              "test_accuracy": accuracy, "macs": macs, "params": params, "seed": config.seed,
              "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
              "train_seconds": round(seconds, 1), "device": str(device), "command": command,
              "environment": environment()}
-    save_checkpoint(out, model.cpu(), arch, meta={k: facts[k] for k in ("dataset", "test_accuracy", "macs", "params")})
+    save_checkpoint(out, model.cpu(), arch, meta={k: facts[k] for k in ("dataset", "test_accuracy", "macs", "params",
+                                                                               "train_images")})
     facts["sha256"] = sha256_of(out)
     atomic_write_json(out.with_suffix(".json"), facts)
     atomic_write_text(out.with_suffix(".md"), model_card(facts))
     echo(f"test accuracy {accuracy:.4f}, {macs / 1e6:.2f} M MACs, {params / 1e3:.1f} k params, "
          f"{seconds:.0f} s -> {out}")
     return facts
+
+
+def _split(trained: int, available: int, test: int) -> str:
+    if trained == available:
+        return f"{trained} train / {test} test"
+    return f"the first {trained} of {available} train (the rest unseen) / {test} test"
 
 
 def model_card(facts: dict) -> str:

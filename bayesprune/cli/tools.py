@@ -15,6 +15,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--train-subset", type=int, metavar="N",
+                   help="train on the first N training images only; the rest stay unseen, and `bayesprune plan` "
+                        "measures its cuts on them (recorded in the card as train_images)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -23,7 +26,7 @@ def _cmd_train(args) -> int:
 
     config = TrainConfig(model=args.model, data=args.data, out=args.out, data_dir=args.data_dir,
                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                         device=args.device, progress=not args.quiet)
+                         device=args.device, progress=not args.quiet, train_subset=args.train_subset)
     train_base(config, echo=print)
     return 0
 

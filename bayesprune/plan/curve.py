@@ -22,6 +22,10 @@ class HeldOut:
     x: torch.Tensor
     y: torch.Tensor
     device: torch.device
+    # whether the base network was trained on them (its card or checkpoint records how many of the
+    # first training images it saw); None: not recorded. Seen images bias the paired loss: a network
+    # fits them better than new ones, and a cut first loses what was fit to them alone
+    seen_by_base: bool | None = None
 
     def __len__(self) -> int:
         return len(self.y)

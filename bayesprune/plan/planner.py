@@ -84,20 +84,35 @@ class PlanConfig:
             check_run_dir(self.run.out, self.run.overwrite)
 
 
-def held_out_split(data: ImageData, holdout: int | None, calibration_images: int, device) -> HeldOut:
+def held_out_split(data: ImageData, holdout: int | None, calibration_images: int, device,
+                   base_train_images: int | None = None) -> HeldOut:
     """The last ``holdout`` training images. The posterior's statistics read the first
     ``calibration_images`` (and count all the training images as its data, as in a run), so the two
-    must not overlap."""
+    must not overlap. When the base network was trained on the first ``base_train_images`` only,
+    the default takes the held-out images from the rest, which it never saw."""
     train = len(data.train_y)
     if holdout is None:
-        holdout = min(DEFAULT_HOLDOUT, train - calibration_images)
+        unseen = train - max(calibration_images, base_train_images or 0)
+        holdout = min(DEFAULT_HOLDOUT, unseen if unseen >= 100 else train - calibration_images)
         if holdout < 100:
             raise DataError(f"{train} training images leave {max(0, holdout)} beside the {calibration_images} the "
                             "posterior reads; a plan measures cuts on at least 100: lower --calibration-batches")
     if train - holdout < calibration_images:
         raise DataError(f"--holdout {holdout} overlaps the {calibration_images} training images the posterior "
                         f"reads (of {train}); lower --holdout or --calibration-batches")
-    return HeldOut(data.train_x[train - holdout:], data.train_y[train - holdout:], device)
+    seen = None if base_train_images is None else train - holdout < base_train_images
+    return HeldOut(data.train_x[train - holdout:], data.train_y[train - holdout:], device, seen)
+
+
+def describe_held_out(held_out: HeldOut, base_train_images: int | None) -> str:
+    """Which images the cuts are measured on, and whether the base network saw them."""
+    text = f"cuts are measured on the last {len(held_out)} training images"
+    if held_out.seen_by_base is None:
+        return text + " (whether the base network was trained on them is not recorded)"
+    if not held_out.seen_by_base:
+        return text + f", which the base network never saw (it was trained on the first {base_train_images})"
+    return text + (f", which the base network was trained on (its first {base_train_images}): the predicted losses "
+                   "are biased; leave images unseen with `bayesprune train --train-subset N`")
 
 
 def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
@@ -107,8 +122,9 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
     seed_everything(run.seed)
     device = resolve_device(run.device)
     data = load_dataset(run.data, run.data_dir).subset(run.train_subset, None)
-    held_out = held_out_split(data, config.holdout, run.batch_size * run.calibration_batches, device)
     resolved = resolve_model(run.model, data, run.weights, run.trust_pickle)
+    held_out = held_out_split(data, config.holdout, run.batch_size * run.calibration_batches, device,
+                              resolved.train_images)
     model = resolved.model.to(device).eval()
     inputs = data.train_x[:1].to(device)  # the example input of graphs and counts
     check_prunable(model, inputs)
@@ -116,7 +132,7 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
     base_accuracy = float(base_correct.mean())
     macs, params = count_macs_params(model, inputs)
     echo(f"{data.describe()}; the posterior reads the first {run.batch_size * run.calibration_batches} training "
-         f"images, cuts are measured on the last {len(held_out)}\nmodel {resolved.source}: "
+         f"images; {describe_held_out(held_out, resolved.train_images)}\nmodel {resolved.source}: "
          f"{100 * base_accuracy:.2f}% on the held-out images, {macs / 1e6:.2f} M MACs, {params / 1e3:.1f} k params")
     graph = ChannelGraph(model, inputs)
     cost_model = CostModel.build(graph)
@@ -132,12 +148,13 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
     curve = BudgetCurve(criterion, cost_model, base_cost, config.kind, run.max_prune_fraction, masked, held_out,
                         names, config.interval, evaluated_draws(len(criterion.gate_draws), config.evaluated_draws),
                         base_correct).predict_all(sorted(set(config.fractions), reverse=True), run.progress)
-    reference, reference_source = _reference_accuracy(config, base_accuracy)
+    reference, reference_source = _reference_accuracy(config, base_accuracy, held_out.seen_by_base)
     evidence, change = _evidence(criterion, cost_model, config.kind, base_cost, run.max_prune_fraction)
     agreement = _agreement(criterion, graph, cost_model, config.kind, base_cost, evidence.chosen_fraction,
                            run.max_prune_fraction)
     plan = {"model": resolved.source, "data": data.describe(), "kind": config.kind, "interval": config.interval,
-            "held_out_images": len(held_out), "posterior_images": run.batch_size * run.calibration_batches,
+            "held_out_images": len(held_out), "held_out_seen_by_base": held_out.seen_by_base,
+            "base_train_images": resolved.train_images, "posterior_images": run.batch_size * run.calibration_batches,
             "posterior_draws": int(len(criterion.gate_draws)), "evaluated_draws": config.evaluated_draws,
             "reparameterize": run.reparameterize,
             "base": {"held_out_accuracy": base_accuracy, "reference_accuracy": reference,
@@ -171,7 +188,7 @@ def _agreement(criterion: BayesLaplace, graph, cost_model, kind: str, base_cost:
     return criterion.agreement
 
 
-def _reference_accuracy(config: PlanConfig, held_out_accuracy: float) -> tuple[float, str]:
+def _reference_accuracy(config: PlanConfig, held_out_accuracy: float, seen: bool | None) -> tuple[float, str]:
     """The base accuracy the predicted losses are taken from, and where it comes from."""
     from ..pretrained import shipped_models
 
@@ -180,6 +197,8 @@ def _reference_accuracy(config: PlanConfig, held_out_accuracy: float) -> tuple[f
     card = shipped_models().get(config.run.model)
     if card is not None and card.get("test_accuracy") is not None:
         return float(card["test_accuracy"]), "the shipped model's test accuracy (its card)"
+    if seen is False:
+        return held_out_accuracy, "the held-out training images, which the base network never saw"
     return held_out_accuracy, ("the held-out training images (no --base-accuracy given; optimistic for a network "
                                "that fits its training images better than new ones)")
 
@@ -237,11 +256,14 @@ def _points(value: float) -> str:
 
 
 def _trust(plan: dict) -> str:
+    text = ""
     agreement = plan.get("posterior_agreement")
     if agreement is not None and not agreement.get("passes", True):
-        return (" The posterior does not agree with itself (see posterior_agreement): treat these numbers as "
-                "rough.")
-    return ""
+        text += " The posterior does not agree with itself (see posterior_agreement): treat these numbers as rough."
+    if plan.get("held_out_seen_by_base"):
+        text += (" The cuts were measured on images the base network was trained on: the predicted losses are "
+                 "biased (train it with --train-subset to leave some unseen).")
+    return text
 
 
 def write_plan(plan: dict, folder: Path) -> list[str]:
