@@ -216,6 +216,59 @@ def test_plan_writes_its_curve_widths_and_evidence(tmp_path, capsys):
     assert max(evidence["curve"]["log_evidence_change"]) == pytest.approx(evidence["log_evidence_change"])
     assert "passes" in plan["posterior_agreement"]
     assert "test" not in json.dumps(plan["budgets"])  # nothing of the test set in the prediction
+    # the shipped base was trained on all 4000 training images: the held-out ones were seen, and the plan says so
+    assert plan["held_out_seen_by_base"] is True and plan["base_train_images"] == 4000
+    assert "base network was trained on" in printed and "biased" in plan["sentence"]
+
+
+def test_held_out_images_are_taken_from_those_the_base_never_saw():
+    from bayesprune.data.base import ImageData
+    from bayesprune.plan.planner import held_out_split
+
+    data = ImageData("toy", torch.arange(5000.0).view(-1, 1, 1, 1), torch.zeros(5000, dtype=torch.long),
+                     torch.zeros(1, 1, 1, 1), torch.zeros(1, dtype=torch.long), 10)
+    cpu = torch.device("cpu")
+    first = lambda held: int(held.x[0].item())  # noqa: E731 - the index of the first held-out image
+    # trained on the first 3000: the last 2000 are new to it
+    held = held_out_split(data, None, 1024, cpu, base_train_images=3000)
+    assert (len(held), first(held), held.seen_by_base) == (2000, 3000, False)
+    # trained on the first 4500: only the last 500 are new, and the default takes just those
+    held = held_out_split(data, None, 1024, cpu, base_train_images=4500)
+    assert (len(held), first(held), held.seen_by_base) == (500, 4500, False)
+    # trained on all of them: nothing is new; the default as before, recorded as seen
+    held = held_out_split(data, None, 1024, cpu, base_train_images=5000)
+    assert (len(held), first(held), held.seen_by_base) == (2000, 3000, True)
+    # a --holdout that reaches into its training images is seen; unrecorded: unknown
+    assert held_out_split(data, 2500, 1024, cpu, base_train_images=3000).seen_by_base is True
+    assert held_out_split(data, None, 1024, cpu).seen_by_base is None
+
+
+def test_a_base_trained_on_a_subset_records_it_and_plan_measures_on_the_unseen_rest(tmp_path, capsys):
+    from bayesprune.pretrained import resolve_model
+    from bayesprune.data import load_dataset
+
+    base = tmp_path / "base.pt"
+    assert main(["train", "--model", "smallcnn", "--data", "digits", "--epochs", "1", "--train-subset", "800",
+                 "--quiet", "--out", str(base)]) == 0
+    card = json.loads(base.with_suffix(".json").read_text())
+    data = load_dataset("digits")
+    train = len(data.train_y)
+    assert card["train_images"] == 800 and card["split"].startswith(f"the first 800 of {train} train")
+    assert resolve_model(str(base), data).train_images == 800  # read back from the checkpoint
+    out = tmp_path / "plan"
+    assert main(["plan", "--model", str(base), "--data", "digits", "--calibration-batches", "2",
+                 "--posterior-draws", "10", "--plan-draws", "3", "--budgets", "0.8", "--quiet",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["held_out_images"] == train - 800 and plan["held_out_seen_by_base"] is False
+    assert "never saw" in printed and "biased" not in plan["sentence"]
+    assert "never saw" in plan["base"]["reference"]  # no card: the held-out accuracy, unbiased here
+    assert main(["train", "--model", "smallcnn", "--data", "digits", "--train-subset", str(train + 1),
+                 "--quiet", "--out", str(tmp_path / "big.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"is more than the {train} training images" in err[0]
+    assert not (tmp_path / "big.pt").exists()
 
 
 @pytest.mark.parametrize("args, message", [

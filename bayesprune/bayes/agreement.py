@@ -63,3 +63,19 @@ def summarise(r_hat: float | None, chains_calibration: dict, halves_calibration:
             "split_half_spearman": halves_spearman,
             "passes": (r_hat is None or r_hat <= RHAT_LIMIT) and holds(chains_calibration),
             "split_half_passes": holds(halves_calibration)}
+
+
+def posterior_agreement(kept_draws: np.ndarray, chains: int, layer_quantities: dict[str, np.ndarray],
+                        half_priorities: list[np.ndarray], half_keep: list[np.ndarray]) -> dict:
+    """The figures above for one round's posterior: R-hat of ``layer_quantities`` and the cross-fit
+    calibration across its ``chains`` (``kept_draws`` chain-major), and the split-half calibration
+    (``half_keep``: the keep probabilities of the posteriors fitted on each half) with the Spearman
+    correlation of their mean priorities (``half_priorities``: per half, (draws, channels))."""
+    from scipy.stats import spearmanr
+
+    by_chain = kept_draws.reshape(chains, -1, kept_draws.shape[1]).mean(1)
+    across = cross_calibration(by_chain[0], by_chain[1]) if chains > 1 else {"kept_of_low": None,
+                                                                              "kept_of_high": None}
+    rho = spearmanr(half_priorities[0].mean(0), half_priorities[1].mean(0)).statistic
+    return summarise(r_hat_max(layer_quantities, chains), across, cross_calibration(*half_keep),
+                     None if not np.isfinite(rho) else float(rho))

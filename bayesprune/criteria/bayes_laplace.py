@@ -3,14 +3,15 @@ Laplace (diagonal Fisher) likelihood, whose global scale is shared by every laye
 widths chosen from posterior draws of the expected loss each cut costs per MAC it saves."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..bayes.agreement import cross_calibration, r_hat_max, summarise
+from ..bayes.agreement import posterior_agreement
+from ..bayes.cuts import PosteriorCuts, draw_cuts, layer_orders, posterior_cuts
 from ..decision import RoundBudget
 from ..decision.selector import BudgetedSelector
 from ..fisher import cross_layer_priority, cut_priority, gate_fisher, order_ranks
@@ -184,7 +185,7 @@ class BayesLaplace(Criterion):
         fisher = gate_fisher(model, self.gates, calibration.batches(), calibration.collective)
         self.examples = len(calibration.data.train_y)
         self.fisher, self.fisher_examples = fisher.fisher, fisher.examples
-        self.orders = self._layer_orders()
+        self.orders = layer_orders(self.group_of_channel, self.within_score)
         self.rank = order_ranks(self.orders, len(self.within_score))  # position in its layer's order
         self.gathered = None  # this network's input statistics, once the shares or the width check gather them
         self.shares = self._compensated_shares(model, graph, calibration) if self.compensated else None
@@ -241,15 +242,7 @@ class BayesLaplace(Criterion):
         effect = self.effect_draws()[:, self.gates.group_slice(index)].mean(0)
         return torch.as_tensor(effect[list(group[0].root_idxs)], dtype=torch.float64)
 
-    # decision ----------------------------------------------------------------------------
-    def _layer_orders(self) -> list[np.ndarray]:
-        """Per layer, its channels in ``within`` order (the order in which the layer gives them up)."""
-        orders = []
-        for g in np.unique(self.group_of_channel):
-            members = np.flatnonzero(self.group_of_channel == g)
-            orders.append(members[np.argsort(self.within_score[members], kind="stable")])
-        return orders
-
+    # decision (bayesprune.bayes.cuts) -------------------------------------------------------
     def _blocks(self, fisher, half: int | None) -> list[np.ndarray]:
         """Per layer (in ``within`` order), the Fisher block that prices a cut: the layer's full
         empirical Fisher matrix with ``interactions``, else its diagonal."""
@@ -265,20 +258,10 @@ class BayesLaplace(Criterion):
                                         selector.channel_cost)
         return cut_priority(gate_draws, self.orders, blocks, self.examples, selector.channel_cost, self.shares)
 
-    def _cuts(self, priority: np.ndarray, selector: BudgetedSelector):
-        kept, cuts = zip(*(selector.select(p, tie_break=[self.rank]) for p in priority))
-        kept = np.stack(kept)
-        return kept, kept.mean(0), float(np.median(cuts))
-
     def posterior_cuts(self, selector: BudgetedSelector) -> PosteriorCuts:
         """Every posterior draw's cut, and the decision, at ``selector``'s budget."""
         self._require_prepared()
-        priority = self._priority(self.gate_draws, self.blocks, selector)
-        kept_draws, keep_probability, cut = self._cuts(priority, selector)
-        mean_priority = priority.mean(0)  # non-decreasing along each layer's order, like every draw's
-        decision = selector.select(mean_priority, tie_break=[self.rank])[0]
-        return PosteriorCuts(kept_draws, keep_probability, decision, cut, priority,
-                             selector.capped(np.lexsort((self.rank, mean_priority))))
+        return posterior_cuts(self._priority(self.gate_draws, self.blocks, selector), selector, self.rank)
 
     def select(self, graph, cost_model, budget: RoundBudget):
         self._require_prepared()
@@ -292,7 +275,7 @@ class BayesLaplace(Criterion):
         self.keep_final = keep_probability
         if budget.final_target < budget.target:
             final = budget.selector(cost_model, self.group_of_channel, budget.final_target)
-            self.keep_final = self._cuts(priority, final)[1]
+            self.keep_final = draw_cuts(priority, final, self.rank)[1]
         names = [g.name for g in graph.groups]
         local = np.concatenate([np.arange(g.size) for g in graph.groups])
         self.posterior = ChannelPosterior([names[g] for g in self.group_of_channel], local, self.gate_draws,
@@ -303,7 +286,7 @@ class BayesLaplace(Criterion):
         return {name: [int(c) for c in local[(self.group_of_channel == gi) & ~decision]]
                 for gi, name in enumerate(names)}
 
-    def _checked(self, graph, selector: BudgetedSelector, cuts: "PosteriorCuts", budget: RoundBudget, cost_model):
+    def _checked(self, graph, selector: BudgetedSelector, cuts: PosteriorCuts, budget: RoundBudget, cost_model):
         """The run's cut or a more conservative one (tighter caps, uniform widths), whichever the
         width check prefers, with its selector and record (``graph``: the network :meth:`prepare` saw)."""
         scales = self.reparameterization()
@@ -323,18 +306,11 @@ class BayesLaplace(Criterion):
         return candidates[best][1], candidates[best][2], record
 
     def _agreement(self, kept_draws, selector) -> dict:
-        from scipy.stats import spearmanr
-
-        by_chain = kept_draws.reshape(self.chains, -1, kept_draws.shape[1]).mean(1)
-        chains = (cross_calibration(by_chain[0], by_chain[1]) if self.chains > 1
-                  else {"kept_of_low": None, "kept_of_high": None})
         halves = [self._priority(g, b, selector, half) for half, (g, b) in
                   enumerate(zip(self.half_gate_draws, self.half_blocks))]
-        half_keep = [self._cuts(p, selector)[1] for p in halves]
         layers = {"tau": self.hyper_draws["tau"], **self.posterior.layer_quantities()}  # what the report shows
-        rho = spearmanr(halves[0].mean(0), halves[1].mean(0)).statistic
-        return summarise(r_hat_max(layers, self.chains), chains, cross_calibration(*half_keep),
-                         None if not np.isfinite(rho) else float(rho))
+        return posterior_agreement(kept_draws, self.chains, layers, halves,
+                                   [draw_cuts(p, selector, self.rank)[1] for p in halves])
 
     def _inference_label(self) -> str:
         return (f"closed form: Laplace (diagonal Fisher) likelihood x {self.prior.name} prior, scales integrated "
@@ -385,18 +361,6 @@ class BayesLaplace(Criterion):
 
     def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
         return write_round_artifacts(self.posterior, directory, round_index)
-
-
-@dataclass(frozen=True)
-class PosteriorCuts:
-    """The cuts one posterior makes at one budget (:meth:`BayesLaplace.posterior_cuts`)."""
-
-    kept_draws: np.ndarray  # (draws, channels) bool: each draw's cut
-    keep_probability: np.ndarray  # (channels,): the share of draws that keep each channel
-    decision: np.ndarray  # (channels,) bool: the kept set (posterior-mean priority, under the budget)
-    cut_level: float  # the median over draws of the priority at which a draw stopped removing
-    priority: np.ndarray  # (draws, channels): removal priority per draw
-    removal_order: np.ndarray  # channels in the decision's removal order, capped: every budget cuts a prefix
 
 
 def _relative(norms: np.ndarray) -> np.ndarray:
