@@ -54,7 +54,8 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default
         f"{UNCHECKED}+option.cross_layer=True+anneal_target=current",  # every layer's channels priced together
         f"{UNCHECKED}+anneal_target=last",  # current, then final in the last annealed round
         f"{UNCHECKED}+option.cross_layer=True+anneal_target=last",
-        "bayes-svi", "l2", "l2+reparameterize=lsq", "taylor", "tp-l2", "tp-l1", "tp-group-sl")
+        "bayes-svi", "l2", "l2+reparameterize=lsq", "taylor", "tp-l2", "tp-l1", "tp-group-sl",
+        "obs+reparameterize=lsq", f"{CHECKED}+within=obs+reparameterize=lsq+anneal_target=current")
 ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient, on bayes as it was measured
     f"{UNCHECKED}+{m}+anneal_target=current" for m in (
         "interactions=False", "within=taylor", "weight_norm_prior=False", "annealing=False",
@@ -64,7 +65,10 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
     + (f"{UNCHECKED}+option.cross_layer=True+reparameterize=lsq", "tp-l2", "tp-l1",
        f"{CHECKED}+within=taylor+reparameterize=lsq",  # checked widths, channels in taylor's order
        f"{CHECKED}+option.compensated=True+reparameterize=lsq",  # widths priced after the refit
-       f"{UNCHECKED}+option.compensated=True+reparameterize=lsq")
+       f"{UNCHECKED}+option.compensated=True+reparameterize=lsq",
+       "obs+reparameterize=lsq",  # channels chosen by what the refit repairs (criteria/obs.py), uniform widths
+       f"{CHECKED}+within=obs+reparameterize=lsq",  # the posterior's widths, obs's order inside them
+       f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq")
 POST_TRAIN_IMAGES = 2000
 PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.5,), ABLATIONS),
          "post": ("post-training", (0.5, 0.2), POST)}

@@ -1,5 +1,7 @@
 """The classic point-estimate baselines (issue 5) against cases computed by hand."""
 import math
+
+import numpy as np
 from types import SimpleNamespace
 
 import pytest
@@ -105,12 +107,15 @@ def test_taylor_is_the_squared_gradient_of_the_loss_wrt_a_channel_gate():
     assert scores.tolist() == pytest.approx((s.grad[gates.group_slice(index)] ** 2).tolist(), rel=1e-5)
 
 
-@pytest.mark.parametrize("name", ["apoz", "taylor", "hrank", "chip", "fpgm", "lamp", "thinet", "slimming",
+@pytest.mark.parametrize("name", ["apoz", "taylor", "hrank", "chip", "fpgm", "lamp", "thinet", "obs", "slimming",
                                   "foad", "fpum"])
 @pytest.mark.parametrize("arch", ["resnet20", "vgg16", "mobilenetv2"])
 def test_baselines_score_coupled_and_depthwise_groups(name, arch, mnist5k):
     if (name, arch) == ("chip", "mobilenetv2"):
         pytest.skip("CHIP is one SVD per channel: 40 s on MobileNetV2's 1280-channel head; VGG/ResNet cover it")
+    if (name, arch) == ("obs", "vgg16"):
+        pytest.skip("obs inverts VGG's 4,609-column patch Gram matrices (about a minute); ResNet's coupled and "
+                    "MobileNet's depthwise groups cover it")
     torch.manual_seed(0)
     net = build_model(Architecture(arch, 1, 10, 16)).eval()
     data = mnist5k.subset(train=32, test=4)
@@ -130,6 +135,45 @@ def test_thinet_finds_the_subset_that_reconstructs_exactly():
         net.conv2.weight.copy_(torch.tensor([[1.0, -1.0, 3.0], [2.0, -2.0, 3.0]]).view(2, 3, 1, 1))
     scores = _scores("thinet", net, x)
     assert scores.tolist() == [0.0, 1.0, 2.0]  # removing {0, 1} leaves every output unchanged
+
+
+def test_obs_removes_a_duplicated_channel_first_then_the_cheapest_after_the_refit():
+    x = torch.rand(8, 2, 3, 3) + 0.1  # positive: the ReLU passes everything
+    net = _net([1.0, 0.0, 1.0, 0.0, 0.0, 1.0], cin=2)  # channels: x0, x0 (a duplicate), x1
+    with torch.no_grad():  # channel 2 matters least to the output; 0 and 1 carry most of it
+        net.conv2.weight.copy_(torch.tensor([[1.0, 2.0, 0.1], [0.0, 1.0, 0.1]]).view(2, 3, 1, 1))
+    scores = _scores("obs", net, x)
+    # one of the twins costs nothing once the other absorbs its weights (ThiNet, which prices the cut
+    # before any refit, removes channel 2 first); then channel 2 (weights 0.1) is cheaper than the
+    # surviving twin, which now carries the weights of both (3, 1)
+    assert scores[2] == 1.0 and sorted(scores[:2].tolist()) == [0.0, 2.0]
+    assert _scores("thinet", net, x)[2] == 0.0
+
+
+def test_obs_greedy_order_is_the_one_least_squares_refits_give():
+    from bayesprune.criteria.obs import greedy_refit_order
+
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(200, 5)) @ rng.normal(size=(5, 5))  # correlated inputs, 5 channels of 1 column
+    rows[:, 3] = 0.7 * rows[:, 0] - 0.2 * rows[:, 1] + 0.01 * rng.normal(size=200)  # nearly a combination
+    weight = rng.normal(size=(3, 5))
+    design = np.concatenate([rows, np.ones((200, 1))], 1)
+    problem = [np.concatenate([weight, np.zeros((3, 1))], 1), np.linalg.inv(design.T @ design)]
+    order = greedy_refit_order(5, [(np.arange(5), np.arange(5)[:, None], *problem)])  # one channel per step
+
+    def refit_error(kept):  # independent route: lstsq of the full output on the kept columns and a 1
+        columns = design[:, list(kept) + [5]]
+        target = rows @ weight.T
+        residual = target - columns @ np.linalg.lstsq(columns, target, rcond=None)[0]
+        return float((residual ** 2).sum())
+
+    kept, expected = set(range(5)), []
+    for _ in range(5):
+        chosen = min(kept, key=lambda c: refit_error(kept - {c}))
+        expected.append(chosen)
+        kept.discard(chosen)
+    assert np.argsort(order).tolist() == expected
+    assert expected[0] in (0, 1, 3)  # one of the three nearly dependent channels goes first
 
 
 def test_slimming_adds_the_l1_subgradient_to_the_scales(mnist5k):

@@ -14,6 +14,7 @@ from .fpum import FPUM
 from .hrank import HRank
 from .lamp import LAMP
 from .magnitude import L1Norm, L2Norm
+from .obs import OptimalBrainSurgeon
 from .pfam import PFAM
 from .random import RandomScores
 from .search_train import SearchTrain
@@ -24,8 +25,8 @@ from .thinet import ThiNet
 from .training_time import TrainingCriterion
 
 CRITERIA: dict[str, type[Criterion]] = {c.name: c for c in (
-    BayesLaplace, BayesGSM, L1Norm, L2Norm, RandomScores, BatchNormScale, FPGM, LAMP, APoZ, Taylor, ThiNet, HRank, CHIP,
-    Slimming, FOAD, FPUM, PFAM, SEP, SearchTrain)}
+    BayesLaplace, BayesGSM, L1Norm, L2Norm, RandomScores, BatchNormScale, FPGM, LAMP, APoZ, Taylor, ThiNet,
+    OptimalBrainSurgeon, HRank, CHIP, Slimming, FOAD, FPUM, PFAM, SEP, SearchTrain)}
 
 
 def criterion_class(name: str) -> type[Criterion]:

@@ -10,11 +10,15 @@ evaluated draws. Its interval covers the posterior's uncertainty about *which* c
 (``evaluated_draws`` draws) and the sampling error of the paired comparison
 (:func:`~bayesprune.plan.curve.loss_interval`). The predicted accuracy is the base network's
 accuracy minus that loss: its test accuracy when known (``base_accuracy``, or a shipped model's
-card), else its held-out accuracy. Why the loss: the held-out images were usually seen in the base
-network's training, so their accuracy overstates an overfit network's (the small CNN: 99.95%
-there, 96.6% on its test set) and, with cuts that cost little (``lsq``), that gap was most of the
-error; paired, it cancels to first order (``analysis/plan_calibration.py`` measures how often the
-interval holds the test accuracy). The test set is never read. The evidence of the nested reduced
+card), else its held-out accuracy. Why the loss: held-out images seen in the base network's training
+overstate an overfit network's accuracy (the small CNN: 99.95% there, 96.6% on its test set) and,
+with cuts that cost little (``lsq``), that gap was most of the error; paired, it cancels to first
+order, but not entirely: a cut first loses what the network fit to those images alone. So when the
+base network records that it was trained on the first N training images only (``bayesprune train
+--train-subset N``: ``ResolvedModel.train_images``), the held-out images are taken from the rest,
+which it never saw, and the plan records and says whether its held-out images were seen
+(``analysis/plan_calibration.py`` measures how often the interval holds the test accuracy, for
+both kinds of base). The test set is never read. The evidence of the nested reduced
 networks along the posterior's removal order (:mod:`bayesprune.plan.evidence`) gives the budget the
 data support.
 """
