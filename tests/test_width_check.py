@@ -154,6 +154,26 @@ def test_the_check_reuses_the_statistics_the_compensated_pricing_gathered(monkey
     assert len(gathered) == 1 and criterion.shares is not None and criterion.round_record()["width_check"]
 
 
+def test_obs_inside_the_layers_gathers_the_statistics_the_shares_and_the_check_read(monkeypatch):
+    """With within=obs, obs gathers every layer's lsq statistics; the compensated shares and the width
+    check read those: one gathering per round."""
+    import importlib
+
+    import bayesprune.criteria.obs as obs
+    import bayesprune.masked_cuts as masked_cuts
+    from bayesprune.criteria import make_criterion
+
+    compensate = importlib.import_module("bayesprune.surgery.compensate")  # the package exports a function so named
+
+    gathered = []
+    original = compensate.input_statistics
+    counting = lambda *a, **k: gathered.append(1) or original(*a, **k)  # noqa: E731
+    for module in (obs, masked_cuts, compensate):
+        monkeypatch.setattr(module, "input_statistics", counting)
+    criterion, _ = _planted_cut(reparameterize="lsq", compensated=True, within=make_criterion("obs"))
+    assert len(gathered) == 1 and criterion.shares is not None and criterion.round_record()["width_check"]
+
+
 def test_no_check_when_the_widths_are_not_the_posteriors():
     net, data = planted_network()
     graph = ChannelGraph(net, data.test_x[:1])

@@ -187,7 +187,9 @@ class BayesLaplace(Criterion):
         self.fisher, self.fisher_examples = fisher.fisher, fisher.examples
         self.orders = layer_orders(self.group_of_channel, self.within_score)
         self.rank = order_ranks(self.orders, len(self.within_score))  # position in its layer's order
-        self.gathered = None  # this network's input statistics, once the shares or the width check gather them
+        # this network's input statistics, once gathered: by ``within`` (obs gathers the lsq ones), the
+        # shares or the width check, whichever comes first; the others read them
+        self.gathered = self._within_statistics(model)
         self.shares = self._compensated_shares(model, graph, calibration) if self.compensated else None
         self.blocks = self._blocks(fisher, None)
         if self.cross_layer:
@@ -209,13 +211,20 @@ class BayesLaplace(Criterion):
         self.posterior, self.keep_final, self.agreement = None, None, None
         self.calibration = calibration  # the width check snapshots the network only when select runs it
 
+    def _within_statistics(self, model):
+        """The ``lsq`` statistics ``within`` gathered on this network with this seed (obs), or None."""
+        gathered = self.within.input_statistics()
+        return gathered if gathered is not None and gathered.for_model(model, "lsq", self.seed) else None
+
     def _compensated_shares(self, model, graph, calibration) -> list[np.ndarray]:
         """Per layer, the share of a cut of its first k channels that the ``lsq`` refit leaves."""
         from ..surgery.compensate import NamedStatistics, input_statistics
         from ..surgery.residual import compensated_share
 
-        statistics = input_statistics(graph, calibration.batches(), "lsq", seed=self.seed)
-        self.gathered = NamedStatistics.of(model, statistics, "lsq", self.seed)
+        statistics = None if self.gathered is None else self.gathered.for_model(model, "lsq", self.seed)
+        if statistics is None:
+            statistics = input_statistics(graph, calibration.batches(), "lsq", seed=self.seed)
+            self.gathered = NamedStatistics.of(model, statistics, "lsq", self.seed)
         starts = [self.gates.group_slice(index).start for index in range(len(graph.groups))]
         local = {g.name: order - start for g, order, start in zip(graph.groups, self.orders, starts)}
         shares = compensated_share(graph, local, statistics)
