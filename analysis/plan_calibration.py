@@ -233,7 +233,8 @@ def figure(result: dict, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     levels = [float(k) for k in result["summary"]["reliability"]]
     left.plot([0, 1], [0, 1], ":", color="gray")
-    left.plot(levels, list(result["summary"]["reliability"].values()), "o-", label="the plan's interval")
+    left.plot(levels, list(result["summary"]["reliability"].values()), "o-",
+              label="the plan's interval, shipped bases (held-out images seen)")
     left.plot(levels, list(result["summary"]["reliability_held_out_accuracy"].values()), "s--", color="gray",
               label="draws' held-out accuracy, unpaired (the first version)")
     if result.get("summary_unseen"):
@@ -252,6 +253,7 @@ def figure(result: dict, path: Path) -> None:
                        fmt="o", ms=3, alpha=0.6, color=f"C{i}", label=f"{network}: predicted, 90% interval")
         right.plot(x - 0.005 + 0.01 * i, [100 * b["measured_test"] for b in budgets], "x", color=f"C{i}",
                    label=f"{network}: measured (test)")
+    right.set_title("shipped bases", fontsize=10)
     right.set_xlabel("fraction of the base MACs kept")
     right.set_ylabel("accuracy right after the cut (%)")
     right.legend(fontsize=7)
@@ -263,7 +265,8 @@ def figure(result: dict, path: Path) -> None:
 def markdown(result: dict) -> str:
     """The calibration as README tables (analysis/readme_tables.py)."""
     summary = result["summary"]
-    lines = [f"Coverage of the 90% interval over all {summary['cells']} cuts (networks x budgets x seeds), "
+    lines = [f"The shipped bases (trained on all their training images: the plan's held-out ones were seen). "
+             f"Coverage of the 90% interval over all {summary['cells']} cuts (networks x budgets x seeds), "
              f"the posterior's own cut (what plan predicts): **{100 * summary['coverage_90']:.0f}%** (target "
              f"80-97%); the default run's cut, whose width check may cut differently: "
              f"{100 * summary['coverage_90_run']:.0f}%.", "",

@@ -6,7 +6,6 @@ Writes ``<out>.pt`` (checkpoint), ``<out>.json`` (facts read by code, with sha25
 from __future__ import annotations
 
 import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,8 @@ class TrainConfig:
         from .config import Bound
 
         for name, bound in (("epochs", Bound(0)), ("lr", Bound(0, low_open=True)), ("batch_size", Bound(1)),
-                            ("weight_decay", Bound(0)), ("seed", Bound(0)), ("train_subset", Bound(1, optional=True))):
+                            ("weight_decay", Bound(0)), ("seed", Bound(0)),
+                            ("train_subset", Bound(1, optional=True))):
             bound.check(name, getattr(self, name))
         if Path(self.out).is_dir():
             raise RunDirError(f"--out {self.out} is a directory; give the checkpoint's file path, e.g. "
@@ -75,7 +75,7 @@ def train_base(config: TrainConfig, echo=lambda _s: None) -> dict:
     macs, params = count_macs_params(model, data.test_x[:1].to(device))
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = "bayesprune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = train_command(config)
     facts = {"id": out.stem, "file": out.name, "architecture": arch.to_dict(), "dataset": config.data,
              "split": _split(len(data.train_y), available, len(data.test_y)),
              "train_images": len(data.train_y),
@@ -91,6 +91,17 @@ def train_base(config: TrainConfig, echo=lambda _s: None) -> dict:
     echo(f"test accuracy {accuracy:.4f}, {macs / 1e6:.2f} M MACs, {params / 1e3:.1f} k params, "
          f"{seconds:.0f} s -> {out}")
     return facts
+
+
+def train_command(config: TrainConfig) -> str:
+    """The ``bayesprune train`` command that reproduces ``config`` (whether it came from the command line
+    or from a script)."""
+    args = ["--model", config.model, "--data", config.data, "--epochs", f"{config.epochs:g}", "--lr",
+            f"{config.lr:g}", "--batch-size", str(config.batch_size), "--seed", str(config.seed), "--device",
+            config.device]
+    args += ["--data-dir", config.data_dir] if config.data_dir else []
+    args += ["--train-subset", str(config.train_subset)] if config.train_subset is not None else []
+    return "bayesprune train " + " ".join(shlex.quote(a) for a in args + ["--out", config.out])
 
 
 def _split(trained: int, available: int, test: int) -> str:
