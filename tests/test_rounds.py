@@ -68,9 +68,10 @@ def test_run_pruning_takes_a_users_allocation_object(tmp_path):
     assert recorded["allocation"] == "first-layer-intact"
 
 
-def test_pruning_without_fine_tuning_points_at_uniform_widths(tmp_path, capsys):
-    """Without fine-tuning bayes's own widths were measured below uniform ones with taylor inside
-    the layers (analysis/bayes_v2.py): the run says so, once, and not when widths are uniform."""
+def test_pruning_without_fine_tuning_points_at_the_best_measured_configuration(tmp_path, capsys):
+    """Without fine-tuning bayes with obs inside the layers and widths priced after the refit was
+    measured best (analysis/bayes_v2.py): the run says so, once, and not when widths are uniform or
+    it runs that configuration."""
     from bayesprune.rounds import NO_FINETUNE_WIDTHS
 
     common = ["run", "--rounds", "1", "--epochs", "0", "--posterior-draws", "20", "--train-subset", "256",
@@ -78,4 +79,7 @@ def test_pruning_without_fine_tuning_points_at_uniform_widths(tmp_path, capsys):
     assert main(common + ["--out", str(tmp_path / "global")]) == 0
     assert capsys.readouterr().out.count(NO_FINETUNE_WIDTHS) == 1
     assert main(common + ["--allocation", "uniform", "--out", str(tmp_path / "uniform")]) == 0
+    assert NO_FINETUNE_WIDTHS not in capsys.readouterr().out
+    assert main(common + ["--within", "obs", "--criterion-option", "compensated=true",
+                          "--out", str(tmp_path / "best")]) == 0
     assert NO_FINETUNE_WIDTHS not in capsys.readouterr().out
