@@ -76,16 +76,51 @@ PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.
 
 
 def default_bayes() -> str:
-    """The default configuration of bayes after fine-tuning, named with its width check and annealing
-    target (the reference of the paired differences and the headline)."""
+    """The default configuration of bayes after fine-tuning, named with its width check, order inside
+    the layers, compensated pricing, reparameterization and annealing target (the reference of the
+    paired differences and the headline)."""
     from bayesprune.config import PruneConfig
 
-    return f"{_default_check()}{_default_reparameterization()}+anneal_target={PruneConfig().anneal_target}"
+    reparameterize = PruneConfig().reparameterize
+    return (f"{_default_check()}{_default_within()}{_default_compensated(reparameterize)}"
+            f"{_default_reparameterization()}+anneal_target={PruneConfig().anneal_target}")
 
 
 def default_post(reparameterize: str) -> str:
     """The default configuration of bayes without fine-tuning, with ``reparameterize``."""
-    return f"{_default_check()}+reparameterize={reparameterize}"
+    return (f"{_default_check()}{_default_within()}{_default_compensated(reparameterize)}"
+            f"+reparameterize={reparameterize}")
+
+
+# Rows that name no ``within`` ran with l2 inside the layers and, naming no ``compensated``, without the
+# compensated pricing: the defaults until stop 29 (as_measured runs such names so).
+MEASURED_WITHIN = "l2"
+
+
+def _default_within() -> str:
+    """``+within=`` today's default when it is not what rows naming none ran with."""
+    from bayesprune.config import PruneConfig
+
+    return "" if PruneConfig().within == MEASURED_WITHIN else f"+within={PruneConfig().within}"
+
+
+def _default_compensated(reparameterize: str) -> str:
+    """``+option.compensated=True`` when today's default prices widths after the refit under ``reparameterize``."""
+    from bayesprune.criteria import BayesLaplace
+
+    return "+option.compensated=True" if BayesLaplace(reparameterize=reparameterize).compensated else ""
+
+
+def as_measured(method: str) -> str:
+    """``method`` as it is run: a bayes row naming no ``within`` or ``compensated`` ran with l2 inside
+    the layers and without compensated pricing, whatever today's defaults are."""
+    if method.split("+")[0].split("@")[0] != "bayes":
+        return method
+    if "+within=" not in method:
+        method += f"+within={MEASURED_WITHIN}"
+    if "compensated=" not in method:
+        method += "+option.compensated=False"
+    return method
 
 
 def _default_reparameterization() -> str:
@@ -248,8 +283,10 @@ def main() -> None:
                         continue
                     settings = settings_for(regime, setup, target)
                     start = time.perf_counter()
-                    row = (run_theirs if method.startswith("tp-") else run_ours)(method, settings, seed)
-                    rows.append({**row, "regime": regime, "target": target, "seconds": time.perf_counter() - start,
+                    row = run_theirs(method, settings, seed) if method.startswith("tp-") else run_ours(
+                        as_measured(method), settings, seed)
+                    rows.append({**row, "method": method, "regime": regime, "target": target,
+                                 "seconds": time.perf_counter() - start,
                                  "commit": code, "torch_threads": torch.get_num_threads()})
                     done.add((regime, target, seed, method))
                     print(f"{regime} {target} seed {seed} {method}: {100 * row['accuracy']:.2f}% (after final cut "

@@ -101,7 +101,7 @@ class PruneConfig:
     # bayes criteria (bayes: closed-form posterior; bayes-svi: the frozen-network SVI posterior)
     prior: str = "horseshoe"  # horseshoe | regularized-horseshoe | normal-jeffreys
     tau0: float | None = None  # scale of the global half-Cauchy; None: 1 for bayes, 0.1 for bayes-svi
-    within: str = "l2"  # bayes: the criterion that orders channels inside a layer
+    within: str = "obs"  # bayes: the criterion that orders channels inside a layer
     weight_norm_prior: bool = True  # bayes: the GSM on the channel's weight-norm-scaled gate (False: gate alone)
     interactions: bool = True  # bayes: price a layer's cut with its full Fisher block (False: the diagonal)
     per_layer_scale: bool = False  # a per-layer scale between global and local

@@ -120,10 +120,11 @@ def _measured_best_without_fine_tuning(criterion) -> bool:
     return getattr(within, "name", None) == "obs" and bool(getattr(criterion, "compensated", False))
 
 
-NO_FINETUNE_WIDTHS = ("note: without fine-tuning (--epochs 0), --within obs --criterion-option compensated=true was "
-                      "measured best (ResNet-20, 3 cuts, --reparameterize lsq: 91.6% at 50% of the MACs against "
-                      "91.0% for obs with uniform widths, the best other method, and 89.9% for the default; at 20%, "
-                      "81.7% against 81.5% and 55.0%; analysis/README.md)")
+NO_FINETUNE_WIDTHS = ("note: without fine-tuning (--epochs 0), bayes's defaults were measured best: obs inside the "
+                      "layers and widths priced after the least-squares refit (--within obs, --reparameterize lsq; "
+                      "ResNet-20, 3 cuts: 91.6% at 50% of the MACs against 91.0% for obs with uniform widths, the "
+                      "best other method, and 89.9% with l2 inside and no compensated pricing; at 20%, 81.7% against "
+                      "81.5% and 55.0%; analysis/README.md); this run departs from them")
 
 
 def _prepare(config: PruneConfig, criterion: Criterion | None, allocation=None,

@@ -121,10 +121,16 @@ def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target()
             (f"{checked}+reparameterize=lsq", "post-training", f"{checked}+reparameterize=lsq"),
             ("bayes-svi", "fine-tune", "bayes-svi"), ("l2", "fine-tune", "l2")):
         assert bayes_v2.spelled_out({"method": method, "regime": regime})["method"] == spelled
-    # a bare bayes run today is today's default, spelled out
-    assert bayes_v2.default_bayes() == f"{checked}+reparameterize=lsq+anneal_target=current"  # lsq: the default
-    assert bayes_v2.spelled("bayes+reparameterize=lsq", "fine-tune") == bayes_v2.default_bayes()
-    assert bayes_v2.spelled("bayes+reparameterize=lsq", "post-training") == bayes_v2.default_post("lsq")
+    # today's default, spelled out: obs inside the layers and widths priced after the refit (with lsq only)
+    assert bayes_v2.default_bayes() == (f"{checked}+within=obs+option.compensated=True+reparameterize=lsq"
+                                        "+anneal_target=current")
+    assert bayes_v2.default_post("lsq") == f"{checked}+within=obs+option.compensated=True+reparameterize=lsq"
+    assert bayes_v2.default_post("mean") == f"{checked}+within=obs+reparameterize=mean"
+    # rows that name neither ran with l2 inside the layers and no compensated pricing, and run so
+    assert bayes_v2.as_measured(f"{checked}+reparameterize=lsq") == (
+        f"{checked}+reparameterize=lsq+within=l2+option.compensated=False")
+    assert bayes_v2.as_measured(bayes_v2.default_bayes()) == bayes_v2.default_bayes()
+    assert bayes_v2.as_measured("bayes-svi") == "bayes-svi" and bayes_v2.as_measured("obs") == "obs"
 
 
 def test_plan_calibration_one_point_budget_and_coverage_by_hand():

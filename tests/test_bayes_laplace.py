@@ -200,3 +200,10 @@ def test_compensated_pricing_needs_least_squares_and_not_cross_layer():
     with pytest.raises(ConfigError, match="cross_layer"):
         BayesLaplace(compensated=True, reparameterize="lsq", cross_layer=True)
     assert BayesLaplace(compensated=True, reparameterize="lsq").compensated
+    # auto, the default: on with lsq unless cross_layer, off otherwise; strings as --criterion-option gives them
+    assert BayesLaplace(reparameterize="lsq").compensated and not BayesLaplace(reparameterize="mean").compensated
+    assert not BayesLaplace(reparameterize="lsq", cross_layer=True).compensated
+    assert not BayesLaplace(compensated="False", reparameterize="lsq").compensated
+    assert BayesLaplace(compensated="TRUE", reparameterize="lsq").compensated
+    with pytest.raises(ConfigError, match="must be auto, true or false"):
+        BayesLaplace(compensated="sometimes", reparameterize="lsq")

@@ -148,7 +148,7 @@ def test_the_check_reuses_the_statistics_the_compensated_pricing_gathered(monkey
     gathered = []
     original = masked_cuts.input_statistics
     monkeypatch.setattr(masked_cuts, "input_statistics", lambda *a, **k: gathered.append(1) or original(*a, **k))
-    _planted_cut(reparameterize="lsq")
+    _planted_cut(reparameterize="lsq", compensated=False)
     assert len(gathered) == 1  # the check gathers when nothing was gathered before
     criterion, _ = _planted_cut(reparameterize="lsq", compensated=True)
     assert len(gathered) == 1 and criterion.shares is not None and criterion.round_record()["width_check"]

@@ -50,7 +50,8 @@ def posterior_options(b, defaults) -> None:
     """The options of bayes's posterior, the same for run, compare and plan."""
     b.add_argument("--prior", default=defaults.prior, help="horseshoe | regularized-horseshoe | normal-jeffreys")
     b.add_argument("--within", default=defaults.within,
-                   help="bayes: the criterion that orders channels inside a layer (default l2)")
+                   help="bayes: the criterion that orders channels inside a layer (default obs: the channels the "
+                        "least-squares refit repairs best go first)")
     b.add_argument("--no-interactions", dest="interactions", action="store_false",
                    help="bayes: price a layer's cut with the diagonal of its Fisher block only, ignoring how "
                         "channels removed together interact (ablation)")

@@ -51,8 +51,9 @@ class BayesLaplace(Criterion):
     ``s^d`` to 0, ``F_SS`` the layer's empirical Fisher block: channels removed together interact;
     with ``interactions=False`` its diagonal, ``e_c = N F_c (s_c^d)^2 / 2`` per channel), and each
     channel saves ``cost_c`` MACs (or params; the cost model's marginal cost of one channel of its
-    group). Which channels a layer gives up is fixed by ``within`` (default
-    the L2 norm: within a layer, the measurements behind issue 16 found nothing better); the
+    group). Which channels a layer gives up is fixed by ``within`` (a run's default: ``obs``, the
+    channels the least-squares refit repairs best first; after fine-tuning the order inside a layer
+    was measured to matter little, without it by 14-26 points at 20% of the MACs); the
     posterior decides **how many**: in each draw, channels are removed in increasing order
     of what each adds to its layer's cut per unit cost (:func:`~bayesprune.fisher.cut_priority`;
     a channel's priority is at least that of the channels its layer gives up before it), each layer
@@ -80,7 +81,8 @@ class BayesLaplace(Criterion):
 
     Params:
         prior: a :class:`~bayesprune.bayes.priors.ScalePrior` (default horseshoe, ``tau0=1``).
-        within: the criterion that orders channels inside a layer (default :class:`L2Norm`).
+        within: the criterion that orders channels inside a layer (constructed directly: :class:`L2Norm`;
+            a run's default is ``--within obs``, :class:`~bayesprune.criteria.obs.OptimalBrainSurgeon`).
         draws: posterior draws per chain. chains: independent sets of draws.
         forgetting: rho of the carried posterior (0: the prior is refitted every round).
         interactions: price a layer's cut with its full empirical Fisher block (default: channels
@@ -107,7 +109,9 @@ class BayesLaplace(Criterion):
             the quadratic loss of removing a layer's first k channels is scaled by the share of its
             consumers' output error that the refit cannot repair
             (:func:`~bayesprune.surgery.residual.compensated_share`), so that channels the kept ones
-            predict linearly are cheap. Off by default (an experiment of issue 16).
+            predict linearly are cheap. ``auto`` (the default): on with ``--reparameterize lsq`` (the run's
+            default) unless ``cross_layer``; ``true`` refuses other set-ups; ``false``: off. Measured in
+            ``analysis/bayes_v2.py`` (with ``--within obs``, the run's default).
     """
 
     name = "bayes"
@@ -123,7 +127,7 @@ class BayesLaplace(Criterion):
                  chains: int = 2, seed: int = 0, forgetting: float = 0.5, fold_means: bool = False,
                  weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None,
                  cross_layer: bool = False, check_widths: bool = True, reparameterize: str = "mean",
-                 compensated: bool = False):
+                 compensated: bool | str = "auto"):
         if chains < 1:
             raise ConfigError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
@@ -139,10 +143,7 @@ class BayesLaplace(Criterion):
             raise ConfigError("--criterion-option cross_layer=true prices channels of all layers together; "
                               "it cannot be combined with --no-interactions")
         self.interactions, self.cross_layer = interactions, cross_layer
-        if compensated and (reparameterize != "lsq" or cross_layer):
-            raise ConfigError("--criterion-option compensated=true prices cuts after least-squares compensation: "
-                              "it needs --reparameterize lsq and cannot be combined with cross_layer")
-        self.compensated = compensated
+        self.compensated = _compensation(compensated, reparameterize, cross_layer)
         self.shares: list[np.ndarray] | None = None  # with compensated: per layer, what the refit leaves
         self.width_check = WidthCheck(reparameterize, seed=seed) if check_widths else None
         self.width_record: dict | None = None  # the width check's candidates and choice, this round
@@ -370,6 +371,18 @@ class BayesLaplace(Criterion):
 
     def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
         return write_round_artifacts(self.posterior, directory, round_index)
+
+
+def _compensation(value: bool | str, reparameterize: str, cross_layer: bool) -> bool:
+    """The ``compensated`` option (``auto``, ``true``, ``false``, or a bool) as a switch."""
+    text = str(value).lower()
+    if text not in ("auto", "true", "false"):
+        raise ConfigError(f"--criterion-option compensated must be auto, true or false, got {value!r}")
+    fits = reparameterize == "lsq" and not cross_layer
+    if text == "true" and not fits:
+        raise ConfigError("--criterion-option compensated=true prices cuts after least-squares compensation: "
+                          "it needs --reparameterize lsq and cannot be combined with cross_layer")
+    return fits if text == "auto" else text == "true"
 
 
 def _relative(norms: np.ndarray) -> np.ndarray:
