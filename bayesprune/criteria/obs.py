@@ -15,11 +15,12 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
     """Greedy backward removal priced after the refit ``--reparameterize lsq`` makes.
 
     Each consumer of a group (the conv/linear layers that read its channels) is a least-squares
-    problem in its input patches: with ``H = [X 1]^T [X 1]`` (ridged as the refit ridges it) and
+    problem in its input patches: with ``H = [X 1]^T [X 1]`` (ridged by 1e-3 of its mean diagonal) and
     ``P = H^-1``, removing the columns ``B`` of one input channel and refitting all the others
     (and the bias) raises its summed squared output error by ``tr(W_B (P_BB)^-1 W_B^T)``
-    (Hassibi & Stork 1993, eq. 5, for a block of weights shared by every output row; Frantar &
-    Alistarh 2022, "Optimal Brain Compression", sec. 4, eq. 7 for structured removal). A channel's
+    (the saliency and update of Optimal Brain Surgeon, Hassibi & Stork 1993, for a block of
+    weights shared by every output row, as Frantar & Alistarh 2022, "Optimal Brain Compression",
+    write them for groups of weights; equation numbers not checked against the papers here). A channel's
     price is that sum over the group's consumers. The cheapest channel goes, every consumer's
     kept weights take the optimal update ``W <- W - W_B (P_BB)^-1 P_B:`` and ``P`` loses ``B``
     (``P <- P - P_:B (P_BB)^-1 P_B:``), and the next channel is priced on the updated problem. A
@@ -39,7 +40,7 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
 
     name = "obs"
     description = "greedy removal of the channel the least-squares refit repairs best (OBS, per consumer)"
-    source = "Hassibi & Stork 1993, eq. 5; Frantar & Alistarh 2022 (OBC), sec. 4, eq. 7"
+    source = "Hassibi & Stork 1993 (OBS saliency and update); Frantar & Alistarh 2022 (OBC, groups of weights)"
     needs_data = True
 
     def __init__(self, ridge: float = 1e-3, steps: int = 64, seed: int = 0):
