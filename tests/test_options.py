@@ -38,7 +38,8 @@ def test_config_options_reach_the_objects():
                                                        prior_options={"slab_scale": "1.5", "slab_df": 6}))
     assert (bayes.prior.tau0, bayes.prior.slab_scale, bayes.prior.slab_df) == (0.3, 1.5, 6.0)
     folding = make_criterion("bayes", config=PruneConfig(criterion_options={"fold_means": "true"}))
-    assert folding.fold_means is True and folding.within.name == "l2"  # --within gets none of bayes's options
+    # --within (obs, the default) gets none of bayes's options
+    assert folding.fold_means is True and folding.within.name == "obs" and folding.within.ridge == 1e-3
 
 
 def test_prior_option_from_the_command_line_is_used_and_recorded(tmp_path):
