@@ -7,6 +7,7 @@ import torch
 
 from ..errors import ConfigError
 from ..surgery.compensate import NamedStatistics, consumers_of, input_statistics, refittable
+from ..surgery.residual import refit_problem
 from .base import Criterion
 from .feature_maps import PreparedScores
 
@@ -124,11 +125,7 @@ def _prices(weight: np.ndarray, precision: np.ndarray, blocks: np.ndarray) -> np
 
 def _problem(module, statistics, ridge: float) -> tuple[np.ndarray, np.ndarray, int]:
     """A consumer's weights ``(out, cols + 1)`` (the bias column 0: the refit moves the bias), the
-    inverse of its ridged Gram matrix (as :func:`~bayesprune.surgery.compensate.compensate` ridges
-    it) and its kernel size (columns per input channel)."""
-    weight = module.weight.detach().double().cpu()
-    kernel = weight[0, 0].numel() if weight.dim() > 2 else 1
-    gram = statistics.patch_gram.double().numpy()
-    ridged = gram + ridge * np.diag(gram).mean() * np.eye(len(gram))
-    flat = weight.reshape(weight.shape[0], -1).numpy()
-    return np.concatenate([flat, np.zeros((len(flat), 1))], 1), np.linalg.inv(ridged), kernel
+    inverse of its ridged Gram matrix and its kernel size (columns per input channel), as
+    :func:`~bayesprune.surgery.residual.refit_problem` gives them for the compensated shares."""
+    flat, precision, _gram, kernel = refit_problem(module, statistics, ridge)
+    return np.concatenate([flat, np.zeros((len(flat), 1))], 1), precision, kernel

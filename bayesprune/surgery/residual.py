@@ -43,7 +43,7 @@ def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
                 if not refittable(consumer.module) or consumer.module not in statistics:
                     continue  # compensation does not refit it
                 if consumer.module not in solved:
-                    solved[consumer.module] = _solved(consumer.module, statistics[consumer.module], ridge)
+                    solved[consumer.module] = refit_problem(consumer.module, statistics[consumer.module], ridge)
                 weight, precision, gram, kernel = solved[consumer.module]
                 removed = (np.asarray(consumer.removed)[:, None] * kernel + np.arange(kernel)).ravel()
                 w = weight[:, removed]
@@ -55,11 +55,11 @@ def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
     return shares
 
 
-def _solved(module: nn.Module, statistics: InputStatistics, ridge: float) -> tuple:
+def refit_problem(module: nn.Module, statistics: InputStatistics, ridge: float) -> tuple:
     """A consumer's weight ``(out, columns)``, the inverse of its ridged Gram matrix, the Gram matrix
     and its kernel size (columns per input channel)."""
     if statistics.patch_gram is None:
-        raise ValueError("the compensated share needs input statistics gathered with method='lsq'")
+        raise ValueError("the refit's problem (compensated shares, obs) needs input statistics gathered with method='lsq'")
     weight = module.weight.detach().double().cpu()
     kernel = weight[0, 0].numel() if weight.dim() > 2 else 1
     gram = statistics.patch_gram.double().numpy()
