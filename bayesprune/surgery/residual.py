@@ -59,7 +59,8 @@ def refit_problem(module: nn.Module, statistics: InputStatistics, ridge: float) 
     """A consumer's weight ``(out, columns)``, the inverse of its ridged Gram matrix, the Gram matrix
     and its kernel size (columns per input channel)."""
     if statistics.patch_gram is None:
-        raise ValueError("the refit's problem (compensated shares, obs) needs input statistics gathered with method='lsq'")
+        raise ValueError("the refit's problem (compensated shares, obs) needs input statistics gathered with "
+                         "method='lsq'")
     weight = module.weight.detach().double().cpu()
     kernel = weight[0, 0].numel() if weight.dim() > 2 else 1
     gram = statistics.patch_gram.double().numpy()
