@@ -41,16 +41,42 @@ def launcher(processes: int) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
 
 
+RETRIES: list[str] = []  # launches that failed once and passed on the second try (written to the json)
+_CHILD_ERROR = ("terminate called", "what()", "Error", "error:", "Traceback")
+
+
+def launch(command: list[str], env: dict, what: str,
+           cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    """Run ``command``; a failure is shown (the children's own error lines first: torchrun's tail
+    hides them) and tried once more, recorded in :data:`RETRIES`. Why: once in CI a torchrun child
+    of the global-bn epoch aborted (SIGABRT; its message was not kept), 37 local repeats, idle and
+    under load, did not reproduce it (cause unconfirmed; see ``distributed.leave``). A second
+    failure stops the script.
+    Returns the process and the wall seconds of the try that passed."""
+    for attempt in (1, 2):
+        start = time.perf_counter()
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=cwd)
+        seconds = time.perf_counter() - start
+        if proc.returncode == 0:
+            if attempt == 2:
+                RETRIES.append(what)
+            return proc, seconds
+        said = [line for line in proc.stderr.splitlines() if any(mark in line for mark in _CHILD_ERROR)]
+        message = (f"{what} failed (exit {proc.returncode}, try {attempt} of 2); its processes said:\n"
+                   + "\n".join(said[-20:]) + f"\n--- last lines ---\n{proc.stderr[-1500:]}")
+        if attempt == 2:
+            raise SystemExit(message)
+        print(message + "\ntrying once more", file=sys.stderr, flush=True)
+    raise AssertionError("unreachable")
+
+
 def run(out: Path, seed: int, processes: int, threads: int, quick: bool) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(_common.REPO)}
     args = ["run", "--criterion", "bayes", "--target-macs", "0.5", "--rounds", "2", "--epochs", "1",
             "--train-subset", "512" if quick else "4000", "--test-subset", "256" if quick else "1000",
-            "--batch-size", "128", "--seed", str(seed), "--device", "cpu", "--quiet", "--no-report", "--out", str(out)]
-    start = time.perf_counter()
-    proc = subprocess.run([*launcher(processes), "-m", "bayesprune", *args], env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{processes} process(es), seed {seed} failed:\n{proc.stderr[-2000:]}")
+            "--batch-size", "128", "--seed", str(seed), "--device", "cpu", "--quiet", "--no-report", "--out", str(out),
+            "--overwrite"]  # a retried launch (see launch) replaces its first try
+    _, seconds = launch([*launcher(processes), "-m", "bayesprune", *args], env, f"{processes} process(es), seed {seed}")
     summary = json.loads((out / "summary.json").read_text())
     history = [json.loads(line).get("widths") for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {"seconds": seconds, "accuracy": summary["final"]["accuracy"], "macs": summary["final"]["macs"],
@@ -86,9 +112,7 @@ def epoch_seconds(variant: str, quick: bool) -> float:
 def epoch(variant: str, processes: int, threads: int, quick: bool) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(_common.REPO)}
     command = [*launcher(processes), __file__, "--epoch", variant, *(["--quick"] if quick else [])]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).parent)
-    if proc.returncode != 0:
-        raise SystemExit(f"the {variant} epoch failed:\n{proc.stderr[-2000:]}")
+    proc, _ = launch(command, env, f"the {variant} epoch ({processes} process(es))", cwd=Path(__file__).parent)
     return float(proc.stdout.split("epoch seconds:")[1].split()[0])
 
 
@@ -143,6 +167,7 @@ def main() -> None:
     differences = [b["accuracy"] - a["accuracy"] for a, b in zip(one, two)]
     result = {"script": "analysis/distributed_timing.py", "commit": _common.commit(), **_common.versions(),
               "argv": sys.argv[1:], "device": "cpu", "seeds": seeds, "runs": runs, "epoch_seconds": epoch_times,
+              "retried": RETRIES,
               "agreement": {"seeds": len(seeds),
                             "same_widths": sum(a["widths"] == b["widths"] for a, b in zip(one, two)),
                             "accuracy_difference_mean": statistics.mean(differences),
