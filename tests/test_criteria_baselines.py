@@ -159,7 +159,10 @@ def test_obs_greedy_order_is_the_one_least_squares_refits_give():
     weight = rng.normal(size=(3, 5))
     design = np.concatenate([rows, np.ones((200, 1))], 1)
     problem = [np.concatenate([weight, np.zeros((3, 1))], 1), np.linalg.inv(design.T @ design)]
-    order = greedy_refit_order(5, [(np.arange(5), np.arange(5)[:, None], *problem)])  # one channel per step
+    def consumers():  # the problem is updated in place: a fresh copy per pass
+        return [(np.arange(5), np.arange(5)[:, None], *[a.copy() for a in problem])]
+
+    order, refit = greedy_refit_order(5, consumers())  # one channel per step
 
     def refit_error(kept):  # independent route: lstsq of the full output on the kept columns and a 1
         columns = design[:, list(kept) + [5]]
@@ -174,6 +177,16 @@ def test_obs_greedy_order_is_the_one_least_squares_refits_give():
         kept.discard(chosen)
     assert np.argsort(order).tolist() == expected
     assert expected[0] in (0, 1, 3)  # one of the three nearly dependent channels goes first
+    # the recorded error of each prefix is the refit's (sequential OBS updates = joint least squares)
+    prefixes = [refit_error(set(range(5)) - set(expected[:k])) for k in range(6)]
+    assert refit.tolist() == pytest.approx(prefixes, rel=1e-6, abs=1e-9)
+    # two channels per update: exact at the updates' ends, linear inside
+    batched, refit2 = greedy_refit_order(5, consumers(), steps=3)
+    goes = np.argsort(batched).tolist()
+    ends = {k: refit_error(set(range(5)) - set(goes[:k])) for k in (0, 2, 4, 5)}
+    assert [refit2[k] for k in ends] == pytest.approx(list(ends.values()), rel=1e-6, abs=1e-9)
+    assert refit2[1] == pytest.approx((refit2[0] + refit2[2]) / 2)
+    assert refit2[3] == pytest.approx((refit2[2] + refit2[4]) / 2)
 
 
 def test_slimming_adds_the_l1_subgradient_to_the_scales(mnist5k):

@@ -204,3 +204,20 @@ def test_compensated_share_is_what_the_least_squares_refit_leaves_of_a_cut():
     assert first[4] == pytest.approx(1.0, abs=0.02)
     shares = compensated_share(graph, {name: np.arange(6)}, statistics)[name]
     assert shares[0] == 1.0 and len(shares) == 7 and (shares >= 0).all() and (shares <= 1).all()
+    # obs's greedy pass (its recorded prefix errors over the zeroed cut's) gives the same shares for
+    # its own order (6 channels: compensated_share's 16 points cover every prefix, so both are exact)
+    from bayesprune.criteria.obs import greedy_refit_order
+    from bayesprune.surgery.residual import RIDGE, refit_problem, shares_of_prefixes, zeroed_matrix
+
+    weight, precision, gram, _ = refit_problem(net.c3, statistics[net.c3], RIDGE)
+    blocks = np.arange(6)[:, None]
+    position, refit = greedy_refit_order(6, [(np.arange(6), blocks, np.concatenate([weight, np.zeros((2, 1))], 1),
+                                              precision)])
+    order = np.argsort(position)
+    assert order[0] in (0, 1)  # a twin goes first
+    from_obs = shares_of_prefixes(refit, zeroed_matrix(weight, gram, blocks), order)
+    assert from_obs.tolist() == pytest.approx(compensated_share(graph, {name: order}, statistics)[name].tolist(),
+                                              abs=1e-9)
+    assert from_obs[1] == pytest.approx(0.0, abs=0.02)
+    # the zeroed matrix by hand: C[i, j] = (W^T W)_ij G_ij for 1x1 kernels
+    assert zeroed_matrix(weight, gram, blocks) == pytest.approx((weight.T @ weight) * gram[:6, :6])

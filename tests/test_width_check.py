@@ -170,8 +170,23 @@ def test_obs_inside_the_layers_gathers_the_statistics_the_shares_and_the_check_r
     counting = lambda *a, **k: gathered.append(1) or original(*a, **k)  # noqa: E731
     for module in (obs, masked_cuts, compensate):
         monkeypatch.setattr(module, "input_statistics", counting)
+    import bayesprune.surgery.residual as residual
+
+    solved = []  # compensated_share's prefix solves: obs's greedy pass holds the same shares
+    original_share = residual.compensated_share
+    monkeypatch.setattr(residual, "compensated_share", lambda *a, **k: solved.append(1) or original_share(*a, **k))
     criterion, _ = _planted_cut(reparameterize="lsq", compensated=True, within=make_criterion("obs"))
     assert len(gathered) == 1 and criterion.shares is not None and criterion.round_record()["width_check"]
+    assert not solved
+    # the same as compensated_share's (layers of 8 and 4 channels: its 16 points are every prefix)
+    net, data = planted_network()
+    graph = ChannelGraph(net, data.test_x[:1])
+    statistics = criterion.gathered.for_model(net, "lsq", 0)
+    starts = np.cumsum([0] + [g.size for g in graph.groups])
+    local = {g.name: order - start for g, order, start in zip(graph.groups, criterion.orders, starts)}
+    expected = original_share(graph, local, statistics)
+    for group, shares in zip(graph.groups, criterion.shares):
+        assert shares.tolist() == pytest.approx(expected[group.name].tolist(), abs=1e-8)
 
 
 def test_no_check_when_the_widths_are_not_the_posteriors():

@@ -95,6 +95,12 @@ class Criterion(tp.importance.Importance):
         that the engine's compensation reads no data again (None: the engine gathers them)."""
         return None
 
+    def refit_shares(self) -> dict[str, np.ndarray] | None:
+        """Per group name, the share of a cut of the first k channels of this criterion's order that
+        the ``lsq`` refit leaves (:func:`~bayesprune.surgery.residual.compensated_share`), if scoring
+        computed them on the network :meth:`input_statistics` names (None: not computed)."""
+        return None
+
     def prune_probability(self) -> np.ndarray | None:
         """Predicted probability that each channel is pruned by the final round (None: no model)."""
         return None

@@ -7,7 +7,7 @@ import torch
 
 from ..errors import ConfigError
 from ..surgery.compensate import NamedStatistics, consumers_of, input_statistics, refittable
-from ..surgery.residual import refit_problem
+from ..surgery.residual import refit_problem, shares_of_prefixes, zeroed_matrix
 from .base import Criterion
 from .feature_maps import PreparedScores
 
@@ -34,6 +34,9 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
     the kept ones predict linearly is nearly free. Statistics: the ``lsq`` refit's own sampled
     patches (:func:`~bayesprune.surgery.compensate.input_statistics`), so a run with ``--reparameterize
     lsq`` refits from the same Gram matrices without reading the data again.
+    The greedy pass also records the refit's error of every prefix of its order; with the zeroed
+    cut's error that gives :meth:`refit_shares`, which ``bayes`` (``compensated``) reads instead of
+    solving its prefixes again (:mod:`~bayesprune.surgery.residual`).
     Simplifications: each consumer is priced alone (its output error, not the loss's), and
     consumers the refit skips (grouped convolutions) are not priced; a group with no other
     consumer is refused.
@@ -49,12 +52,13 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
             raise ConfigError(f"obs: steps must be >= 1, got {steps}")
         self.ridge, self.steps, self.seed = ridge, steps, seed
         self.gathered: NamedStatistics | None = None
+        self.shares: dict[str, np.ndarray] | None = None
 
     def prepare(self, model, graph, calibration) -> None:
         statistics = input_statistics(graph, calibration.batches(), "lsq", seed=self.seed)
         self.gathered = NamedStatistics.of(model, statistics, "lsq", self.seed)
-        problems: dict = {}  # per consumer: its weight (with a bias column), inverse Gram matrix, kernel
-        self.scores = []
+        problems: dict = {}  # per consumer: its weight (with a bias column), inverse and plain Gram matrix, kernel
+        self.scores, self.shares = [], {}
         for group in graph.groups:
             found: dict = {}  # consumer -> ([channel], [its columns there])
             for channel in range(group.size):
@@ -74,8 +78,12 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
                                   "criterion")
             consumers = {m: (np.asarray(channels), np.stack(blocks), problems[m][0].copy(), problems[m][1].copy())
                          for m, (channels, blocks) in found.items()}  # this group's copy of each problem
-            self.scores.append(torch.as_tensor(greedy_refit_order(group.size, list(consumers.values()), self.steps),
-                                               dtype=torch.float64))
+            zeroed = np.zeros((group.size, group.size))
+            for module, (channels, blocks, _, _) in consumers.items():
+                zeroed[np.ix_(channels, channels)] += zeroed_matrix(problems[module][0], problems[module][3], blocks)
+            position, refit = greedy_refit_order(group.size, list(consumers.values()), self.steps)
+            self.scores.append(torch.as_tensor(position, dtype=torch.float64))
+            self.shares[group.name] = shares_of_prefixes(refit, zeroed, np.argsort(position, kind="stable"))
         self.graph = graph
 
     def group_scores(self, index: int) -> torch.Tensor:
@@ -85,9 +93,19 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
         """The ``lsq`` statistics :meth:`prepare` gathered: the engine's refit reads them, not the data."""
         return self.gathered
 
+    def refit_shares(self) -> dict[str, np.ndarray] | None:
+        """Per group name, the share ``r[k]`` of the zeroed cut's output error that the refit leaves
+        when the first k channels of this criterion's order go (``r[0] = 1``; as
+        :func:`~bayesprune.surgery.residual.compensated_share` defines it, exact at every k), for the
+        network :meth:`input_statistics` names; None before :meth:`prepare`."""
+        return self.shares
 
-def greedy_refit_order(size: int, consumers: list[tuple], steps: int | None = None) -> np.ndarray:
-    """The position at which each of ``size`` channels goes (0: first). ``consumers``: per consumer,
+
+def greedy_refit_order(size: int, consumers: list[tuple],
+                       steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The position at which each of ``size`` channels goes (0: first), and the refit's summed output
+    error once the first k have gone, ``k = 0..size`` (exact after each update; linear inside a
+    batch of ``steps``, whose channels go together). ``consumers``: per consumer,
     ``(channels, blocks, W, P)``: the group channels it reads, each one's columns (a row of
     ``blocks``), its weights ``(out, cols + 1)`` and inverse Gram matrix; ``W`` and ``P`` are updated
     in place. ``steps``: at most that many updates, removing the ``ceil(size / steps)`` cheapest
@@ -96,7 +114,8 @@ def greedy_refit_order(size: int, consumers: list[tuple], steps: int | None = No
     per_step = 1 if steps is None else max(1, -(-size // steps))
     scores = np.empty(size)
     available = np.ones(size, dtype=bool)
-    position = 0
+    position, error = 0, 0.0
+    ends, errors = [0], [0.0]  # positions after each update and the error there
     while available.any():
         cost = np.where(available, 0.0, np.inf)
         for channels, blocks, weight, precision in consumers:
@@ -108,10 +127,16 @@ def greedy_refit_order(size: int, consumers: list[tuple], steps: int | None = No
         for channels, blocks, weight, precision in consumers:
             b = blocks[np.isin(channels, chosen)].ravel()
             if len(b):
-                solved = np.linalg.solve(precision[np.ix_(b, b)], precision[b])  # (P_BB)^-1 P_B:
+                # (P_BB)^-1 [P_B: | W_B^T]: the update, and the error of removing B jointly on the
+                # updated problem (errors of successive removals add up: sequential least squares)
+                solved = np.linalg.solve(precision[np.ix_(b, b)], np.concatenate([precision[b], weight[:, b].T], 1))
+                solved, toward_weight = solved[:, :precision.shape[1]], solved[:, precision.shape[1]:]
+                error += float(np.einsum("ob,bo->", weight[:, b], toward_weight))
                 weight -= weight[:, b] @ solved
                 precision -= precision[:, b] @ solved
-    return scores
+        ends.append(position)
+        errors.append(error)
+    return scores, np.interp(np.arange(size + 1), ends, errors)
 
 
 def _prices(weight: np.ndarray, precision: np.ndarray, blocks: np.ndarray) -> np.ndarray:
@@ -123,9 +148,9 @@ def _prices(weight: np.ndarray, precision: np.ndarray, blocks: np.ndarray) -> np
     return np.einsum("nco,nco->n", w, np.linalg.solve(precision[blocks[:, :, None], blocks[:, None, :]], w))
 
 
-def _problem(module, statistics, ridge: float) -> tuple[np.ndarray, np.ndarray, int]:
+def _problem(module, statistics, ridge: float) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """A consumer's weights ``(out, cols + 1)`` (the bias column 0: the refit moves the bias), the
-    inverse of its ridged Gram matrix and its kernel size (columns per input channel), as
-    :func:`~bayesprune.surgery.residual.refit_problem` gives them for the compensated shares."""
-    flat, precision, _gram, kernel = refit_problem(module, statistics, ridge)
-    return np.concatenate([flat, np.zeros((len(flat), 1))], 1), precision, kernel
+    inverse of its ridged Gram matrix, its kernel size (columns per input channel) and the Gram
+    matrix, as :func:`~bayesprune.surgery.residual.refit_problem` gives them."""
+    flat, precision, gram, kernel = refit_problem(module, statistics, ridge)
+    return np.concatenate([flat, np.zeros((len(flat), 1))], 1), precision, kernel, gram

@@ -13,8 +13,11 @@ every S. The share is the refit's error over the zeroed cut's, summed over a gro
 1 when the removed channels are unpredictable from the kept ones, 0 when they are linear
 combinations of them (a duplicated channel costs nothing once its twin absorbs its weights).
 
-Simplification: computed at ``points`` prefix lengths and interpolated linearly between them; the
-ridge is that of the refit (relative to the Gram matrix's mean diagonal).
+Simplification (:func:`compensated_share`, for any order): computed at ``points`` prefix lengths
+and interpolated linearly between them; the ridge is that of the refit (relative to the Gram
+matrix's mean diagonal). For the order ``obs`` gives, its greedy pass already holds the refit's
+error of every prefix (Optimal Brain Surgeon's updates are exact sequential least squares), and
+:func:`shares_of_prefixes` turns those into exact shares at every k with :func:`zeroed_matrix`.
 """
 from __future__ import annotations
 
@@ -25,10 +28,11 @@ from ..groups import ChannelGraph
 from .compensate import InputStatistics, consumers_of, refittable
 
 POINTS = 16
+RIDGE = 1e-3  # the refit's (``compensate``'s default), relative to the Gram matrix's mean diagonal
 
 
 def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
-                      statistics: dict[nn.Module, InputStatistics], ridge: float = 1e-3,
+                      statistics: dict[nn.Module, InputStatistics], ridge: float = RIDGE,
                       points: int = POINTS) -> dict[str, np.ndarray]:
     """Per group name of ``orders`` (its channels, as group-local indices, in the order it gives them
     up), the share ``r[k]`` for ``k = 0..len(order)`` channels removed (``r[0] = 1``)."""
@@ -53,6 +57,26 @@ def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
         share = np.where(zeroed > 0, refit / np.maximum(zeroed, 1e-300), 1.0)
         shares[name] = np.concatenate([[1.0], np.interp(np.arange(1, size + 1), grid, np.clip(share, 0.0, 1.0))])
     return shares
+
+
+def zeroed_matrix(weight: np.ndarray, gram: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    """``C[i, j] = sum_{a in block i, b in block j} (W^T W)_ab G_ab``: zeroing the input channels S of
+    a consumer with weights ``W (out, columns)`` raises its summed squared output error by
+    ``tr(W_S G_SS W_S^T) = sum_{i, j in S} C[i, j]``. ``blocks``: per channel, its columns."""
+    columns = weight.shape[1]
+    products = (weight.T @ weight) * gram[:columns, :columns]
+    return products[blocks[:, :, None, None], blocks[None, None, :, :]].sum(axis=(1, 3))
+
+
+def shares_of_prefixes(refit: np.ndarray, zeroed: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The shares ``r[k]``, ``k = 0..n`` (``r[0] = 1``) of a layer's first k channels in ``order``:
+    ``refit[k]`` (the refit's error of that prefix, ``refit[0] = 0``) over the zeroed error of the
+    same prefix, from the layer's :func:`zeroed_matrix` (summed over its consumers)."""
+    ordered = zeroed[np.ix_(order, order)]
+    zeroed_prefix = np.concatenate([[0.0], np.diagonal(ordered.cumsum(0).cumsum(1))])
+    share = np.where(zeroed_prefix > 0, refit / np.maximum(zeroed_prefix, 1e-300), 1.0)
+    share[0] = 1.0
+    return np.clip(share, 0.0, 1.0)
 
 
 def refit_problem(module: nn.Module, statistics: InputStatistics, ridge: float) -> tuple:
