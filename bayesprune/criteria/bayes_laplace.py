@@ -222,28 +222,19 @@ class BayesLaplace(Criterion):
         from ..surgery.compensate import NamedStatistics, input_statistics
         from ..surgery.residual import RIDGE, compensated_share
 
-        starts = [self.gates.group_slice(index).start for index in range(len(graph.groups))]
-        local = {g.name: order - start for g, order, start in zip(graph.groups, self.orders, starts)}
         statistics = None if self.gathered is None else self.gathered.for_model(model, "lsq", self.seed)
-        if statistics is not None and self._within_shares_apply(graph, local):
-            return [self.within.refit_shares()[g.name] for g in graph.groups]  # obs's greedy pass: exact, no solves
+        within_shares = self.within.refit_shares()
+        # obs's greedy pass holds them (exact, no solves) for its statistics of this network and its
+        # order, which is ``self.orders`` (built from its scores); only its ridge may differ
+        if statistics is not None and within_shares is not None and getattr(self.within, "ridge", None) == RIDGE:
+            return [within_shares[g.name] for g in graph.groups]
         if statistics is None:
             statistics = input_statistics(graph, calibration.batches(), "lsq", seed=self.seed)
             self.gathered = NamedStatistics.of(model, statistics, "lsq", self.seed)
+        starts = [self.gates.group_slice(index).start for index in range(len(graph.groups))]
+        local = {g.name: order - start for g, order, start in zip(graph.groups, self.orders, starts)}
         shares = compensated_share(graph, local, statistics, RIDGE)
         return [shares[g.name] for g in graph.groups]
-
-    def _within_shares_apply(self, graph, local: dict[str, np.ndarray]) -> bool:
-        """Whether ``within`` computed the shares of these very prefixes (obs, on this network's
-        statistics, with the refit's ridge, in the order this round cuts)."""
-        from ..surgery.residual import RIDGE
-
-        shares = self.within.refit_shares()
-        if shares is None or getattr(self.within, "ridge", None) != RIDGE:
-            return False
-        within = self.within.score(graph)
-        return all(np.array_equal(np.argsort(within[name].double().numpy(), kind="stable"), order)
-                   for name, order in local.items())
 
     def _fit(self, fisher: np.ndarray, local, tau) -> GSMPosterior:
         precision = self.examples * np.maximum(fisher, FISHER_FLOOR)  # of s: N F

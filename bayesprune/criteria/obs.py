@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..surgery.compensate import NamedStatistics, consumers_of, input_statistics, refittable
+from ..surgery.compensate import RIDGE, NamedStatistics, consumers_of, input_statistics, refittable
 from ..surgery.residual import refit_problem, shares_of_prefixes, zeroed_matrix
 from .base import Criterion
 from .feature_maps import PreparedScores
@@ -47,7 +47,7 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
     source = "Hassibi & Stork 1993 (OBS saliency and update); Frantar & Alistarh 2022 (OBC, groups of weights)"
     needs_data = True
 
-    def __init__(self, ridge: float = 1e-3, steps: int = 64, seed: int = 0):
+    def __init__(self, ridge: float = RIDGE, steps: int = 64, seed: int = 0):
         if steps < 1:
             raise ConfigError(f"obs: steps must be >= 1, got {steps}")
         self.ridge, self.steps, self.seed = ridge, steps, seed

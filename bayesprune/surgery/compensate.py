@@ -33,6 +33,9 @@ from ..training import forward_with_hooks
 METHODS = ("none", "mean", "lsq")
 
 
+RIDGE = 1e-3  # the least-squares refit's ridge, relative to the Gram matrix's mean diagonal
+
+
 @dataclass
 class _Consumer:
     module: nn.Module
@@ -185,7 +188,7 @@ def input_statistics(graph: ChannelGraph, batches, method: str = "mean", modules
 
 @torch.no_grad()
 def compensate(graph: ChannelGraph, removal: dict[str, list[int]], batches, method: str = "mean",
-               max_rows: int = 8192, ridge: float = 1e-3, seed: int = 0,
+               max_rows: int = 8192, ridge: float = RIDGE, seed: int = 0,
                statistics: dict[nn.Module, InputStatistics] | None = None) -> dict:
     """Adjust the consumers of ``removal`` in place (before the cut); return counts for the report.
     ``statistics``: :func:`input_statistics` of this network for ``method``, gathered before (then no

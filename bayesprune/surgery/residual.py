@@ -25,10 +25,9 @@ import numpy as np
 from torch import nn
 
 from ..groups import ChannelGraph
-from .compensate import InputStatistics, consumers_of, refittable
+from .compensate import RIDGE, InputStatistics, consumers_of, refittable
 
 POINTS = 16
-RIDGE = 1e-3  # the refit's (``compensate``'s default), relative to the Gram matrix's mean diagonal
 
 
 def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
