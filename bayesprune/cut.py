@@ -25,6 +25,7 @@ from .distributed import SINGLE, Collective
 from .gates import ChannelGates
 from .groups import ChannelGraph, count_macs_params
 from .nets import Architecture
+from .pretrained import ResolvedModel
 from .surgery import compensate, fold_gates
 from .tracking import ChannelTracker
 from .training import FitConfig, evaluate, fit
@@ -47,6 +48,7 @@ class Job:
     latency_table: LatencyTable | None = None  # a --target-latency run's measured table
     latency_feedback: LatencyFeedback | None = None  # times its final cut against the base network
     collective: Collective = SINGLE  # the processes of a torchrun job (bayesprune.distributed)
+    resolved_base: ResolvedModel | None = None  # a resumed run's model, resolved again once (bayesprune.start)
 
     def accuracy(self, net) -> float:
         """Test accuracy of ``net`` (shared among the processes)."""

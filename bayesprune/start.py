@@ -34,7 +34,7 @@ def restored_network(job: Job, state: RoundState, echo) -> Network:
     if job.budget.kind == "latency":  # the table the run was started with, not a new measurement
         job.latency_table = LatencyTable.from_dict(json.loads((Path(config.out) / LATENCY_TABLE).read_text()))
         if config.latency_feedback > 0:  # the base the budget is a fraction of, resolved again
-            _time_against(job, resolve_model(config.model, job.data, config.weights, config.trust_pickle).model)
+            _time_against(job, _resolved_again(job).model)
     if job.budget.round_to == "auto":  # the same: the widths measured when the run started
         steps = WidthSteps.from_dict(json.loads((Path(config.out) / WIDTH_STEPS).read_text()))
         job.budget = replace(job.budget, round_to=steps)
@@ -106,8 +106,17 @@ def distillation_teacher(job: Job, network: Network, state: RoundState | None) -
         return None
     if state is None:
         return copy.deepcopy(network.model)
-    resolved = resolve_model(config.model, job.data, config.weights, config.trust_pickle)
-    model, arch = resolved.model, resolved.arch
+    resolved = _resolved_again(job)
+    model = resolved.model
     if config.expand > 1.0:
-        model, arch = widen(model, arch, config.expand, config.expand_noise, config.seed)
+        model, _ = widen(model, resolved.arch, config.expand, config.expand_noise, config.seed)
     return model.to(job.device)
+
+
+def _resolved_again(job: Job):
+    """The run's model resolved again for a resumed run, once: the latency feedback copies it and
+    ``--distill`` keeps it as the teacher (resolving loads and checks the file each time)."""
+    if job.resolved_base is None:
+        config = job.config
+        job.resolved_base = resolve_model(config.model, job.data, config.weights, config.trust_pickle)
+    return job.resolved_base

@@ -95,3 +95,19 @@ def test_resume_refusals(tmp_path, capsys):
     (tmp_path / "old" / STATE_FILE).write_bytes(b"PK\x03\x04 truncated")
     assert main(["run", "--resume", str(tmp_path / "old")]) == 2
     assert "unreadable" in capsys.readouterr().err
+
+
+def test_a_resumed_run_resolves_its_base_once_for_the_latency_feedback_and_the_teacher(monkeypatch):
+    """--resume with --target-latency (feedback) and --distill: both need the base again; it is loaded once."""
+    from types import SimpleNamespace
+
+    from bayesprune import start
+
+    calls = []
+    base = torch.nn.Linear(2, 2)
+    monkeypatch.setattr(start, "resolve_model", lambda *a: calls.append(a) or SimpleNamespace(model=base, arch=None))
+    config = SimpleNamespace(model="m.pt", weights=None, trust_pickle=False, expand=1.0, distill=0.5)
+    job = SimpleNamespace(config=config, data=None, device=torch.device("cpu"), resolved_base=None)
+    assert start._resolved_again(job).model is base
+    assert start.distillation_teacher(job, network=None, state=object()) is base
+    assert len(calls) == 1

@@ -2,12 +2,14 @@
 of the kept channels repairs best (Hassibi & Stork 1993; Frantar & Alistarh 2022)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
 from ..errors import ConfigError
 from ..surgery.compensate import RIDGE, NamedStatistics, consumers_of, input_statistics, refittable
-from ..surgery.residual import refit_problem, shares_of_prefixes, zeroed_matrix
+from ..surgery.residual import RefitProblem, refit_problem, shares_of_prefixes, zeroed_matrix
 from .base import Criterion
 from .feature_maps import PreparedScores
 
@@ -57,7 +59,7 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
     def prepare(self, model, graph, calibration) -> None:
         statistics = input_statistics(graph, calibration.batches(), "lsq", seed=self.seed)
         self.gathered = NamedStatistics.of(model, statistics, "lsq", self.seed)
-        problems: dict = {}  # per consumer: its weight (with a bias column), inverse and plain Gram matrix, kernel
+        problems: dict[torch.nn.Module, RefitProblem] = {}  # per consumer, with a bias column in its weight
         self.scores, self.shares = [], {}
         for group in graph.groups:
             found: dict = {}  # consumer -> ([channel], [its columns there])
@@ -68,7 +70,7 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
                         continue
                     if module not in problems:
                         problems[module] = _problem(module, statistics[module], self.ridge)
-                    kernel = problems[module][2]
+                    kernel = problems[module].kernel
                     channels, blocks = found.setdefault(module, ([], []))
                     channels.append(channel)
                     blocks.append((np.asarray(consumer.removed)[:, None] * kernel + np.arange(kernel)).ravel())
@@ -76,11 +78,13 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
                 raise ConfigError(f"obs prices a layer's channels by the refit of the layers that read them; "
                                   f"{group.name} has none it can refit (grouped convolutions only): use another "
                                   "criterion")
-            consumers = {m: (np.asarray(channels), np.stack(blocks), problems[m][0].copy(), problems[m][1].copy())
+            consumers = {m: ConsumerProblem(np.asarray(channels), np.stack(blocks), problems[m].weight.copy(),
+                                            problems[m].precision.copy())
                          for m, (channels, blocks) in found.items()}  # this group's copy of each problem
             zeroed = np.zeros((group.size, group.size))
-            for module, (channels, blocks, _, _) in consumers.items():
-                zeroed[np.ix_(channels, channels)] += zeroed_matrix(problems[module][0], problems[module][3], blocks)
+            for module, consumer in consumers.items():
+                zeroed[np.ix_(consumer.channels, consumer.channels)] += zeroed_matrix(
+                    problems[module].weight, problems[module].gram, consumer.blocks)
             position, refit = greedy_refit_order(group.size, list(consumers.values()), self.steps)
             self.scores.append(torch.as_tensor(position, dtype=torch.float64))
             self.shares[group.name] = shares_of_prefixes(refit, zeroed, np.argsort(position, kind="stable"))
@@ -101,14 +105,21 @@ class OptimalBrainSurgeon(PreparedScores, Criterion):
         return self.shares
 
 
-def greedy_refit_order(size: int, consumers: list[tuple],
+class ConsumerProblem(NamedTuple):
+    """One consumer of a group in :func:`greedy_refit_order`."""
+
+    channels: np.ndarray  # the group's channels it reads
+    blocks: np.ndarray  # per one of those channels (a row), its columns in the consumer's weight
+    weight: np.ndarray  # (out, columns + 1), the bias column last; updated in place
+    precision: np.ndarray  # the inverse of its ridged Gram matrix; updated in place
+
+
+def greedy_refit_order(size: int, consumers: list[ConsumerProblem],
                        steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The position at which each of ``size`` channels goes (0: first), and the refit's summed output
     error once the first k have gone, ``k = 0..size`` (exact after each update; linear inside a
-    batch of ``steps``, whose channels go together). ``consumers``: per consumer,
-    ``(channels, blocks, W, P)``: the group channels it reads, each one's columns (a row of
-    ``blocks``), its weights ``(out, cols + 1)`` and inverse Gram matrix; ``W`` and ``P`` are updated
-    in place. ``steps``: at most that many updates, removing the ``ceil(size / steps)`` cheapest
+    batch of ``steps``, whose channels go together). ``consumers``: :class:`ConsumerProblem` (or
+    plain tuples in its field order); their ``weight`` and ``precision`` are updated in place. ``steps``: at most that many updates, removing the ``ceil(size / steps)`` cheapest
     channels together at each (the update costs ``cols^2`` per column removed; wide layers such as
     VGG's 512 x 3 x 3 inputs need batches to be tractable); None: one channel per step, exact."""
     per_step = 1 if steps is None else max(1, -(-size // steps))
@@ -148,9 +159,8 @@ def _prices(weight: np.ndarray, precision: np.ndarray, blocks: np.ndarray) -> np
     return np.einsum("nco,nco->n", w, np.linalg.solve(precision[blocks[:, :, None], blocks[:, None, :]], w))
 
 
-def _problem(module, statistics, ridge: float) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
-    """A consumer's weights ``(out, cols + 1)`` (the bias column 0: the refit moves the bias), the
-    inverse of its ridged Gram matrix, its kernel size (columns per input channel) and the Gram
-    matrix, as :func:`~bayesprune.surgery.residual.refit_problem` gives them."""
-    flat, precision, gram, kernel = refit_problem(module, statistics, ridge)
-    return np.concatenate([flat, np.zeros((len(flat), 1))], 1), precision, kernel, gram
+def _problem(module, statistics, ridge: float) -> RefitProblem:
+    """:func:`~bayesprune.surgery.residual.refit_problem` with a zero bias column appended to the
+    weights (the refit moves the bias; the precision covers the intercept already)."""
+    problem = refit_problem(module, statistics, ridge)
+    return problem._replace(weight=np.concatenate([problem.weight, np.zeros((len(problem.weight), 1))], 1))

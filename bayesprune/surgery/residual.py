@@ -21,6 +21,8 @@ error of every prefix (Optimal Brain Surgeon's updates are exact sequential leas
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from torch import nn
 
@@ -30,12 +32,21 @@ from .compensate import RIDGE, InputStatistics, consumers_of, refittable
 POINTS = 16
 
 
+class RefitProblem(NamedTuple):
+    """One consumer's least-squares refit: what :func:`refit_problem` gives."""
+
+    weight: np.ndarray  # (out, columns): columns = input channels x kernel
+    precision: np.ndarray  # the inverse of the ridged Gram matrix (columns + 1 with the intercept)
+    gram: np.ndarray  # G = [X 1]^T [X 1], unridged
+    kernel: int  # columns per input channel
+
+
 def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
                       statistics: dict[nn.Module, InputStatistics], ridge: float = RIDGE,
                       points: int = POINTS) -> dict[str, np.ndarray]:
     """Per group name of ``orders`` (its channels, as group-local indices, in the order it gives them
     up), the share ``r[k]`` for ``k = 0..len(order)`` channels removed (``r[0] = 1``)."""
-    solved: dict[nn.Module, tuple] = {}  # per consumer, its weight and Gram matrices: once
+    solved: dict[nn.Module, tuple] = {}  # per consumer, its refit problem and zeroed_matrix: once
     shares = {}
     for name, order in orders.items():
         size = len(order)
@@ -46,12 +57,15 @@ def compensated_share(graph: ChannelGraph, orders: dict[str, np.ndarray],
                 if not refittable(consumer.module) or consumer.module not in statistics:
                     continue  # compensation does not refit it
                 if consumer.module not in solved:
-                    solved[consumer.module] = refit_problem(consumer.module, statistics[consumer.module], ridge)
-                weight, precision, gram, kernel = solved[consumer.module]
-                removed = (np.asarray(consumer.removed)[:, None] * kernel + np.arange(kernel)).ravel()
-                w = weight[:, removed]
-                zeroed[i] += float(np.einsum("oi,ij,oj->", w, gram[np.ix_(removed, removed)], w))
-                residual = np.linalg.solve(precision[np.ix_(removed, removed)], w.T)
+                    problem = refit_problem(consumer.module, statistics[consumer.module], ridge)
+                    blocks = np.arange(problem.weight.shape[1]).reshape(-1, problem.kernel)
+                    solved[consumer.module] = problem, zeroed_matrix(problem.weight, problem.gram, blocks)
+                problem, channel_zeroed = solved[consumer.module]
+                channels = np.asarray(consumer.removed)
+                zeroed[i] += float(channel_zeroed[np.ix_(channels, channels)].sum())
+                removed = (channels[:, None] * problem.kernel + np.arange(problem.kernel)).ravel()
+                w = problem.weight[:, removed]
+                residual = np.linalg.solve(problem.precision[np.ix_(removed, removed)], w.T)
                 refit[i] += float(np.einsum("oi,io->", w, residual))
         share = np.where(zeroed > 0, refit / np.maximum(zeroed, 1e-300), 1.0)
         shares[name] = np.concatenate([[1.0], np.interp(np.arange(1, size + 1), grid, np.clip(share, 0.0, 1.0))])
@@ -78,7 +92,7 @@ def shares_of_prefixes(refit: np.ndarray, zeroed: np.ndarray, order: np.ndarray)
     return np.clip(share, 0.0, 1.0)
 
 
-def refit_problem(module: nn.Module, statistics: InputStatistics, ridge: float) -> tuple:
+def refit_problem(module: nn.Module, statistics: InputStatistics, ridge: float) -> RefitProblem:
     """A consumer's weight ``(out, columns)``, the inverse of its ridged Gram matrix, the Gram matrix
     and its kernel size (columns per input channel)."""
     if statistics.patch_gram is None:
@@ -88,4 +102,4 @@ def refit_problem(module: nn.Module, statistics: InputStatistics, ridge: float) 
     kernel = weight[0, 0].numel() if weight.dim() > 2 else 1
     gram = statistics.patch_gram.double().numpy()
     ridged = gram + ridge * np.diag(gram).mean() * np.eye(len(gram))
-    return weight.reshape(weight.shape[0], -1).numpy(), np.linalg.inv(ridged), gram, kernel
+    return RefitProblem(weight.reshape(weight.shape[0], -1).numpy(), np.linalg.inv(ridged), gram, kernel)
