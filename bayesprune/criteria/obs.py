@@ -119,9 +119,10 @@ def greedy_refit_order(size: int, consumers: list[ConsumerProblem],
     """The position at which each of ``size`` channels goes (0: first), and the refit's summed output
     error once the first k have gone, ``k = 0..size`` (exact after each update; linear inside a
     batch of ``steps``, whose channels go together). ``consumers``: :class:`ConsumerProblem` (or
-    plain tuples in its field order); their ``weight`` and ``precision`` are updated in place. ``steps``: at most that many updates, removing the ``ceil(size / steps)`` cheapest
-    channels together at each (the update costs ``cols^2`` per column removed; wide layers such as
-    VGG's 512 x 3 x 3 inputs need batches to be tractable); None: one channel per step, exact."""
+    plain tuples in its field order); their ``weight`` and ``precision`` are updated in place.
+    ``steps``: at most that many updates, removing the ``ceil(size / steps)`` cheapest channels
+    together at each (the update costs ``cols^2`` per column removed; wide layers such as VGG's
+    512 x 3 x 3 inputs need batches to be tractable); None: one channel per step, exact."""
     per_step = 1 if steps is None else max(1, -(-size // steps))
     scores = np.empty(size)
     available = np.ones(size, dtype=bool)
