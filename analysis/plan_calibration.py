@@ -339,13 +339,15 @@ def main() -> None:
     for network in args.networks.split(","):
         path = parts / f"{network}.json"
         part = json.loads(path.read_text()) if path.is_file() else {"cells": []}
-        part.update({"commit": _common.commit(), **_common.versions(), "torch_threads": torch.get_num_threads(),
-                     "argv": sys.argv[1:], "device": "cpu"})
         done = {c["seed"] for c in part["cells"]}
         missing = [seed for seed in range(args.seeds) if seed not in done]
+        if missing:  # the run that measures cells names itself; a part read back keeps its own
+            part.update({"commit": _common.commit(), **_common.versions(), "torch_threads": torch.get_num_threads(),
+                         "argv": sys.argv[1:], "device": "cpu"})
         model = base_model(network, args.quick, parts / "bases" if args.quick else BASES) if missing else None
         for seed in missing:
-            part["cells"].append(plan_cell(network, NETWORKS[network], seed, args.quick, model))
+            part["cells"].append({**plan_cell(network, NETWORKS[network], seed, args.quick, model),
+                                  "commit": _common.commit()})  # a resumed part may span commits
             _common.write_json(path, part)
         if network in UNSEEN:  # the budget choice is compared on the shipped bases only
             continue

@@ -263,8 +263,9 @@ def _feedback_line(feedback: dict) -> str:
                       for p in feedback["steps"])
     chosen = feedback["steps"][feedback["chosen"]]["table_fraction"]
     unreachable = feedback["unreachable_table_fraction"]
-    return (f"latency feedback (batch {feedback['batch']}, against the base): {steps}; kept table {chosen:.3f}, "
-            f"{feedback_verdict(feedback)} {feedback['wanted_fraction']:.3f}"
+    again = (f", timed again {feedback['measured_fraction']:.3f}" if feedback.get("confirmed") else "")
+    return (f"latency feedback (batch {feedback['batch']}, against the base): {steps}; kept table {chosen:.3f}"
+            f"{again}, {feedback_verdict(feedback)} {feedback['wanted_fraction']:.3f}"
             + (f" (table target {unreachable:.3f} is out of reach under the caps)" if unreachable is not None else ""))
 
 

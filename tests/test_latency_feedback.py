@@ -78,16 +78,33 @@ def test_latency_feedback_brackets_a_staircase_by_regula_falsi():
 
 def test_latency_feedback_keeps_the_nearest_cut_and_stops_where_the_table_cannot_go():
     """Noisy clock: 0.6, 0.52, 0.45 for the three cuts; the second (4% off) is kept, and the criterion
-    selects it again so that its state is the kept cut's. With a floor at 45 ms the second target
-    (41.7 ms) is out of reach: the first cut stays, not met, and the target is recorded."""
-    measured = iter([0.6, 0.52, 0.45])
+    selects it again so that its state is the kept cut's; timed again it measures 0.53 (not met).
+    With a floor at 45 ms the second target (41.7 ms) is out of reach: the first cut stays, not met,
+    and the target is recorded."""
+    measured = iter([0.6, 0.52, 0.45, 0.53])
     removal, budget, record, selected = _feedback_case(lambda kept: next(measured), steps=3)
-    assert record["chosen"] == 1 and not record["met"] and record["measured_fraction"] == 0.52
+    assert record["chosen"] == 1 and not record["met"] and record["measured_fraction"] == 0.53
+    assert record["selection_fraction"] == 0.52 and record["confirmed"]
     assert selected[-1] == pytest.approx(selected[1]) and len(selected) == 4 and len(removal["g"]) == 58
     removal, budget, record, selected = _feedback_case(lambda kept: 0.6, floor=45.0)
     assert record["chosen"] == 0 and not record["met"] and len(record["steps"]) == 1
     assert record["unreachable_table_fraction"] == pytest.approx(0.5 * 0.5 / 0.6) and budget.target == 50.0
 
+
+
+def test_the_kept_cut_is_judged_on_a_second_timing_not_on_the_one_it_was_chosen_by():
+    """A clock that reads 0.49 the first time a cut is timed and 0.56 after (a lucky first reading):
+    the first cut is within 3% of 0.5 and kept, but timed again it is 12% over: not met. Without the
+    confirmation the lucky reading would have been the record."""
+    seen = []
+
+    def clock(kept):
+        seen.append(kept)
+        return 0.49 if seen.count(kept) == 1 else 0.56
+
+    _removal, _budget, record, _selected = _feedback_case(clock)
+    assert record["selection_fraction"] == 0.49 and record["measured_fraction"] == 0.56 and not record["met"]
+    assert seen == [50, 50]  # the search stopped at the first cut, which was then timed once more
 
 
 def test_latency_feedback_stops_when_the_cut_repeats_and_reselects_the_kept_one():

@@ -87,8 +87,9 @@ def _latency_fact(final: dict, base_latency: float) -> str:
     if feedback is None:
         return predicted + " (the final cut was not timed: --latency-feedback 0)"
     return (f"{feedback['measured_fraction']:.3f} of the base measured against it (PyTorch, batch "
-            f"{feedback['batch']}, {feedback['threads']} threads, {len(feedback['steps'])} cut(s) timed), "
-            f"{feedback_verdict(feedback)}; {predicted}")
+            f"{feedback['batch']}, {feedback['threads']} threads, {len(feedback['steps'])} cut(s) timed"
+            + ("; the kept cut timed again, the figure here" if feedback.get("confirmed") else "")
+            + f"), {feedback_verdict(feedback)}; {predicted}")
 
 
 def _plan_section(run: RunRecord, folder: Path) -> list:
