@@ -27,8 +27,8 @@ was not met).
 
 Simplifications: one measurement per cut during the search (a median of ``repeats`` calls) and one
 confirmation of the kept cut; no model of the timing noise beyond the tolerance, and a confirmation
-that misses ends the search all the same (recorded as not met); only the final round is corrected (only the final network's speed is the
-budget); the table itself is not refitted.
+that misses ends the search all the same (recorded as not met); only the final round is corrected
+(only the final network's speed is the budget); the table itself is not refitted.
 """
 from __future__ import annotations
 
