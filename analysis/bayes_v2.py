@@ -56,7 +56,9 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default
         f"{UNCHECKED}+option.cross_layer=True+anneal_target=last",
         "bayes-svi", "l2", "l2+reparameterize=lsq", "taylor", "tp-l2", "tp-l1", "tp-group-sl",
         "obs+reparameterize=lsq", f"{CHECKED}+within=obs+reparameterize=lsq+anneal_target=current",
-        f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=current")
+        f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=current",
+        # the default with the last annealed round dimming what the final cut removes
+        f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=last")
 ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient, on bayes as it was measured
     f"{UNCHECKED}+{m}+anneal_target=current" for m in (
         "interactions=False", "within=taylor", "weight_norm_prior=False", "annealing=False",
