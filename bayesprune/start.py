@@ -19,7 +19,7 @@ from .decision.latency_feedback import LatencyFeedback
 from .decision.width_steps import WidthSteps
 from .errors import ModelError
 from .groups import ChannelGraph
-from .pretrained import resolve_model
+from .pretrained import ResolvedModel, resolve_model
 from .resume import STATE_FILE, RoundState
 from .surgery import widen
 
@@ -113,7 +113,7 @@ def distillation_teacher(job: Job, network: Network, state: RoundState | None) -
     return model.to(job.device)
 
 
-def _resolved_again(job: Job):
+def _resolved_again(job: Job) -> ResolvedModel:
     """The run's model resolved again for a resumed run, once: the latency feedback copies it and
     ``--distill`` keeps it as the teacher (resolving loads and checks the file each time)."""
     if job.resolved_base is None:
