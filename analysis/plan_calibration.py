@@ -56,6 +56,7 @@ NETWORKS = {**SHIPPED, **{name: base.data for name, base in UNSEEN.items()}}
 LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)
 FINETUNE_GRID = (0.7, 0.5, 0.3, 0.2)  # the compare grid of the small CNN (bayes, default fine-tuning)
 TEST_QUICK = 200  # test images of --quick
+INTERVAL = 0.9  # the plan's interval (PlanConfig's default)
 
 
 def base_model(network: str, quick: bool, folder: Path) -> str:
@@ -102,6 +103,7 @@ def plan_cell(network: str, data: str, seed: int, quick: bool, model: str) -> di
         cell = {"fraction": budget["fraction"], "held_out_images": plan["held_out_images"],
                 "test_images": test_images, "base_test": base_test,
                 "reference_accuracy": plan["base"]["reference_accuracy"],
+                "discordance_floor": plan["discordance_floor"],
                 "predicted": accuracy["mean"], "low": accuracy["low"], "high": accuracy["high"],
                 "decision_predicted": accuracy["decision"], "loss": budget["loss"],
                 "draw_accuracy": budget["draw_accuracy"], "draw_loss": budget["draw_loss"],
@@ -110,8 +112,7 @@ def plan_cell(network: str, data: str, seed: int, quick: bool, model: str) -> di
                 "measured_test": unchecked,
                 # the default run's cut, which the width check may have made more conservative
                 "measured_test_run": measured, "width_check_chose": chosen}
-        low, high = test_interval(cell, plan["interval"])
-        cells.append({**cell, "covered": low <= unchecked <= high, "covered_run": low <= measured <= high})
+        cells.append(scored(cell, plan["held_out_seen_by_base"], seed, plan["interval"]))
     if network in UNSEEN and plan["held_out_seen_by_base"] is not False:
         raise RuntimeError(f"{network}: the plan's held-out images were not all unseen by the base")
     return {"network": network, "model": model, "held_out_seen_by_base": plan["held_out_seen_by_base"],
@@ -129,8 +130,28 @@ def test_interval(cell: dict, level: float) -> tuple[float, float]:
     from bayesprune.plan.curve import loss_interval
 
     low, high = loss_interval(cell["draw_loss"], cell["draw_discordance"], cell["held_out_images"], level,
-                              test_images=cell["test_images"])
+                              test_images=cell["test_images"], floor=cell["discordance_floor"])
     return cell["base_test"] - high, cell["base_test"] - low
+
+
+def scored(cell: dict, seen_by_base: bool | None, seed: int, level: float) -> dict:
+    """A budget's cell with the plan's interval and its coverage under the current interval rule. The
+    rule is a function of what the cell stores (the draws' losses and discordances), so cells measured
+    before a change of the rule (those without ``discordance_floor``) are scored again exactly, as the
+    plan would have reported them: the floor the plan applies to its held-out images when the base saw
+    them (``seen_by_base`` None or True), from the reference, which is here always an accuracy on new
+    images (the shipped card's test accuracy, or an unseen base's held-out accuracy)."""
+    from bayesprune.plan.curve import discordance_floor, loss_interval
+
+    if "discordance_floor" not in cell:
+        cell = {**cell, "discordance_floor": discordance_floor(seen_by_base, cell["reference_accuracy"]),
+                "scored_again": True}
+    low, high = loss_interval(cell["draw_loss"], cell["draw_discordance"], cell["held_out_images"], level,
+                              seed=seed, floor=cell["discordance_floor"])
+    test_low, test_high = test_interval(cell, level)
+    return {**cell, "low": cell["reference_accuracy"] - high, "high": cell["reference_accuracy"] - low,
+            "covered": test_low <= cell["measured_test"] <= test_high,
+            "covered_run": test_low <= cell["measured_test_run"] <= test_high}
 
 
 def actual_cut(run, fraction: float, quick: bool) -> tuple[float, str | None, float]:
@@ -366,11 +387,17 @@ def _budget_choice(part: dict) -> dict:
             "grid": part["finetune_grid"]}
 
 
+def _scored_again(cell: dict) -> dict:
+    """A plan's cells scored under the current interval rule (:func:`scored`)."""
+    return {**cell, "budgets": [scored(b, cell.get("held_out_seen_by_base"), cell["seed"], INTERVAL)
+                                for b in cell["budgets"]]}
+
+
 def merge(parts: Path, out: Path, figure_path: Path) -> None:
     """The networks' part files into one result with its summary and figure."""
     networks = {p.stem: json.loads(p.read_text()) for p in sorted(parts.glob("*.json"))}
-    cells = [c for name, part in networks.items() if name not in UNSEEN for c in part["cells"]]
-    unseen = [c for name, part in networks.items() if name in UNSEEN for c in part["cells"]]
+    cells = [_scored_again(c) for name, part in networks.items() if name not in UNSEEN for c in part["cells"]]
+    unseen = [_scored_again(c) for name, part in networks.items() if name in UNSEEN for c in part["cells"]]
     result = {"script": "analysis/plan_calibration.py", "commit": _common.commit(), **_common.versions(),
               "runs": {name: {k: part.get(k) for k in ("commit", "torch_threads", "argv", "device")}
                        for name, part in networks.items()},

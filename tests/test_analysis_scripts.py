@@ -145,8 +145,8 @@ def test_plan_calibration_one_point_budget_and_coverage_by_hand():
     # interval is about [0.10 - 1.4 sd, 0.12 + 1.4 sd] ~ [0.085, 0.135] (the mixture's 5% tails)
     inside = {"fraction": 0.5, "held_out_images": 1000, "test_images": 10000, "base_test": 0.93,
               "draw_accuracy": [0.80, 0.82, 0.84], "draw_loss": [0.12, 0.11, 0.10], "draw_discordance": [0.15] * 3,
-              "predicted": 0.82, "low": 0.79, "high": 0.85, "measured_test": 0.82, "covered": True,
-              "measured_test_run": 0.86, "covered_run": False}
+              "discordance_floor": 0.0, "predicted": 0.82, "low": 0.79, "high": 0.85, "measured_test": 0.82,
+              "covered": True, "measured_test_run": 0.86, "covered_run": False}
     low, high = plan_calibration.test_interval(inside, 0.9)
     assert 0.93 - 0.14 < low < 0.93 - 0.125 and 0.93 - 0.095 < high < 0.93 - 0.08
     outside = {**inside, "measured_test": 0.70, "covered": False}
@@ -154,3 +154,23 @@ def test_plan_calibration_one_point_budget_and_coverage_by_hand():
     assert summary["coverage_90"] == 0.5 and summary["reliability"]["0.9"] == 0.5
     assert summary["coverage_90_run"] == 0.0
     assert summary["by_network"]["n"]["mean_abs_error_points"] == pytest.approx((0 + 12) / 2)
+
+
+def test_plan_calibration_scores_cells_of_an_earlier_rule_again_with_the_discordance_floor():
+    import plan_calibration
+
+    # a mild cut measured on 2,000 images the base was trained on: it changes 0.1% of them; on the
+    # test set it gains 0.6 points. Paired sd without the floor sqrt(0.0015 (1/2000 + 1/1000)) ~ 0.0015
+    # (interval +-0.0025: misses); with the card's error 0.034 as floor ~ 0.0071 (+-0.012: holds it)
+    old = {"fraction": 0.9, "held_out_images": 2000, "test_images": 1000, "base_test": 0.966,
+           "reference_accuracy": 0.966, "draw_accuracy": [0.9995] * 3, "draw_loss": [0.0] * 3,
+           "draw_discordance": [0.001] * 3, "predicted": 0.966, "low": 0.9635, "high": 0.9685,
+           "measured_test": 0.972, "measured_test_run": 0.966, "covered": False, "covered_run": True}
+    seen = plan_calibration.scored(old, True, 0, 0.9)
+    assert seen["discordance_floor"] == pytest.approx(0.034) and seen["scored_again"]
+    assert seen["covered"] and seen["covered_run"]
+    assert seen["high"] - seen["low"] == pytest.approx(2 * 1.645 * (0.034 / 2000) ** 0.5, rel=0.05)
+    unseen = plan_calibration.scored(old, False, 0, 0.9)  # measured on new images: no floor
+    assert unseen["discordance_floor"] == 0.0 and not unseen["covered"] and unseen["covered_run"]
+    # a cell that records its floor keeps it
+    assert plan_calibration.scored({**old, "discordance_floor": 0.0}, True, 0, 0.9)["covered"] is False

@@ -95,3 +95,22 @@ def test_cut_priority_scales_each_prefix_by_what_compensation_leaves():
     np.testing.assert_allclose(cut_priority(gates, order, block, 1, cost), [[1.0, 2.0, 3.0]])
     shares = [np.array([1.0, 0.0, 0.5, 1.0])]
     np.testing.assert_allclose(cut_priority(gates, order, block, 1, cost, shares), [[0.0, 1.5, 4.5]])
+
+
+def test_cut_pricing_takes_the_blocks_its_options_name_by_hand():
+    from bayesprune.bayes.pricing import CutPricing
+
+    g = np.array([[1.0, 2.0, 0.0], [3.0, -1.0, 1.0], [0.0, 1.0, 2.0], [1.0, 0.0, 1.0]])
+    fisher = GateFisher((g ** 2).mean(0), ((g[0::2] ** 2).mean(0), (g[1::2] ** 2).mean(0)), 4, g)
+    orders, s, cost = [np.array([1, 0]), np.array([2])], np.array([[1.0, 0.5, 2.0]]), np.array([1.0, 2.0, 1.0])
+    full = CutPricing.of(fisher, orders, 10)
+    np.testing.assert_allclose(full.blocks[0], fisher.block(np.array([1, 0])))  # in the layer's order
+    np.testing.assert_allclose(full.priority(s, cost), cut_priority(s, orders, full.blocks, 10, cost))
+    diagonal = CutPricing.of(fisher, orders, 10, half=1, interactions=False)
+    # half 1 is rows 1 and 3; in the layer's order (1, 0): ((-1)^2 + 0) / 2 and (3^2 + 1^2) / 2, no cross term
+    np.testing.assert_allclose(diagonal.blocks[0], np.diag([0.5, 5.0]))
+    from bayesprune.fisher import cross_layer_priority
+
+    network = CutPricing.of(fisher, orders, 10, cross_layer=True)
+    np.testing.assert_allclose(network.network_precision, 10 * fisher.block(np.arange(3)))
+    np.testing.assert_allclose(network.priority(s, cost), cross_layer_priority(s, orders, 10 * g.T @ g / 4, cost))

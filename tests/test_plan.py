@@ -17,7 +17,7 @@ from bayesprune.decision.selector import BudgetedSelector
 from bayesprune.gates import ChannelGates
 from bayesprune.groups import ChannelGraph
 from bayesprune.plan import channel_log_evidence_change, evidence_curve, gaussian_reduction, spike_reduction
-from bayesprune.plan.curve import loss_interval, paired_loss
+from bayesprune.plan.curve import discordance_floor, loss_interval, paired_loss
 from bayesprune.masked_cuts import MaskedCuts
 from bayesprune.surgery import compensate
 from bayesprune.surgery.compensate import input_statistics
@@ -134,6 +134,22 @@ def test_paired_loss_interval_covers_the_loss_measured_on_new_images_at_its_leve
     assert 0.87 <= inside / trials <= 0.93, inside / trials
 
 
+def test_discordance_floor_widens_the_interval_to_the_base_error_on_new_images_by_hand():
+    # measured on images the base saw (or not recorded): at least its error on new ones; measured on new ones: none
+    assert discordance_floor(True, 0.966) == pytest.approx(0.034)
+    assert discordance_floor(None, 0.9) == pytest.approx(0.1)
+    assert discordance_floor(False, 0.9) == 0.0 and discordance_floor(True, None) == 0.0
+    # identical cuts on 1,000 images: with the floor, a normal of variance 0.04 / 1000 around 0,
+    # so the 90% interval is +-1.645 sqrt(0.04 / 1000) = +-0.0104
+    low, high = loss_interval([0.0], [0.0], 1000, 0.9, floor=0.04, samples_per_draw=200_000)
+    assert (low, high) == pytest.approx((-0.0104, 0.0104), abs=3e-4)
+    # without it only the half pseudo-count: q = 0.5 / 1001, +-1.645 sqrt(q / 1000)
+    low, high = loss_interval([0.0], [0.0], 1000, 0.9, samples_per_draw=200_000)
+    assert high == pytest.approx(1.645 * np.sqrt(0.5 / 1001 / 1000), rel=0.02)
+    # a discordance above the floor is kept as measured
+    assert loss_interval([0.0], [0.2], 1000, 0.9, floor=0.04) == loss_interval([0.0], [0.2], 1000, 0.9)
+
+
 def test_paired_loss_is_the_accuracy_difference_and_the_disagreement_by_hand():
     base = np.array([1, 1, 1, 0, 1, 0], dtype=bool)
     cut = np.array([1, 0, 1, 1, 0, 0], dtype=bool)
@@ -219,6 +235,8 @@ def test_plan_writes_its_curve_widths_and_evidence(tmp_path, capsys):
     # the shipped base was trained on all 4000 training images: the held-out ones were seen, and the plan says so
     assert plan["held_out_seen_by_base"] is True and plan["base_train_images"] == 4000
     assert "base network was trained on" in printed and "biased" in plan["sentence"]
+    # so its intervals take the cuts to disagree with the base on at least the card's test error
+    assert plan["discordance_floor"] == pytest.approx(1 - reference) and "at least 3.4% of new" in plan["sentence"]
 
 
 def test_held_out_images_are_taken_from_those_the_base_never_saw():
@@ -264,6 +282,7 @@ def test_a_base_trained_on_a_subset_records_it_and_plan_measures_on_the_unseen_r
     assert plan["held_out_images"] == train - 800 and plan["held_out_seen_by_base"] is False
     assert "never saw" in printed and "biased" not in plan["sentence"]
     assert "never saw" in plan["base"]["reference"]  # no card: the held-out accuracy, unbiased here
+    assert plan["discordance_floor"] == 0.0  # the discordance was measured on new images
     assert main(["train", "--model", "smallcnn", "--data", "digits", "--train-subset", str(train + 1),
                  "--quiet", "--out", str(tmp_path / "big.pt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -14,9 +14,10 @@ from ..bayes.agreement import posterior_agreement
 from ..bayes.cuts import PosteriorCuts, draw_cuts, layer_orders, posterior_cuts
 from ..decision import RoundBudget
 from ..decision.selector import BudgetedSelector
-from ..fisher import cross_layer_priority, cut_priority, gate_fisher, order_ranks
+from ..fisher import gate_fisher, order_ranks
 from ..gates import ChannelGates
 from ..bayes.gsm_quadrature import GSMPosterior, ScaleGrid
+from ..bayes.pricing import CutPricing
 from ..bayes.posterior import ChannelPosterior, hdi_contains, write_round_artifacts
 from ..bayes.width_check import WidthCheck
 from ..bayes.priors import Horseshoe, ScalePrior
@@ -148,7 +149,8 @@ class BayesLaplace(Criterion):
         self.width_check = WidthCheck(reparameterize, seed=seed) if check_widths else None
         self.width_record: dict | None = None  # the width check's candidates and choice, this round
         self.gathered = None  # the width check's input statistics of this round's network, once it ran
-        self.network_fisher: dict | None = None  # with cross_layer: {None | half: Fisher of all gates}
+        self.pricing: CutPricing | None = None  # prices each draw's cut (all calibration batches)
+        self.half_pricing: list[CutPricing] = []  # the same from each half of them (agreement figures)
         self.carried: dict | None = None  # {"local": {group: survivors x K}, "tau": M} log weights after a cut
         self.posterior: ChannelPosterior | None = None
         self.agreement: dict | None = None
@@ -192,11 +194,9 @@ class BayesLaplace(Criterion):
         # shares or the width check, whichever comes first; the others read them
         self.gathered = self._within_statistics(model)
         self.shares = self._compensated_shares(model, graph, calibration) if self.compensated else None
-        self.blocks = self._blocks(fisher, None)
-        if self.cross_layer:
-            every = np.arange(len(self.fisher))
-            self.network_fisher = {half: fisher.block(every, half) for half in (None, 0, 1)}
-        self.half_blocks = [self._blocks(fisher, half) for half in (0, 1)]
+        self.pricing, *self.half_pricing = (
+            CutPricing.of(fisher, self.orders, self.examples, half, self.interactions, self.cross_layer, self.shares)
+            for half in (None, 0, 1))
         local, tau = (None, None) if self.carried is None else (
             np.concatenate([np.asarray(self.carried["local"][g.name], dtype=np.float64).reshape(g.size, -1)
                             for g in graph.groups]), np.asarray(self.carried["tau"]))
@@ -257,26 +257,11 @@ class BayesLaplace(Criterion):
         effect = self.effect_draws()[:, self.gates.group_slice(index)].mean(0)
         return torch.as_tensor(effect[list(group[0].root_idxs)], dtype=torch.float64)
 
-    # decision (bayesprune.bayes.cuts) -------------------------------------------------------
-    def _blocks(self, fisher, half: int | None) -> list[np.ndarray]:
-        """Per layer (in ``within`` order), the Fisher block that prices a cut: the layer's full
-        empirical Fisher matrix with ``interactions``, else its diagonal."""
-        blocks = [fisher.block(order, half) for order in self.orders]
-        return blocks if self.interactions else [np.diag(np.diag(block)) for block in blocks]
-
-    def _priority(self, gate_draws: np.ndarray, blocks: list[np.ndarray], selector: BudgetedSelector,
-                  half: int | None = None) -> np.ndarray:
-        """Per draw, what removing each channel adds to its layer's cut per unit cost (:func:`cut_priority`),
-        or with ``cross_layer`` its step in a greedy cut under all gates' Fisher (``half``: of which data)."""
-        if self.cross_layer:
-            return cross_layer_priority(gate_draws, self.orders, self.examples * self.network_fisher[half],
-                                        selector.channel_cost)
-        return cut_priority(gate_draws, self.orders, blocks, self.examples, selector.channel_cost, self.shares)
-
+    # decision (bayesprune.bayes.cuts, bayesprune.bayes.pricing) ------------------------------
     def posterior_cuts(self, selector: BudgetedSelector) -> PosteriorCuts:
         """Every posterior draw's cut, and the decision, at ``selector``'s budget."""
         self._require_prepared()
-        return posterior_cuts(self._priority(self.gate_draws, self.blocks, selector), selector, self.rank)
+        return posterior_cuts(self.pricing.priority(self.gate_draws, selector.channel_cost), selector, self.rank)
 
     def select(self, graph, cost_model, budget: RoundBudget):
         self._require_prepared()
@@ -321,8 +306,8 @@ class BayesLaplace(Criterion):
         return candidates[best][1], candidates[best][2], record
 
     def _agreement(self, kept_draws, selector) -> dict:
-        halves = [self._priority(g, b, selector, half) for half, (g, b) in
-                  enumerate(zip(self.half_gate_draws, self.half_blocks))]
+        halves = [pricing.priority(draws, selector.channel_cost)
+                  for pricing, draws in zip(self.half_pricing, self.half_gate_draws)]
         layers = {"tau": self.hyper_draws["tau"], **self.posterior.layer_quantities()}  # what the report shows
         return posterior_agreement(kept_draws, self.chains, layers, halves,
                                    [draw_cuts(p, selector, self.rank)[1] for p in halves])

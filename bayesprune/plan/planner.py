@@ -18,7 +18,10 @@ base network records that it was trained on the first N training images only (``
 --train-subset N``: ``ResolvedModel.train_images``), the held-out images are taken from the rest,
 which it never saw, and the plan records and says whether its held-out images were seen
 (``analysis/plan_calibration.py`` measures how often the interval holds the test accuracy, for
-both kinds of base). The test set is never read. The evidence of the nested reduced
+both kinds of base). When they were seen (or it is not recorded) and the base's accuracy on new
+images is known, the interval takes a cut to disagree with the base on at least the share of new
+images the base gets wrong (:func:`~bayesprune.plan.curve.discordance_floor`): the seen images
+understate how much a cut moves. The test set is never read. The evidence of the nested reduced
 networks along the posterior's removal order (:mod:`bayesprune.plan.evidence`) gives the budget the
 data support.
 """
@@ -41,7 +44,7 @@ from ..groups import ChannelGraph, check_prunable, count_macs_params
 from ..pretrained import resolve_model
 from ..runs import check_run_dir
 from ..training import correct_per_image, resolve_device, seed_everything
-from .curve import BudgetCurve, BudgetPrediction, HeldOut, evaluated_draws, loss_interval
+from .curve import BudgetCurve, BudgetPrediction, HeldOut, discordance_floor, evaluated_draws, loss_interval
 from .evidence import EvidenceCurve, channel_log_evidence_change, evidence_curve
 from ..masked_cuts import MaskedCuts
 
@@ -152,7 +155,8 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
     curve = BudgetCurve(criterion, cost_model, base_cost, config.kind, run.max_prune_fraction, masked, held_out,
                         names, config.interval, evaluated_draws(len(criterion.gate_draws), config.evaluated_draws),
                         base_correct).predict_all(sorted(set(config.fractions), reverse=True), run.progress)
-    reference, reference_source = _reference_accuracy(config, base_accuracy, held_out.seen_by_base)
+    reference, reference_source, on_new_images = _reference_accuracy(config, base_accuracy, held_out.seen_by_base)
+    floor = discordance_floor(held_out.seen_by_base, reference if on_new_images else None)
     evidence, change = _evidence(criterion, cost_model, config.kind, base_cost, run.max_prune_fraction)
     agreement = _agreement(criterion, graph, cost_model, config.kind, base_cost, evidence.chosen_fraction,
                            run.max_prune_fraction)
@@ -163,7 +167,8 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
             "reparameterize": run.reparameterize,
             "base": {"held_out_accuracy": base_accuracy, "reference_accuracy": reference,
                      "reference": reference_source, "macs": macs, "params": params},
-            "budgets": [_budget_record(p, config.interval, len(held_out), run.seed, reference) for p in curve],
+            "discordance_floor": floor,
+            "budgets": [_budget_record(p, config.interval, len(held_out), run.seed, reference, floor) for p in curve],
             "evidence": _evidence_record(evidence, change, curve), "posterior_agreement": agreement,
             "config": {**asdict(config), "run": asdict(run)}, "environment": environment()}
     plan["sentence"] = sentence(plan, config.loss_points)
@@ -192,26 +197,29 @@ def _agreement(criterion: BayesLaplace, graph, cost_model, kind: str, base_cost:
     return criterion.agreement
 
 
-def _reference_accuracy(config: PlanConfig, held_out_accuracy: float, seen: bool | None) -> tuple[float, str]:
-    """The base accuracy the predicted losses are taken from, and where it comes from."""
+def _reference_accuracy(config: PlanConfig, held_out_accuracy: float,
+                        seen: bool | None) -> tuple[float, str, bool]:
+    """The base accuracy the predicted losses are taken from, where it comes from, and whether it
+    was measured on images the base never saw."""
     from ..pretrained import shipped_models
 
     if config.base_accuracy is not None:
-        return config.base_accuracy, "given (--base-accuracy)"
+        return config.base_accuracy, "given (--base-accuracy)", True
     card = shipped_models().get(config.run.model)
     if card is not None and card.get("test_accuracy") is not None:
-        return float(card["test_accuracy"]), "the shipped model's test accuracy (its card)"
+        return float(card["test_accuracy"]), "the shipped model's test accuracy (its card)", True
     if seen is False:
-        return held_out_accuracy, "the held-out training images, which the base network never saw"
+        return held_out_accuracy, "the held-out training images, which the base network never saw", True
     return held_out_accuracy, ("the held-out training images (no --base-accuracy given; optimistic for a network "
-                               "that fits its training images better than new ones)")
+                               "that fits its training images better than new ones)"), False
 
 
-def _budget_record(prediction: BudgetPrediction, interval: float, images: int, seed: int, reference: float) -> dict:
+def _budget_record(prediction: BudgetPrediction, interval: float, images: int, seed: int, reference: float,
+                   floor: float) -> dict:
     if not prediction.reachable:
         return {"fraction": prediction.fraction, "reachable": False}
     loss = np.asarray(prediction.draw_loss)
-    low, high = loss_interval(loss, prediction.draw_discordance, images, interval, seed=seed)
+    low, high = loss_interval(loss, prediction.draw_discordance, images, interval, seed=seed, floor=floor)
     return {"fraction": prediction.fraction, "reachable": True, "decision_fraction": prediction.decision_fraction,
             "accuracy": {"mean": reference - float(loss.mean()), "low": reference - high, "high": reference - low,
                          "decision": reference - prediction.decision_loss},
@@ -266,7 +274,10 @@ def _trust(plan: dict) -> str:
         text += " The posterior does not agree with itself (see posterior_agreement): treat these numbers as rough."
     if plan.get("held_out_seen_by_base"):
         text += (" The cuts were measured on images the base network was trained on: the predicted losses are "
-                 "biased (train it with --train-subset to leave some unseen).")
+                 "biased (train it with --train-subset to leave some unseen)")
+        floor = plan.get("discordance_floor") or 0.0
+        text += (f"; the intervals take each cut to disagree with the base on at least {100 * floor:.1f}% of new "
+                 "images, the base's error on them." if floor > 0 else ".")
     return text
 
 
