@@ -15,7 +15,7 @@ images are new to the network.
 
 Seeds change the posterior's draws (the calibration batches and the held-out images are fixed, as
 in a run). Writes analysis/results/plan_calibration.json (resumable: finished cells are kept) and
-analysis/figures/plan_reliability.png.
+analysis/figures/plan_reliability.png. How cells are scored: analysis/plan_calibration_scoring.py.
 Usage: python analysis/plan_calibration.py [--networks a,b] [--seeds 3] [--quick]
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import _common  # analysis/_common.py: scripts run from this folder have it on sys.path
+from plan_calibration_scoring import one_point_budget, scored, scored_again, summarise
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIGURES = Path(__file__).resolve().parent / "figures"
@@ -53,10 +54,8 @@ class UnseenBase:
 UNSEEN = {"smallcnn-mnist5k-first3000": UnseenBase("smallcnn", "mnist5k", 3000, 15, 0.05),
           "resnet20-fashion-mnist-first20000": UnseenBase("resnet20", "fashion-mnist", 20000, 8, 0.1)}
 NETWORKS = {**SHIPPED, **{name: base.data for name, base in UNSEEN.items()}}
-LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)
 FINETUNE_GRID = (0.7, 0.5, 0.3, 0.2)  # the compare grid of the small CNN (bayes, default fine-tuning)
 TEST_QUICK = 200  # test images of --quick
-INTERVAL = 0.9  # the plan's interval (PlanConfig's default)
 
 
 def base_model(network: str, quick: bool, folder: Path) -> str:
@@ -104,8 +103,7 @@ def plan_cell(network: str, data: str, seed: int, quick: bool, model: str) -> di
                 "test_images": test_images, "base_test": base_test,
                 "reference_accuracy": plan["base"]["reference_accuracy"],
                 "discordance_floor": plan["discordance_floor"],
-                "predicted": accuracy["mean"], "low": accuracy["low"], "high": accuracy["high"],
-                "decision_predicted": accuracy["decision"], "loss": budget["loss"],
+                "predicted": accuracy["mean"], "decision_predicted": accuracy["decision"], "loss": budget["loss"],
                 "draw_accuracy": budget["draw_accuracy"], "draw_loss": budget["draw_loss"],
                 "draw_discordance": budget["draw_discordance"],
                 # the posterior's own cut (the run without its held-out width check): what plan predicts
@@ -122,36 +120,6 @@ def plan_cell(network: str, data: str, seed: int, quick: bool, model: str) -> di
                                                            "channels_with_positive_change", "channels")},
             "sentence": plan["sentence"], "agreement_passes": (plan["posterior_agreement"] or {}).get("passes"),
             "budgets": cells}
-
-
-def test_interval(cell: dict, level: float) -> tuple[float, float]:
-    """The plan's ``level`` interval for the accuracy measured on the test set: the base's measured test
-    accuracy minus the paired loss interval, with the sampling error of measuring it on the test images."""
-    from bayesprune.plan.curve import loss_interval
-
-    low, high = loss_interval(cell["draw_loss"], cell["draw_discordance"], cell["held_out_images"], level,
-                              test_images=cell["test_images"], floor=cell["discordance_floor"])
-    return cell["base_test"] - high, cell["base_test"] - low
-
-
-def scored(cell: dict, seen_by_base: bool | None, seed: int, level: float) -> dict:
-    """A budget's cell with the plan's interval and its coverage under the current interval rule. The
-    rule is a function of what the cell stores (the draws' losses and discordances), so cells measured
-    before a change of the rule (those without ``discordance_floor``) are scored again exactly, as the
-    plan would have reported them: the floor the plan applies to its held-out images when the base saw
-    them (``seen_by_base`` None or True), from the reference, which is here always an accuracy on new
-    images (the shipped card's test accuracy, or an unseen base's held-out accuracy)."""
-    from bayesprune.plan.curve import discordance_floor, loss_interval
-
-    if "discordance_floor" not in cell:
-        cell = {**cell, "discordance_floor": discordance_floor(seen_by_base, cell["reference_accuracy"]),
-                "scored_again": True}
-    low, high = loss_interval(cell["draw_loss"], cell["draw_discordance"], cell["held_out_images"], level,
-                              seed=seed, floor=cell["discordance_floor"])
-    test_low, test_high = test_interval(cell, level)
-    return {**cell, "low": cell["reference_accuracy"] - high, "high": cell["reference_accuracy"] - low,
-            "covered": test_low <= cell["measured_test"] <= test_high,
-            "covered_run": test_low <= cell["measured_test_run"] <= test_high}
 
 
 def actual_cut(run, fraction: float, quick: bool) -> tuple[float, str | None, float]:
@@ -203,46 +171,6 @@ def resnet_grid() -> dict:
     return {"source": "analysis/results/bayes_v2_resnet20-fashion-mnist.json (16k training images, 3 rounds x 2 "
                       "epochs)", "base": shipped_models()["resnet20-fashion-mnist"]["test_accuracy"],
             "by_fraction": {f"{k:g}": v for k, v in sorted(accuracy.items())}}
-
-
-def one_point_budget(grid: dict) -> float | None:
-    """The budget where the mean fine-tuned accuracy falls 1 point below the base (linear between
-    grid budgets; None when no budget of the grid loses a point, or the first one already does)."""
-    points = sorted(((float(f), np.mean(v)) for f, v in grid["by_fraction"].items()), reverse=True)
-    loss = [(f, 100 * (grid["base"] - a)) for f, a in points]
-    for (f0, l0), (f1, l1) in zip(loss, loss[1:]):
-        if l0 <= 1.0 < l1:
-            return f0 + (f1 - f0) * (1.0 - l0) / (l1 - l0)
-    return None
-
-
-def summarise(cells: list[dict]) -> dict:
-    """Coverage of the plan's 90% interval (the posterior's own cut; and the default run's cut), a
-    reliability curve over nominal levels, and beside it the first version's interval: the draws'
-    accuracy on the held-out training images, unpaired (:func:`~bayesprune.plan.curve.predictive_interval`)."""
-    budgets = [b for cell in cells for b in cell["budgets"]]
-    from bayesprune.plan.curve import predictive_interval
-
-    reliability, held_out_accuracy = {}, {}
-    for level in LEVELS:
-        covered = [low <= b["measured_test"] <= high for b in budgets for low, high in [test_interval(b, level)]]
-        reliability[f"{level:g}"] = float(np.mean(covered)) if covered else None
-        unpaired = [low <= b["measured_test"] <= high for b in budgets
-                    for low, high in [predictive_interval(b["draw_accuracy"], b["held_out_images"], level)]]
-        held_out_accuracy[f"{level:g}"] = float(np.mean(unpaired)) if unpaired else None
-    by_network = {}
-    for network in dict.fromkeys(c["network"] for c in cells):
-        mine = [b for c in cells if c["network"] == network for b in c["budgets"]]
-        by_network[network] = {"coverage_90": float(np.mean([b["covered"] for b in mine])), "cells": len(mine),
-                               "coverage_90_run": float(np.mean([b["covered_run"] for b in mine])),
-                               "mean_abs_error_points": float(100 * np.mean([abs(b["predicted"] - b["measured_test"])
-                                                                             for b in mine])),
-                               "mean_interval_width_points": float(100 * np.mean([b["high"] - b["low"]
-                                                                                  for b in mine]))}
-    return {"coverage_90": float(np.mean([b["covered"] for b in budgets])) if budgets else None,
-            "coverage_90_run": float(np.mean([b["covered_run"] for b in budgets])) if budgets else None,
-            "cells": len(budgets), "reliability": reliability,
-            "reliability_held_out_accuracy": held_out_accuracy, "by_network": by_network}
 
 
 def figure(result: dict, path: Path) -> None:
@@ -387,17 +315,11 @@ def _budget_choice(part: dict) -> dict:
             "grid": part["finetune_grid"]}
 
 
-def _scored_again(cell: dict) -> dict:
-    """A plan's cells scored under the current interval rule (:func:`scored`)."""
-    return {**cell, "budgets": [scored(b, cell.get("held_out_seen_by_base"), cell["seed"], INTERVAL)
-                                for b in cell["budgets"]]}
-
-
 def merge(parts: Path, out: Path, figure_path: Path) -> None:
     """The networks' part files into one result with its summary and figure."""
     networks = {p.stem: json.loads(p.read_text()) for p in sorted(parts.glob("*.json"))}
-    cells = [_scored_again(c) for name, part in networks.items() if name not in UNSEEN for c in part["cells"]]
-    unseen = [_scored_again(c) for name, part in networks.items() if name in UNSEEN for c in part["cells"]]
+    cells = [scored_again(c) for name, part in networks.items() if name not in UNSEEN for c in part["cells"]]
+    unseen = [scored_again(c) for name, part in networks.items() if name in UNSEEN for c in part["cells"]]
     result = {"script": "analysis/plan_calibration.py", "commit": _common.commit(), **_common.versions(),
               "runs": {name: {k: part.get(k) for k in ("commit", "torch_threads", "argv", "device")}
                        for name, part in networks.items()},

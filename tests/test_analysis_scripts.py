@@ -134,7 +134,7 @@ def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target()
 
 
 def test_plan_calibration_one_point_budget_and_coverage_by_hand():
-    import plan_calibration
+    import plan_calibration_scoring as plan_calibration
 
     grid = {"base": 0.93, "by_fraction": {"0.7": [0.93, 0.929], "0.5": [0.925], "0.2": [0.895]}}
     # losses: 0.05 at 0.7, 0.5 at 0.5, 3.5 at 0.2 points; 1 point is 1/6 of the way from 0.5 to 0.2
@@ -157,7 +157,7 @@ def test_plan_calibration_one_point_budget_and_coverage_by_hand():
 
 
 def test_plan_calibration_scores_cells_of_an_earlier_rule_again_with_the_discordance_floor():
-    import plan_calibration
+    import plan_calibration_scoring as plan_calibration
 
     # a mild cut measured on 2,000 images the base was trained on: it changes 0.1% of them; on the
     # test set it gains 0.6 points. Paired sd without the floor sqrt(0.0015 (1/2000 + 1/1000)) ~ 0.0015
