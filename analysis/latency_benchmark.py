@@ -12,9 +12,11 @@ its table target corrected (`--latency-feedback`, the default) and with the tabl
 (`+feedback=0`). A control times the base network against an
 identical copy of itself (ratio 1 up to the timing noise, which bounds what the other ratios can
 resolve). Base and pruned networks are then timed interleaved (bayesprune.deploy.latency: warm-up,
-median of the calls) in both runtimes at batch 1 and 64.
-Reported per cell: MACs speed-up, latency speed-up, their quotient (issue target >= 0.85 at batch 64)
-and, for the latency budget, the measured latency ratio against its target (target: within 10%).
+median of the calls) in both runtimes at batch 1 and 64, together with a floor network (every
+prunable group cut to one channel): what no channel cut removes.
+Reported per cell: MACs speed-up, latency speed-up, their quotient (issue target >= 0.85 at batch 64),
+the quotient's Amdahl ceiling from the floor read in the same calls (:func:`quotient_ceiling`) and,
+for the latency budget, the measured latency ratio against its target (target: within 10%).
 Nothing else may run on the machine meanwhile.
 
 Writes analysis/results/latency_<network>.json. Usage: python analysis/latency_benchmark.py [--quick]
@@ -27,6 +29,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -63,28 +66,66 @@ def cut(network: str, data: str, budget: dict, quick: bool, tmp: str):
     return model.eval(), summary
 
 
-def timed_cells(label: str, cell: dict, base, model, macs_ratio: float, predicted, widths: dict, image: tuple,
+def floor_network(base, inputs):
+    """A copy of ``base`` with every prunable group cut to one channel. Its latency is what no channel
+    cut removes: the layers no group covers and the runtime's fixed cost per layer and call."""
+    from bayesprune.groups import ChannelGraph
+
+    floor = copy.deepcopy(base)
+    graph = ChannelGraph(floor, inputs)
+    graph.prune({group.name: list(range(1, group.size)) for group in graph.groups})
+    return floor.eval()
+
+
+class Floor(NamedTuple):
+    """The floor network's MACs and latency as fractions of the base network's."""
+
+    macs_ratio: float
+    latency_ratio: float
+
+
+def quotient_ceiling(macs_ratio: float, floor: Floor) -> float:
+    """The quotient (latency speed-up / MACs speed-up) a cut to ``macs_ratio`` of the MACs could
+    reach at best, by Amdahl's law (Amdahl 1967): the floor network's latency ``L0`` (a fraction of
+    the base's), less the share its own MACs ``m0`` would explain, does not shrink with channels,
+    ``s = (L0 - m0) / (1 - m0)``. If all the rest shrank in proportion to the MACs, the cut would
+    run in ``s + (1 - s) m`` of the base's time, a quotient of ``m / (s + (1 - s) m)``. A ceiling as
+    long as narrower layers are not more efficient per MAC than wide ones (usually they are less:
+    smaller matrix products use the hardware less well)."""
+    serial = (floor.latency_ratio - floor.macs_ratio) / (1 - floor.macs_ratio)
+    return macs_ratio / (serial + (1 - serial) * macs_ratio)
+
+
+def timed_cells(label: str, cell: dict, models: dict, macs_ratios: dict, predicted, widths: dict, image: tuple,
                 settings) -> list[dict]:
-    """``model`` timed against ``base`` in every runtime and batch size: one result cell each."""
+    """``models["pruned"]`` timed against ``models["base"]`` (and the floor network, ``models["floor"]``)
+    in every runtime and batch size: one result cell each. ``macs_ratios``: pruned and floor MACs / base."""
     from bayesprune.deploy.latency import whole_network
 
     cells = []
-    for row in whole_network({"base": base, "pruned": model}, image, settings):
-        latency_speedup = row["base"]["median_ms"] / row["pruned"]["median_ms"]
+    for row in whole_network(models, image, settings):
+        base_ms = row["base"]["median_ms"]
+        latency_speedup = base_ms / row["pruned"]["median_ms"]
+        macs_ratio = macs_ratios["pruned"]
+        floor = Floor(macs_ratios["floor"], row["floor"]["median_ms"] / base_ms)
+        ceiling = quotient_ceiling(macs_ratio, floor)
         cells.append({**cell, "runtime": row["runtime"], "batch": row["batch"], "threads": row["threads"],
                       "macs_ratio": macs_ratio, "macs_speedup": 1 / macs_ratio, "latency_speedup": latency_speedup,
                       "quotient": latency_speedup * macs_ratio, "latency_ratio": 1 / latency_speedup,
+                      "quotient_ceiling": ceiling, "floor_macs_ratio": floor.macs_ratio,
+                      "floor_latency_ratio": floor.latency_ratio,
                       "predicted_latency_ratio": predicted, "base_ms": row["base"], "pruned_ms": row["pruned"],
-                      "widths": widths})
+                      "floor_ms": row["floor"], "widths": widths})
         print(f"{label}: {row['runtime']} batch {row['batch']}: MACs x{1 / macs_ratio:.2f}, "
-              f"latency x{latency_speedup:.2f}", flush=True)
+              f"latency x{latency_speedup:.2f} (quotient {latency_speedup * macs_ratio:.2f}, "
+              f"ceiling {ceiling:.2f})", flush=True)
     return cells
 
 
 def markdown(result: dict) -> str:
     """The cells as a README table (analysis/readme_tables.py)."""
-    lines = ["| budget | kind | runtime | batch | MACs speed-up | latency speed-up | quotient | latency ratio "
-             "(table's prediction; the run's own timing) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| budget | kind | runtime | batch | MACs speed-up | latency speed-up | quotient (Amdahl ceiling) | "
+             "latency ratio (table's prediction; the run's own timing) |", "|---|---|---|---|---|---|---|---|"]
     for cell in result["cells"]:
         if "unreachable" in cell:
             lines.append(f"| {cell['budget']:g} | {cell['budget_kind']} | - | - | - | - | - | unreachable: "
@@ -92,8 +133,10 @@ def markdown(result: dict) -> str:
             continue
         predicted = [f"{cell[key]:.3f}" for key in ("predicted_latency_ratio", "feedback_measured_ratio")
                      if cell.get(key)]
+        ceiling = f" ({cell['quotient_ceiling']:.2f})" if "quotient_ceiling" in cell else ""
         lines.append(f"| {cell['budget']:g} | {cell['budget_kind']} | {cell['runtime']} | {cell['batch']} | "
-                     f"{cell['macs_speedup']:.2f}x | {cell['latency_speedup']:.2f}x | {cell['quotient']:.2f} | "
+                     f"{cell['macs_speedup']:.2f}x | {cell['latency_speedup']:.2f}x | "
+                     f"{cell['quotient']:.2f}{ceiling} | "
                      f"{cell['latency_ratio']:.3f}" + (f" ({'; '.join(predicted)})" if predicted else "") + " |")
     return "\n".join(lines) + "\n"
 
@@ -120,9 +163,12 @@ def main() -> None:
         base = resolve_model(network, data).model.eval()
         image = tuple(data.test_x.shape[1:])
         base_macs = count_macs_params(base, data.test_x[:1])[0]
+        floor = floor_network(base, data.test_x[:1])
+        floor_macs = count_macs_params(floor, data.test_x[:1])[0] / base_macs
         # the control: the base against an identical copy, what the noise alone moves a ratio by
         cells = timed_cells(f"{network} control", {"budget": 1.0, "budget_kind": "control (identical copy)"},
-                            base, copy.deepcopy(base), 1.0, None, {}, image, settings)
+                            {"base": base, "pruned": copy.deepcopy(base), "floor": floor},
+                            {"pruned": 1.0, "floor": floor_macs}, None, {}, image, settings)
         with tempfile.TemporaryDirectory() as tmp:
             for fraction in (float(b) for b in args.budgets.split(",")):
                 for kind in args.kinds.split(","):
@@ -138,7 +184,9 @@ def main() -> None:
                     if "measured_latency_fraction" in summary["budget"]:  # what the run's own timing measured
                         cell["feedback_measured_ratio"] = summary["budget"]["measured_latency_fraction"]
                     cells += timed_cells(f"{network} {kind} {fraction}", cell,
-                                         base, model, macs / base_macs, summary["final_ratio"].get("latency"),
+                                         {"base": base, "pruned": model, "floor": floor},
+                                         {"pruned": macs / base_macs, "floor": floor_macs},
+                                         summary["final_ratio"].get("latency"),
                                          {g: w[1] for g, w in summary.get("widths", {}).items()}, image, settings)
         result = {"script": "analysis/latency_benchmark.py", "network": network, "commit": _common.commit(),
                   **_common.versions(), "torch_threads": torch.get_num_threads(), "argv": sys.argv[1:],
