@@ -102,11 +102,11 @@ def timed_cells(label: str, cell: dict, models: dict, macs_ratios: dict, predict
     in every runtime and batch size: one result cell each. ``macs_ratios``: pruned and floor MACs / base."""
     from bayesprune.deploy.latency import whole_network
 
+    macs_ratio = macs_ratios["pruned"]
     cells = []
     for row in whole_network(models, image, settings):
         base_ms = row["base"]["median_ms"]
         latency_speedup = base_ms / row["pruned"]["median_ms"]
-        macs_ratio = macs_ratios["pruned"]
         floor = Floor(macs_ratios["floor"], row["floor"]["median_ms"] / base_ms)
         ceiling = quotient_ceiling(macs_ratio, floor)
         cells.append({**cell, "runtime": row["runtime"], "batch": row["batch"], "threads": row["threads"],

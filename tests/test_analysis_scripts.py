@@ -134,12 +134,12 @@ def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target()
 
 
 def test_plan_calibration_one_point_budget_and_coverage_by_hand():
-    import plan_calibration_scoring as plan_calibration
+    import plan_calibration_scoring as scoring
 
     grid = {"base": 0.93, "by_fraction": {"0.7": [0.93, 0.929], "0.5": [0.925], "0.2": [0.895]}}
     # losses: 0.05 at 0.7, 0.5 at 0.5, 3.5 at 0.2 points; 1 point is 1/6 of the way from 0.5 to 0.2
-    assert plan_calibration.one_point_budget(grid) == pytest.approx(0.5 - 0.3 / 6)
-    assert plan_calibration.one_point_budget({"base": 0.9, "by_fraction": {"0.5": [0.899]}}) is None
+    assert scoring.one_point_budget(grid) == pytest.approx(0.5 - 0.3 / 6)
+    assert scoring.one_point_budget({"base": 0.9, "by_fraction": {"0.5": [0.899]}}) is None
     # base 0.93 on the test set; the draws lose 0.10-0.12 on the held-out images, disagreeing with the
     # base on 15% of them: per draw sd sqrt((0.15 - loss^2) (1/1000 + 1/10000)) ~ 0.012, so the loss
     # interval is about [0.10 - 1.4 sd, 0.12 + 1.4 sd] ~ [0.085, 0.135] (the mixture's 5% tails)
@@ -147,17 +147,17 @@ def test_plan_calibration_one_point_budget_and_coverage_by_hand():
               "draw_accuracy": [0.80, 0.82, 0.84], "draw_loss": [0.12, 0.11, 0.10], "draw_discordance": [0.15] * 3,
               "discordance_floor": 0.0, "predicted": 0.82, "low": 0.79, "high": 0.85, "measured_test": 0.82,
               "covered": True, "measured_test_run": 0.86, "covered_run": False}
-    low, high = plan_calibration.test_interval(inside, 0.9)
+    low, high = scoring.test_interval(inside, 0.9)
     assert 0.93 - 0.14 < low < 0.93 - 0.125 and 0.93 - 0.095 < high < 0.93 - 0.08
     outside = {**inside, "measured_test": 0.70, "covered": False}
-    summary = plan_calibration.summarise([{"network": "n", "budgets": [inside, outside]}])
+    summary = scoring.summarise([{"network": "n", "budgets": [inside, outside]}])
     assert summary["coverage_90"] == 0.5 and summary["reliability"]["0.9"] == 0.5
     assert summary["coverage_90_run"] == 0.0
     assert summary["by_network"]["n"]["mean_abs_error_points"] == pytest.approx((0 + 12) / 2)
 
 
 def test_plan_calibration_scores_cells_of_an_earlier_rule_again_with_the_discordance_floor():
-    import plan_calibration_scoring as plan_calibration
+    import plan_calibration_scoring as scoring
 
     # a mild cut measured on 2,000 images the base was trained on: it changes 0.1% of them; on the
     # test set it gains 0.6 points. Paired sd without the floor sqrt(0.0015 (1/2000 + 1/1000)) ~ 0.0015
@@ -166,14 +166,14 @@ def test_plan_calibration_scores_cells_of_an_earlier_rule_again_with_the_discord
            "reference_accuracy": 0.966, "draw_accuracy": [0.9995] * 3, "draw_loss": [0.0] * 3,
            "draw_discordance": [0.001] * 3, "predicted": 0.966, "low": 0.9635, "high": 0.9685,
            "measured_test": 0.972, "measured_test_run": 0.966, "covered": False, "covered_run": True}
-    seen = plan_calibration.scored(old, True, 0, 0.9)
+    seen = scoring.scored(old, True, 0, 0.9)
     assert seen["discordance_floor"] == pytest.approx(0.034) and seen["scored_again"]
     assert seen["covered"] and seen["covered_run"]
     assert seen["high"] - seen["low"] == pytest.approx(2 * 1.645 * (0.034 / 2000) ** 0.5, rel=0.05)
-    unseen = plan_calibration.scored(old, False, 0, 0.9)  # measured on new images: no floor
+    unseen = scoring.scored(old, False, 0, 0.9)  # measured on new images: no floor
     assert unseen["discordance_floor"] == 0.0 and not unseen["covered"] and unseen["covered_run"]
     # a cell that records its floor keeps it
-    assert plan_calibration.scored({**old, "discordance_floor": 0.0}, True, 0, 0.9)["covered"] is False
+    assert scoring.scored({**old, "discordance_floor": 0.0}, True, 0, 0.9)["covered"] is False
 
 
 @pytest.mark.parametrize("name", ["smallcnn", "resnet20"])
