@@ -176,3 +176,15 @@ def test_allocations_are_objects_behind_one_counts_contract():
     removal = allocate(scores, cost, target, "macs", FixedCounts())
     for name, count in zip(cost.names, (1, 2)):  # each group's lowest-scoring channels, as many as counted
         assert removal[name] == sorted(np.argsort(scores[name].numpy(), kind="stable")[:count].tolist())
+
+
+def test_a_rounds_final_budget_compounds_its_cap_over_the_cuts_left():
+    """Round r of R predicts the final cut as one cut of today's network: each of the R - r + 1
+    cuts left may take ``max_fraction`` of what a layer has, so 1 - (1 - 0.3)^3 = 0.657 in round 1."""
+    budget = Budget(0.2, rounds=3, allocation="global", max_fraction=0.3)
+    rounds = [budget.for_round(r, 100.0) for r in (1, 2, 3)]
+    assert [b.cuts_left for b in rounds] == [3, 2, 1]
+    final = [b.final() for b in rounds]
+    assert [f.max_fraction for f in final] == pytest.approx([0.657, 0.51, 0.3])
+    assert all(f.target == pytest.approx(20.0) and f.final_target == pytest.approx(20.0) and f.cuts_left == 1
+               and f.allocation == "global" for f in final)

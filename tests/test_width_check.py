@@ -198,3 +198,23 @@ def test_no_check_when_the_widths_are_not_the_posteriors():
     target = 0.7 * cost_model.full("macs")
     criterion.select(graph, cost_model, RoundBudget(target, target, "macs", "uniform", 0.9))
     assert "width_check" not in criterion.round_record()
+
+
+def test_the_prediction_of_the_final_cut_keeps_the_width_rule_the_check_chose():
+    """A round cut at a tighter cap than the run's predicts the final cut at that cap, compounded over
+    the cuts left; a rule that cannot reach the final target falls back to the run's, and says so."""
+    from dataclasses import replace
+
+    from bayesprune.criteria.bayes_laplace import prediction_budget
+
+    net, data = planted_network()
+    cost_model = CostModel.build(ChannelGraph(net, data.test_x[:1]))
+    full = cost_model.full("macs")
+    run = RoundBudget(0.8 * full, 0.5 * full, "macs", "global", 0.9, cuts_left=2)
+    final, rule = prediction_budget(replace(run, max_fraction=0.3), run, cost_model)
+    assert rule == "chosen" and final.max_fraction == pytest.approx(0.51) and final.target == 0.5 * full
+    final, rule = prediction_budget(run, run, cost_model)
+    assert rule == "chosen" and final.max_fraction == pytest.approx(0.99)
+    too_tight = replace(run, max_fraction=0.05)  # 1 - 0.95^2 of every layer cannot halve the MACs
+    final, rule = prediction_budget(too_tight, run, cost_model)
+    assert rule == "run" and final.max_fraction == pytest.approx(0.99)

@@ -9,7 +9,7 @@ on that round's network where the allocation needs data (``global``, ``lstm``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class Budget:
         targets = self.targets(start)
         return RoundBudget(targets[round_index - 1] * base_cost, targets[-1] * base_cost, self.kind,
                            self.allocation if allocation is None else allocation, self.max_fraction,
-                           self.round_to_of(round_index))
+                           self.round_to_of(round_index), cuts_left=len(targets) - round_index + 1)
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,14 @@ class RoundBudget:
     allocation: object = "uniform"  # a name, or an allocation object with counts(...) (global, lstm)
     max_fraction: float = 0.9
     round_to: object = 1  # k, or a WidthSteps
+    cuts_left: int = 1  # this cut and the later rounds' (the run meets final_target after them)
+
+    def final(self) -> "RoundBudget":
+        """The rest of the run as one cut of this network under this cut's rules: ``final_target`` now,
+        each layer keeping at least the share that ``cuts_left`` cuts at ``max_fraction`` each leave
+        (``1 - (1 - max_fraction) ** cuts_left`` may go), for a criterion's prediction of the final cut."""
+        return replace(self, target=self.final_target, max_fraction=1.0 - (1.0 - self.max_fraction) ** self.cuts_left,
+                       cuts_left=1)
 
     def check_reachable(self, cost_model: CostModel) -> None:
         """Raise :class:`BudgetError` if this cut cannot meet its target on ``cost_model``'s network.
