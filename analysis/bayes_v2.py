@@ -17,6 +17,7 @@ configuration they ablate).
 
 Usage: python analysis/bayes_v2.py [--only main|ablations|post] [--targets 0.5] [--methods a,b]
        [--seeds 3] [--first-seed 0] [--quick]
+       python analysis/bayes_v2.py --merge A.json B.json [--replace] --out C.json
 """
 from __future__ import annotations
 
@@ -255,9 +256,12 @@ def main() -> None:
     parser.add_argument("--merge", nargs="+", metavar="RESULT_JSON",
                         help="only join these result files (same set-up, e.g. budgets run in parallel processes "
                              "with OMP_NUM_THREADS=1) into --out; a cell may appear once")
+    parser.add_argument("--replace", action="store_true",
+                        help="with --merge: a cell in several files is taken from the last (re-measured after a "
+                             "change), the replaced ones listed in the result")
     args = parser.parse_args()
     if args.merge:
-        merge([Path(p) for p in args.merge], Path(args.out))
+        merge([Path(p) for p in args.merge], Path(args.out), args.replace)
         return
     setup = dict(SETUP)
     out = Path(args.out)
@@ -294,7 +298,7 @@ def main() -> None:
                     print(f"{regime} {target} seed {seed} {method}: {100 * row['accuracy']:.2f}% (after final cut "
                           f"{100 * row['accuracy_after_final_cut']:.2f}%), MACs {row['macs_ratio']:.3f}, "
                           f"{rows[-1]['seconds']:.0f} s", flush=True)
-                    _write(out, setup, rows)
+                    _write(out, setup, rows, earlier.get("replaced") if earlier else None)
     print(json.dumps(json.loads(out.read_text())["headline"], indent=1) if out.exists() else "no cells run")
 
 
@@ -327,27 +331,37 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def merge(paths: list[Path], out: Path) -> None:
+def merge(paths: list[Path], out: Path, replace: bool = False) -> None:
+    """Join result files into ``out``; a cell in more than one file is refused, or with ``replace``
+    (cells re-measured after a change that moves them) taken from the last file that has it, and the
+    replaced cells are listed in the result (``replaced``) with the commit they came from."""
     results = [json.loads(p.read_text()) for p in paths]
     if any(r["setup"] != results[0]["setup"] for r in results):
         raise SystemExit("--merge: the files were measured with different set-ups")
     rows = [spelled_out(row) for r in results for row in r["rows"]]
-    counts = Counter((r["regime"], r["target"], r["seed"], r["method"]) for r in rows)
+    key = lambda r: (r["regime"], r["target"], r["seed"], r["method"])  # noqa: E731
+    counts = Counter(key(r) for r in rows)
     twice = sorted(c for c, n in counts.items() if n > 1)
-    if twice:
-        raise SystemExit(f"--merge: cells measured in more than one file: {twice}")
-    _write(out, results[0]["setup"], rows)
-    print(f"merged {len(rows)} rows of {len(paths)} files into {out}")
+    if twice and not replace:
+        raise SystemExit(f"--merge: cells measured in more than one file: {twice} (--replace keeps the last file's)")
+    latest = {key(r): i for i, r in enumerate(rows)}
+    replaced = [{"cell": list(key(r)), "commit": r.get("commit"), "accuracy": r["accuracy"]}
+                for i, r in enumerate(rows) if latest[key(r)] != i]
+    replaced += [entry for r in results for entry in r.get("replaced", [])]  # earlier merges' record
+    _write(out, results[0]["setup"], [r for i, r in enumerate(rows) if latest[key(r)] == i], replaced)
+    print(f"merged {len(latest)} cells of {len(paths)} files into {out}"
+          + (f"; {len(replaced)} replaced" if replaced else ""))
 
 
-def _write(out: Path, setup: dict, rows: list[dict]) -> None:
+def _write(out: Path, setup: dict, rows: list[dict], replaced: list | None = None) -> None:
     summary = summarise(rows)
     result = {"script": "analysis/bayes_v2.py", "setup": setup, "device": "cpu",
               "label": "CPU (2 cores); ResNet-20 on Fashion-MNIST, 16k training images, full test set",
               "headline": headline(summary, "fine-tune", MAIN),
               "headline_post_training": headline(summary, "post-training", POST),
               "summary": summary, "rows": rows, "row_commits": sorted({r["commit"] for r in rows if r.get("commit")}),
-              **versions(), "torch_threads": sorted({r["torch_threads"] for r in rows})}
+              **versions(), "torch_threads": sorted({r["torch_threads"] for r in rows}),
+              **({"replaced": replaced} if replaced else {})}
     write_json(out, result)
 
 

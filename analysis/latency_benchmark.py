@@ -15,7 +15,8 @@ resolve). Base and pruned networks are then timed interleaved (bayesprune.deploy
 median of the calls) in both runtimes at batch 1 and 64, together with a floor network (every
 prunable group cut to one channel): what no channel cut removes.
 Reported per cell: MACs speed-up, latency speed-up, their quotient (issue target >= 0.85 at batch 64),
-the quotient's Amdahl ceiling from the floor read in the same calls (:func:`quotient_ceiling`) and,
+the quotient's Amdahl ceiling from the floor read in the same calls
+(:func:`bayesprune.deploy.floor.quotient_ceiling`) and,
 for the latency budget, the measured latency ratio against its target (target: within 10%).
 Nothing else may run on the machine meanwhile.
 
@@ -29,9 +30,10 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
+
+from bayesprune.deploy.floor import Floor, floor_network, quotient_ceiling
 
 import _common  # analysis/_common.py: scripts run from this folder have it on sys.path
 
@@ -64,36 +66,6 @@ def cut(network: str, data: str, budget: dict, quick: bool, tmp: str):
     summary = run_pruning(replace(config, **budget))
     model, _arch, _ = load_checkpoint(Path(config.out) / "model.pt")
     return model.eval(), summary
-
-
-def floor_network(base, inputs):
-    """A copy of ``base`` with every prunable group cut to one channel. Its latency is what no channel
-    cut removes: the layers no group covers and the runtime's fixed cost per layer and call."""
-    from bayesprune.groups import ChannelGraph
-
-    floor = copy.deepcopy(base)
-    graph = ChannelGraph(floor, inputs)
-    graph.prune({group.name: list(range(1, group.size)) for group in graph.groups})
-    return floor.eval()
-
-
-class Floor(NamedTuple):
-    """The floor network's MACs and latency as fractions of the base network's."""
-
-    macs_ratio: float
-    latency_ratio: float
-
-
-def quotient_ceiling(macs_ratio: float, floor: Floor) -> float:
-    """The quotient (latency speed-up / MACs speed-up) a cut to ``macs_ratio`` of the MACs could
-    reach at best, by Amdahl's law (Amdahl 1967): the floor network's latency ``L0`` (a fraction of
-    the base's), less the share its own MACs ``m0`` would explain, does not shrink with channels,
-    ``s = (L0 - m0) / (1 - m0)``. If all the rest shrank in proportion to the MACs, the cut would
-    run in ``s + (1 - s) m`` of the base's time, a quotient of ``m / (s + (1 - s) m)``. A ceiling as
-    long as narrower layers are not more efficient per MAC than wide ones (usually they are less:
-    smaller matrix products use the hardware less well)."""
-    serial = (floor.latency_ratio - floor.macs_ratio) / (1 - floor.macs_ratio)
-    return macs_ratio / (serial + (1 - serial) * macs_ratio)
 
 
 def timed_cells(label: str, cell: dict, models: dict, macs_ratios: dict, predicted, widths: dict, image: tuple,

@@ -106,6 +106,29 @@ def test_bayes_v2_paired_differences_and_headline(monkeypatch):
     assert "| `l2` | 90.50 ± 0.71% | -0.50 ± 2.12 |" in text and "margin +0.50 points" in text
 
 
+def test_bayes_v2_merge_replaces_a_remeasured_cell_only_when_asked_and_lists_it(tmp_path):
+    import bayes_v2
+
+    def result(path, accuracy, commit, seeds=(0,)):
+        rows = [{"method": "l2", "seed": s, "accuracy": accuracy, "accuracy_after_final_cut": accuracy,
+                 "macs_ratio": 0.5, "epochs": 6.0, "seconds": 1.0, "target": 0.5, "regime": "fine-tune",
+                 "commit": commit, "torch_threads": 1} for s in seeds]
+        path.write_text(json.dumps({"setup": bayes_v2.SETUP, "rows": rows}))
+        return path
+
+    old, new = result(tmp_path / "old.json", 0.90, "a", (0, 1)), result(tmp_path / "new.json", 0.92, "b")
+    with pytest.raises(SystemExit, match="--replace"):
+        bayes_v2.merge([old, new], tmp_path / "refused.json")
+    assert not (tmp_path / "refused.json").exists()
+    bayes_v2.merge([old, new], tmp_path / "merged.json", replace=True)
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert sorted((r["seed"], r["accuracy"], r["commit"]) for r in merged["rows"]) == [(0, 0.92, "b"), (1, 0.90, "a")]
+    assert merged["replaced"] == [{"cell": ["fine-tune", 0.5, 0, "l2"], "commit": "a", "accuracy": 0.90}]
+    assert merged["summary"]["fine-tune"]["0.5"]["l2"]["accuracy_mean"] == pytest.approx(91.0)
+    bayes_v2.merge([tmp_path / "merged.json"], tmp_path / "again.json")  # a later merge keeps the record
+    assert json.loads((tmp_path / "again.json").read_text())["replaced"] == merged["replaced"]
+
+
 def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target():
     import bayes_v2
 
@@ -174,27 +197,3 @@ def test_plan_calibration_scores_cells_of_an_earlier_rule_again_with_the_discord
     assert unseen["discordance_floor"] == 0.0 and not unseen["covered"] and unseen["covered_run"]
     # a cell that records its floor keeps it
     assert scoring.scored({**old, "discordance_floor": 0.0}, True, 0, 0.9)["covered"] is False
-
-
-@pytest.mark.parametrize("name", ["smallcnn", "resnet20"])
-def test_latency_quotient_ceiling_by_hand_and_the_floor_network_keeps_one_channel_per_group(name):
-    import torch
-    from latency_benchmark import Floor, floor_network, quotient_ceiling
-
-    from bayesprune.groups import ChannelGraph, count_macs_params
-    from bayesprune.nets import Architecture, build_model
-
-    # a floor with no MACs at 0.2 of the latency: 0.2 serial, a cut to half the MACs runs in 0.6
-    assert quotient_ceiling(0.5, Floor(0.0, 0.2)) == pytest.approx(0.5 / 0.6)
-    # the floor's own MACs are taken out of its latency: (0.28 - 0.1) / 0.9 = 0.2 serial again
-    assert quotient_ceiling(0.5, Floor(0.1, 0.28)) == pytest.approx(0.5 / 0.6)
-    assert quotient_ceiling(0.2, Floor(0.0, 0.0)) == pytest.approx(1.0)  # nothing serial: MACs are latency
-    assert quotient_ceiling(1.0, Floor(0.05, 0.3)) == pytest.approx(1.0)
-
-    model = build_model(Architecture(name, 1, 10, 28)).eval()
-    x = torch.randn(1, 1, 28, 28)
-    floor = floor_network(model, x)
-    assert all(group.size == 1 for group in ChannelGraph(floor, x).groups)
-    assert count_macs_params(floor, x)[0] < 0.05 * count_macs_params(model, x)[0]
-    assert floor(x).shape == (1, 10)
-    assert all(group.size > 1 for group in ChannelGraph(model, x).groups)  # the base is left as it was

@@ -12,6 +12,7 @@ from bayesprune.decision import CostModel
 from bayesprune.decision.allocation import allocate
 from bayesprune.decision.latency import LatencyCostModel, LatencyTable, LayerTable
 from bayesprune.deploy.export import ExportRequest, export
+from bayesprune.deploy.floor import Floor, quotient_ceiling
 from bayesprune.deploy.timing import time_interleaved
 from bayesprune.groups import ChannelGraph
 from bayesprune.nets import ARCHITECTURES, Architecture, build_model
@@ -108,6 +109,22 @@ def test_export_and_latency_commands_on_a_run(tmp_path, capsys):
     assert {(r["runtime"], r["batch"]) for r in result["whole"]} == {(rt, b) for rt in ("torch", "onnxruntime")
                                                                       for b in (1, 2)}
     assert result["counts"]["pruned"]["macs"] < result["counts"]["base"]["macs"]
+    # the floor network (every group at one channel) is timed with them; each row's quotient and its ceiling
+    counts = result["counts"]
+    assert counts["floor"]["macs"] < counts["pruned"]["macs"] and "quotient" in printed and "ceiling" in printed
+    macs_ratio = counts["pruned"]["macs"] / counts["base"]["macs"]
+    for row in result["whole"]:
+        speedup = row["base"]["median_ms"] / row["pruned"]["median_ms"]
+        assert row["quotient"] == pytest.approx(speedup * macs_ratio)
+        floor = Floor(counts["floor"]["macs"] / counts["base"]["macs"],
+                      row["floor"]["median_ms"] / row["base"]["median_ms"])
+        assert row["quotient_ceiling"] == pytest.approx(quotient_ceiling(macs_ratio, floor))
+    assert all(set(layer) & {"base", "pruned"} and "floor" not in layer for layer in result["per_layer"])
+    assert main(["latency", str(out / "model.pt"), "--repeats", "3", "--warmup", "1", "--batch-sizes", "1",
+                 "--runtimes", "torch", "--no-per-layer", "--no-floor", "--out", str(tmp_path / "no-floor.json")]) == 0
+    no_floor = json.loads((tmp_path / "no-floor.json").read_text())
+    assert "floor" not in no_floor["counts"] and "quotient_ceiling" not in no_floor["whole"][0]
+    assert no_floor["whole"][0]["quotient"] > 0
 
 
 # --- latency tables ----------------------------------------------------------------------------

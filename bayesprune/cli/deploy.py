@@ -36,6 +36,8 @@ def _latency_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, help="threads of both runtimes (default: torch's)")
     p.add_argument("--no-per-layer", dest="per_layer", action="store_false", help="skip the per-layer table")
+    p.add_argument("--no-floor", dest="floor", action="store_false",
+                   help="skip timing the floor network (every group cut to one channel) and the quotient ceiling")
     p.add_argument("--out", help="also write the measurements as JSON here")
     p.add_argument("--trust-pickle", action="store_true")
 
@@ -44,6 +46,6 @@ def _cmd_latency(args) -> int:
     from ..deploy.latency_command import LatencyRequest, run_latency
 
     run_latency(LatencyRequest(args.model, args.base, args.batch_sizes, args.runtimes, args.repeats, args.warmup,
-                               args.threads, args.per_layer, args.out, args.trust_pickle), echo=print)
+                               args.threads, args.per_layer, args.out, args.trust_pickle, args.floor), echo=print)
     return 0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from .floor import Floor, floor_network, quotient_ceiling
 from .latency import RUNTIMES, LatencySettings, per_layer, whole_network
 from .load import base_model_of, load_deployable
 
@@ -24,6 +25,7 @@ class LatencyRequest:
     per_layer: bool = True
     out: str | None = None
     trust_pickle: bool = False
+    floor: bool = True  # with a base: time its floor network too and give each row's quotient ceiling
 
     def settings(self) -> LatencySettings:
         try:
@@ -63,9 +65,15 @@ def run_latency(request: LatencyRequest, echo=print) -> dict:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     example = torch.randn(1, *image_shape)
+    if request.floor and "base" in models:
+        models["floor"] = floor_network(models["base"], example)
     counts = {name: dict(zip(("macs", "params"), count_macs_params(m, example))) for name, m in models.items()}
     rows = whole_network(models, image_shape, settings)
-    layers = per_layer(models, image_shape, settings.batch_sizes[0], settings) if request.per_layer else []
+    if "base" in models:
+        for row in rows:
+            row.update(_quotients(row, counts))
+    timed = {name: m for name, m in models.items() if name != "floor"}
+    layers = per_layer(timed, image_shape, settings.batch_sizes[0], settings) if request.per_layer else []
     result = {"model": str(path), "base": base_name, "counts": counts, "whole": rows, "per_layer": layers,
               "per_layer_batch": settings.batch_sizes[0], "torch": torch.__version__,
               "processor": platform.processor() or platform.machine(), "threads": rows[0]["threads"]}
@@ -75,17 +83,35 @@ def run_latency(request: LatencyRequest, echo=print) -> dict:
     return result
 
 
+def _quotients(row: dict, counts: dict) -> dict:
+    """One timed row's speed-ups, their quotient (latency speed-up / MACs speed-up) and, with the floor
+    network timed, the quotient's Amdahl ceiling (:func:`~bayesprune.deploy.floor.quotient_ceiling`)."""
+    base_ms, base_macs = row["base"]["median_ms"], counts["base"]["macs"]
+    macs_ratio = counts["pruned"]["macs"] / base_macs
+    values = {"latency_speedup": base_ms / row["pruned"]["median_ms"], "macs_speedup": 1 / macs_ratio}
+    values["quotient"] = values["latency_speedup"] / values["macs_speedup"]
+    if "floor" in row:
+        floor = Floor(counts["floor"]["macs"] / base_macs, row["floor"]["median_ms"] / base_ms)
+        values.update(floor_latency_ratio=floor.latency_ratio, quotient_ceiling=quotient_ceiling(macs_ratio, floor))
+    return values
+
+
 def _table(result: dict) -> str:
-    names = list(result["counts"])
+    names = [n for n in result["counts"] if n != "floor"]
+    floor = "floor" in result["counts"]
     lines = [f"{'runtime':<12} {'batch':>5} " + " ".join(f"{n + ' ms (IQR)':>26}" for n in names)
-             + ("  speed-up  MACs ratio" if "base" in names else "")]
-    macs_speedup = (result["counts"]["base"]["macs"] / result["counts"]["pruned"]["macs"]) if "base" in names else None
+             + ("  speed-up  MACs ratio  quotient" if "base" in names else "") + ("  ceiling" if floor else "")]
     for row in result["whole"]:
         cells = [f"{row[n]['median_ms']:9.3f} ({row[n]['q1_ms']:.3f}-{row[n]['q3_ms']:.3f})" for n in names]
         line = f"{row['runtime']:<12} {row['batch']:>5} " + " ".join(f"{c:>26}" for c in cells)
-        if macs_speedup:
-            line += f"  {row['base']['median_ms'] / row['pruned']['median_ms']:8.2f}x  {macs_speedup:9.2f}x"
+        if "quotient" in row:
+            line += f"  {row['latency_speedup']:7.2f}x  {row['macs_speedup']:9.2f}x  {row['quotient']:8.2f}"
+        if "quotient_ceiling" in row:
+            line += f"  {row['quotient_ceiling']:7.2f}"
         lines.append(line)
+    if floor:
+        lines.append("quotient: latency speed-up / MACs speed-up; ceiling: the most a cut to these MACs could reach "
+                     "here (Amdahl's law on the floor network, every group cut to one channel, timed with them)")
     if result["per_layer"]:
         lines.append(f"\nper layer, PyTorch, batch {result['per_layer_batch']} (median ms):")
         for row in result["per_layer"]:
