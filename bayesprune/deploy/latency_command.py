@@ -100,12 +100,12 @@ def _table(result: dict) -> str:
     names = [n for n in result["counts"] if n != "floor"]
     floor = "floor" in result["counts"]
     lines = [f"{'runtime':<12} {'batch':>5} " + " ".join(f"{n + ' ms (IQR)':>26}" for n in names)
-             + ("  speed-up  MACs ratio  quotient" if "base" in names else "") + ("  ceiling" if floor else "")]
+             + ("  speed-up  MACs speed-up  quotient" if "base" in names else "") + ("  ceiling" if floor else "")]
     for row in result["whole"]:
         cells = [f"{row[n]['median_ms']:9.3f} ({row[n]['q1_ms']:.3f}-{row[n]['q3_ms']:.3f})" for n in names]
         line = f"{row['runtime']:<12} {row['batch']:>5} " + " ".join(f"{c:>26}" for c in cells)
         if "quotient" in row:
-            line += f"  {row['latency_speedup']:7.2f}x  {row['macs_speedup']:9.2f}x  {row['quotient']:8.2f}"
+            line += f"  {row['latency_speedup']:7.2f}x  {row['macs_speedup']:12.2f}x  {row['quotient']:8.2f}"
         if "quotient_ceiling" in row:
             line += f"  {row['quotient_ceiling']:7.2f}"
         lines.append(line)
