@@ -203,3 +203,7 @@ def test_default_bayes_report_shows_whether_the_posterior_agrees_with_itself(tmp
         assert check["chosen"] in check["candidates"]
         assert re.search(rf"<td>{record['round']}</td><td>{re.escape(check['chosen'])}</td>"
                          r"(<td>[^<]*</td>){2}<td>yes</td>", text)
+    # round 1 of 2 predicts the final cut under a rule the report names; the last round predicts nothing
+    rule = rounds[0]["width_check"]["prediction_rule"]
+    assert rule in ("run", rounds[0]["width_check"]["chosen"]) and "prediction_rule" not in rounds[1]["width_check"]
+    assert re.search(rf"<td>1</td><td>{re.escape(rule)}</td>(<td>[^<]*</td>){{3}}<td>yes</td>", text)

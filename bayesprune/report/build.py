@@ -169,7 +169,10 @@ def _posterior_sections(run: RunRecord, folder: Path) -> list:
                    Text("Each cut was also made at tighter caps and with uniform widths, and every candidate scored "
                         "as a masked, reparameterized network on held-out training images; the posterior's own cut "
                         "(run) stands unless another beats it by more than two paired standard errors "
-                        "(bayesprune/bayes/width_check.py).", note=True),
+                        "(bayesprune/bayes/width_check.py). A round before the last predicts the final cut "
+                        "(P(pruned by the end), what --anneal-target final/last dims) under the chosen rule, "
+                        "its cap compounded over the cuts left, or under the run's where that rule cannot "
+                        "reach the final target.", note=True),
                    Table(WIDTH_CHECK_COLUMNS, checks)]
     if traces:
         blocks += [Heading("ELBO"), Image(figures.elbo_curves(traces, folder), "ELBO curves")]
@@ -197,13 +200,14 @@ AGREEMENT_COLUMNS = ("round", "R-hat max", "cross-fit: kept of p<0.05", "cross-f
                      "halves: kept of p<0.05", "halves: kept of p>0.95", "halves: Spearman", "verdict")
 
 
-WIDTH_CHECK_COLUMNS = ("round", "candidate", "held-out accuracy", "held-out log-likelihood (nats/image)", "chosen")
+WIDTH_CHECK_COLUMNS = ("round", "candidate", "held-out accuracy", "held-out log-likelihood (nats/image)", "chosen",
+                       "predicts the final cut")
 
 
 def _width_check_rows(record: dict) -> list[list[str]]:
     check = record["width_check"]
     return [[str(record["round"]), label, _num(accuracy, 4), _num(log_likelihood, 4),
-             "yes" if label == check["chosen"] else ""]
+             "yes" if label == check["chosen"] else "", "yes" if label == check.get("prediction_rule") else ""]
             for label, accuracy, log_likelihood in zip(check["candidates"], check["held_out_accuracy"],
                                                        check["held_out_log_likelihood"])]
 
