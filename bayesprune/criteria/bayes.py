@@ -187,7 +187,8 @@ class BayesGSM(Criterion):
         kept_draws, keep_probability, cut = keep_probabilities(effect, selector)
         self.keep_final = keep_probability
         if budget.final_target < budget.target:
-            self.keep_final = keep_probabilities(effect, budget.final().selector(cost_model, group_of_channel))[1]
+            final = budget.selector(cost_model, group_of_channel, budget.final_target)
+            self.keep_final = keep_probabilities(effect, final)[1]
         decision = bayes_decision(keep_probability, effect.mean(0), selector, self.keep_final)
         ratio = effect / selector.channel_cost
         uncertain = hdi_contains(ratio, cut)
