@@ -105,6 +105,13 @@ class BayesLaplace(Criterion):
             only when the posterior sets the widths (``--allocation global``). Measured on
             ResNet-20 (``analysis/bayes_v2.py``): no fine-tuning, 3 cuts to 20% with ``lsq``, 55%
             against 31% without it; after fine-tuning it ties or helps (see ``analysis/README.md``).
+        check_prediction: make the round's prediction of the final cut (what ``--anneal-target
+            final``/``last`` dims) the way the width check makes a cut: at the run's rules, each
+            tighter cap (compounded over the cuts left) and uniform widths, scored as masked networks
+            on the held-out images; the run's rules stand unless another beats them beyond the noise.
+            On by default where fine-tuning anneals toward the prediction (``final``, ``last``), off
+            otherwise (the prediction then only feeds the report). Without it the prediction keeps
+            the rule chosen for this cut (:func:`prediction_budget`).
         reparameterize: the run's ``--reparameterize``, which the width check applies to its candidates.
         compensated: price each layer's cut after the run's least-squares compensation (``lsq`` only):
             the quadratic loss of removing a layer's first k channels is scaled by the share of its
@@ -128,7 +135,7 @@ class BayesLaplace(Criterion):
                  chains: int = 2, seed: int = 0, forgetting: float = 0.5, fold_means: bool = False,
                  weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None,
                  cross_layer: bool = False, check_widths: bool = True, reparameterize: str = "mean",
-                 compensated: bool | str = "auto"):
+                 compensated: bool | str = "auto", check_prediction: bool = False):
         if chains < 1:
             raise ConfigError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
@@ -147,6 +154,7 @@ class BayesLaplace(Criterion):
         self.compensated = _compensation(compensated, reparameterize, cross_layer)
         self.shares: list[np.ndarray] | None = None  # with compensated: per layer, what the refit leaves
         self.width_check = WidthCheck(reparameterize, seed=seed) if check_widths else None
+        self.check_prediction = check_prediction and check_widths
         self.width_record: dict | None = None  # the width check's candidates and choice, this round
         self.gathered = None  # the width check's input statistics of this round's network, once it ran
         self.pricing: CutPricing | None = None  # prices each draw's cut (all calibration batches)
@@ -168,10 +176,12 @@ class BayesLaplace(Criterion):
                               "criterion such as l2, l1, fpgm or taylor")
         prior = prior_class(config.prior).from_config(config, tau0=1.0)
         within = within.from_config(replace(config, criterion_options={}))  # bayes's options are not its
+        options = bind_options(cls, config.criterion_options, "--criterion-option", reserved=cls.set_by_flags)
+        # the prediction of the final cut is checked where fine-tuning anneals toward it
+        options.setdefault("check_prediction", config.annealing and config.anneal_target != "current")
         return cls(prior=prior, within=within, draws=config.posterior_draws, chains=config.chains, seed=config.seed,
                    forgetting=config.forgetting, weight_norm_prior=config.weight_norm_prior,
-                   interactions=config.interactions, reparameterize=config.reparameterize,
-                   **bind_options(cls, config.criterion_options, "--criterion-option", reserved=cls.set_by_flags))
+                   interactions=config.interactions, reparameterize=config.reparameterize, **options)
 
     # statistics --------------------------------------------------------------------------
     def prepare(self, model, graph, calibration: Calibration) -> None:
@@ -268,16 +278,17 @@ class BayesLaplace(Criterion):
         selector = budget.selector(cost_model, self.group_of_channel)
         cuts = self.posterior_cuts(selector)
         self.width_record = None
-        chosen = budget
+        chosen, final = budget, None
         if self.width_check is not None and budget.allocation == "global":
-            chosen, selector, cuts, self.width_record = self._checked(graph, selector, cuts, budget, cost_model)
+            chosen, selector, cuts, final, self.width_record = self._checked(graph, selector, cuts, budget, cost_model)
         kept_draws, keep_probability, decision, priority = (cuts.kept_draws, cuts.keep_probability, cuts.decision,
                                                             cuts.priority)
         self.keep_final = keep_probability
         if budget.final_target < budget.target:
-            final, rule = prediction_budget(chosen, budget, cost_model)
-            if self.width_record is not None:
-                self.width_record["prediction_rule"] = self.width_record["chosen"] if rule == "chosen" else "run"
+            if final is None:
+                final, rule = prediction_budget(chosen, budget, cost_model)
+                if self.width_record is not None:
+                    self.width_record["prediction_rule"] = self.width_record["chosen"] if rule == "chosen" else "run"
             self.keep_final = draw_cuts(priority, final.selector(cost_model, self.group_of_channel), self.rank)[1]
         names = [g.name for g in graph.groups]
         local = np.concatenate([np.arange(g.size) for g in graph.groups])
@@ -296,17 +307,35 @@ class BayesLaplace(Criterion):
         # the compensated shares' statistics are the unfolded network's: they serve only without folding
         self.width_check.prepare(graph.model, graph.inputs, self.calibration, scales,
                                  self.gathered if scales is None else None)
-        candidates = [("run", budget, selector, cuts)]
-        for label, candidate in self.width_check.candidates(budget):
+        candidates = self._candidates(budget, cost_model, first=(selector, cuts))
+        best, record = self.width_check.choose([(label, c.decision) for label, _, _, c in candidates])
+        final = None
+        if self.check_prediction and budget.final_target < budget.target:  # the same check on the final cut
+            finals = self._candidates(budget, cost_model, final=True)
+            chosen_final, record["prediction"] = self.width_check.choose([(label, c.decision)
+                                                                           for label, _, _, c in finals])
+            record["prediction_rule"] = record["prediction"]["chosen"]
+            final = finals[chosen_final][1]
+        self.gathered = self.width_check.release()
+        return candidates[best][1:] + (final, record)
+
+    def _candidates(self, budget: RoundBudget, cost_model, first=None, final: bool = False) -> list[tuple]:
+        """``(label, budget, selector, cuts)`` of the run's rules and each of the width check's that can
+        reach the target: this cut's, or with ``final`` the final cut's, each cap compounded over the
+        cuts left (:meth:`RoundBudget.final`); ``first``: the run's own selector and cuts, if made."""
+        candidates = []
+        for label, candidate in [("run", budget)] + self.width_check.candidates(budget):
+            candidate = candidate.final() if final else candidate
+            if label == "run" and first is not None:
+                candidates.append((label, candidate, *first))
+                continue
             try:
                 candidate.check_reachable(cost_model)
             except BudgetError:
                 continue  # a cap too tight for this cut's target
             chosen = candidate.selector(cost_model, self.group_of_channel)
             candidates.append((label, candidate, chosen, self.posterior_cuts(chosen)))
-        best, record = self.width_check.choose([(label, c.decision) for label, _, _, c in candidates])
-        self.gathered = self.width_check.release()
-        return candidates[best][1:] + (record,)
+        return candidates
 
     def _agreement(self, kept_draws, selector) -> dict:
         halves = [pricing.priority(draws, selector.channel_cost)
