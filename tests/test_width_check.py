@@ -218,3 +218,39 @@ def test_the_prediction_of_the_final_cut_keeps_the_width_rule_the_check_chose():
     too_tight = replace(run, max_fraction=0.05)  # 1 - 0.95^2 of every layer cannot halve the MACs
     final, rule = prediction_budget(too_tight, run, cost_model)
     assert rule == "run" and final.max_fraction == pytest.approx(0.99)
+
+
+def test_with_check_prediction_the_final_cut_is_predicted_through_the_same_held_out_check():
+    """Where fine-tuning anneals toward the predicted final cut, the prediction is chosen like a cut:
+    the run's rules, each tighter cap compounded over the cuts left, uniform widths, scored on
+    held-out images; the dead channels stay predicted gone whichever rule wins."""
+    net, data = planted_network()  # c1: 8 channels, 4 dead; c2: 4 live
+    graph = ChannelGraph(net, data.test_x[:1])
+    cost_model = CostModel.build(graph)
+    dead_layer = np.array([g.name == "c1" for g in graph.groups])
+    target = cost_model.cost(cost_model.sizes - 4 * dead_layer, "macs")  # this cut: room for the dead four
+    final_target = cost_model.cost(cost_model.sizes - 6 * dead_layer, "macs")  # the run's end: two live ones more
+    criterion = BayesLaplace(draws=100, chains=2, check_widths=True, check_prediction=True)
+    criterion.prepare(net, graph, Calibration(data, CPU, 128, 2))
+    criterion.select(graph, cost_model, RoundBudget(target, final_target, "macs", "global", 0.9, cuts_left=2))
+    record = criterion.round_record()["width_check"]
+    prediction = record["prediction"]
+    assert prediction["candidates"][0] == "run" and prediction["candidates"][-1] == "uniform"
+    assert record["prediction_rule"] == prediction["chosen"] in prediction["candidates"]
+    assert len(prediction["held_out_log_likelihood"]) == len(prediction["candidates"])
+    c1 = [g.name for g in graph.groups].index("c1")
+    dead = np.flatnonzero(criterion.group_of_channel == c1)[:4]
+    assert (criterion.prune_probability()[dead] > 0.95).all()
+    # two more of c1 (or their cost elsewhere) go by the end: the prediction removes more than this cut
+    assert criterion.prune_probability().sum() > 4.5
+
+
+def test_check_prediction_is_on_where_fine_tuning_anneals_toward_the_prediction():
+    from bayesprune.config import PruneConfig
+
+    assert not BayesLaplace.from_config(PruneConfig()).check_prediction  # current: the prediction feeds the report
+    assert BayesLaplace.from_config(PruneConfig(anneal_target="last")).check_prediction
+    assert BayesLaplace.from_config(PruneConfig(anneal_target="final")).check_prediction
+    assert not BayesLaplace.from_config(PruneConfig(anneal_target="final", annealing=False)).check_prediction
+    assert not BayesLaplace.from_config(PruneConfig(anneal_target="last",
+                                                    criterion_options={"check_prediction": "false"})).check_prediction
