@@ -111,7 +111,8 @@ class BayesLaplace(Criterion):
             on the held-out images; the run's rules stand unless another beats them beyond the noise.
             On by default where fine-tuning anneals toward the prediction (``final``, ``last``), off
             otherwise (the prediction then only feeds the report). Without it the prediction keeps
-            the rule chosen for this cut (:func:`prediction_budget`).
+            the rule chosen for this cut (:func:`prediction_budget`). Needs ``check_widths`` (off
+            without it, e.g. with ``cross_layer`` set-ups that skip the check).
         reparameterize: the run's ``--reparameterize``, which the width check applies to its candidates.
         compensated: price each layer's cut after the run's least-squares compensation (``lsq`` only):
             the quadratic loss of removing a layer's first k channels is scaled by the share of its
@@ -302,7 +303,8 @@ class BayesLaplace(Criterion):
 
     def _checked(self, graph, selector: BudgetedSelector, cuts: PosteriorCuts, budget: RoundBudget, cost_model):
         """The run's cut or a more conservative one (tighter caps, uniform widths), whichever the
-        width check prefers, with its budget, selector and record (``graph``: the network :meth:`prepare` saw)."""
+        width check prefers, with its budget, selector, the checked final cut's budget (``check_prediction``;
+        else None) and record (``graph``: the network :meth:`prepare` saw)."""
         scales = self.reparameterization()
         # the compensated shares' statistics are the unfolded network's: they serve only without folding
         self.width_check.prepare(graph.model, graph.inputs, self.calibration, scales,
