@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from bayesprune.deploy.floor import Floor, floor_network, quotient_ceiling
+from bayesprune.deploy.floor import floor_network, speedups
 
 import _common  # analysis/_common.py: scripts run from this folder have it on sys.path
 
@@ -77,20 +77,14 @@ def timed_cells(label: str, cell: dict, models: dict, macs_ratios: dict, predict
     macs_ratio = macs_ratios["pruned"]
     cells = []
     for row in whole_network(models, image, settings):
-        base_ms = row["base"]["median_ms"]
-        latency_speedup = base_ms / row["pruned"]["median_ms"]
-        floor = Floor(macs_ratios["floor"], row["floor"]["median_ms"] / base_ms)
-        ceiling = quotient_ceiling(macs_ratio, floor)
+        values = speedups(row, macs_ratio, macs_ratios["floor"])
         cells.append({**cell, "runtime": row["runtime"], "batch": row["batch"], "threads": row["threads"],
-                      "macs_ratio": macs_ratio, "macs_speedup": 1 / macs_ratio, "latency_speedup": latency_speedup,
-                      "quotient": latency_speedup * macs_ratio, "latency_ratio": 1 / latency_speedup,
-                      "quotient_ceiling": ceiling, "floor_macs_ratio": floor.macs_ratio,
-                      "floor_latency_ratio": floor.latency_ratio,
+                      "macs_ratio": macs_ratio, **values, "latency_ratio": 1 / values["latency_speedup"],
                       "predicted_latency_ratio": predicted, "base_ms": row["base"], "pruned_ms": row["pruned"],
                       "floor_ms": row["floor"], "widths": widths})
         print(f"{label}: {row['runtime']} batch {row['batch']}: MACs x{1 / macs_ratio:.2f}, "
-              f"latency x{latency_speedup:.2f} (quotient {latency_speedup * macs_ratio:.2f}, "
-              f"ceiling {ceiling:.2f})", flush=True)
+              f"latency x{values['latency_speedup']:.2f} (quotient {values['quotient']:.2f}, "
+              f"ceiling {values['quotient_ceiling']:.2f})", flush=True)
     return cells
 
 

@@ -205,7 +205,7 @@ def test_the_prediction_of_the_final_cut_keeps_the_width_rule_the_check_chose():
     the cuts left; a rule that cannot reach the final target falls back to the run's, and says so."""
     from dataclasses import replace
 
-    from bayesprune.criteria.bayes_laplace import prediction_budget
+    from bayesprune.bayes.width_check import prediction_budget
 
     net, data = planted_network()
     cost_model = CostModel.build(ChannelGraph(net, data.test_x[:1]))

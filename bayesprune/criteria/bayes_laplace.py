@@ -19,7 +19,7 @@ from ..gates import ChannelGates
 from ..bayes.gsm_quadrature import GSMPosterior, ScaleGrid
 from ..bayes.pricing import CutPricing
 from ..bayes.posterior import ChannelPosterior, hdi_contains, write_round_artifacts
-from ..bayes.width_check import WidthCheck
+from ..bayes.width_check import WidthCheck, prediction_budget
 from ..bayes.priors import Horseshoe, ScalePrior
 from ..errors import BayesPruneError, BudgetError, ConfigError
 from ..options import bind_options
@@ -395,27 +395,6 @@ class BayesLaplace(Criterion):
 
     def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
         return write_round_artifacts(self.posterior, directory, round_index)
-
-
-def prediction_budget(chosen: RoundBudget, budget: RoundBudget, cost_model) -> tuple[RoundBudget, str]:
-    """The budget of a round's prediction of the final cut, and whose rule it is (``"chosen"`` or
-    ``"run"``): the final target under the width rule this cut was made with (``chosen``: the width
-    check's choice, e.g. a tighter cap or uniform widths, assumed kept by the later cuts;
-    :meth:`RoundBudget.final` compounds its cap over them), or under the run's own rules (``budget``)
-    where the chosen rule cannot reach the final target.
-
-    Why: predicting with the run's cap while the check cut at a tighter one made ``--anneal-target
-    last`` dim channels the later cuts would not have removed, and the prediction fulfilled itself (the
-    small CNN at 20% of the MACs, seed 2: the last conv predicted at 6 of its 26 channels, where the
-    default's later cuts at the check's cap kept 14; 73.1% final accuracy against 96.5%)."""
-    final = chosen.final()
-    if chosen is budget:
-        return final, "chosen"
-    try:
-        final.check_reachable(cost_model)
-    except BudgetError:
-        return budget.final(), "run"
-    return final, "chosen"
 
 
 def _compensation(value: bool | str, reparameterize: str, cross_layer: bool) -> bool:

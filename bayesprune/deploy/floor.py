@@ -44,3 +44,18 @@ def quotient_ceiling(macs_ratio: float, floor: Floor) -> float:
     matrix products use the hardware less well)."""
     serial = (floor.latency_ratio - floor.macs_ratio) / (1 - floor.macs_ratio)
     return macs_ratio / (serial + (1 - serial) * macs_ratio)
+
+
+def speedups(row: dict, macs_ratio: float, floor_macs_ratio: float | None = None) -> dict:
+    """One timed row's (``{"base": {"median_ms"}, "pruned": ..., ["floor": ...]}``) speed-ups against
+    the base, their quotient (latency speed-up / MACs speed-up) and, with the floor network timed
+    (``floor_macs_ratio``: its MACs / the base's), the quotient's ceiling (:func:`quotient_ceiling`)."""
+    base_ms = row["base"]["median_ms"]
+    latency_speedup = base_ms / row["pruned"]["median_ms"]
+    values = {"macs_speedup": 1 / macs_ratio, "latency_speedup": latency_speedup,
+              "quotient": latency_speedup * macs_ratio}
+    if floor_macs_ratio is not None and "floor" in row:
+        floor = Floor(floor_macs_ratio, row["floor"]["median_ms"] / base_ms)
+        values.update(quotient_ceiling=quotient_ceiling(macs_ratio, floor), floor_macs_ratio=floor.macs_ratio,
+                      floor_latency_ratio=floor.latency_ratio)
+    return values

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from .floor import Floor, floor_network, quotient_ceiling
+from .floor import floor_network, speedups
 from .latency import RUNTIMES, LatencySettings, per_layer, whole_network
 from .load import base_model_of, load_deployable
 
@@ -70,8 +70,10 @@ def run_latency(request: LatencyRequest, echo=print) -> dict:
     counts = {name: dict(zip(("macs", "params"), count_macs_params(m, example))) for name, m in models.items()}
     rows = whole_network(models, image_shape, settings)
     if "base" in models:
+        base_macs = counts["base"]["macs"]
+        floor_macs = counts["floor"]["macs"] / base_macs if "floor" in counts else None
         for row in rows:
-            row.update(_quotients(row, counts))
+            row.update(speedups(row, counts["pruned"]["macs"] / base_macs, floor_macs))
     timed = {name: m for name, m in models.items() if name != "floor"}
     layers = per_layer(timed, image_shape, settings.batch_sizes[0], settings) if request.per_layer else []
     result = {"model": str(path), "base": base_name, "counts": counts, "whole": rows, "per_layer": layers,
@@ -81,19 +83,6 @@ def run_latency(request: LatencyRequest, echo=print) -> dict:
     if request.out:
         atomic_write_json(request.out, result)
     return result
-
-
-def _quotients(row: dict, counts: dict) -> dict:
-    """One timed row's speed-ups, their quotient (latency speed-up / MACs speed-up) and, with the floor
-    network timed, the quotient's Amdahl ceiling (:func:`~bayesprune.deploy.floor.quotient_ceiling`)."""
-    base_ms, base_macs = row["base"]["median_ms"], counts["base"]["macs"]
-    macs_ratio = counts["pruned"]["macs"] / base_macs
-    values = {"latency_speedup": base_ms / row["pruned"]["median_ms"], "macs_speedup": 1 / macs_ratio}
-    values["quotient"] = values["latency_speedup"] / values["macs_speedup"]
-    if "floor" in row:
-        floor = Floor(counts["floor"]["macs"] / base_macs, row["floor"]["median_ms"] / base_ms)
-        values.update(floor_latency_ratio=floor.latency_ratio, quotient_ceiling=quotient_ceiling(macs_ratio, floor))
-    return values
 
 
 def _table(result: dict) -> str:

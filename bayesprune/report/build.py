@@ -170,9 +170,10 @@ def _posterior_sections(run: RunRecord, folder: Path) -> list:
                         "as a masked, reparameterized network on held-out training images; the posterior's own cut "
                         "(run) stands unless another beats it by more than two paired standard errors "
                         "(bayesprune/bayes/width_check.py). A round before the last predicts the final cut "
-                        "(P(pruned by the end), what --anneal-target final/last dims) under the chosen rule, "
-                        "its cap compounded over the cuts left, or under the run's where that rule cannot "
-                        "reach the final target.", note=True),
+                        "(P(pruned by the end), what --anneal-target final/last dims) with its cap compounded "
+                        "over the cuts left: with final/last by the same held-out check among the final cut's "
+                        "candidates, otherwise under this cut's chosen rule (the run's where that rule cannot "
+                        "reach the final target).", note=True),
                    Table(WIDTH_CHECK_COLUMNS, checks)]
     if traces:
         blocks += [Heading("ELBO"), Image(figures.elbo_curves(traces, folder), "ELBO curves")]
