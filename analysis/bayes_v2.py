@@ -59,7 +59,9 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default
         "obs+reparameterize=lsq", f"{CHECKED}+within=obs+reparameterize=lsq+anneal_target=current",
         f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=current",
         # the default with the last annealed round dimming what the final cut removes
-        f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=last")
+        f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=last",
+        # the default annealing every round toward the predicted final cut (checked since c95abd0)
+        f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
 ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient, on bayes as it was measured
     f"{UNCHECKED}+{m}+anneal_target=current" for m in (
         "interactions=False", "within=taylor", "weight_norm_prior=False", "annealing=False",
