@@ -39,8 +39,8 @@ VARIANTS: dict[str, dict] = {
     "bayes-round-8": {"criterion": "bayes", "allocation": "uniform", "round_to": 8},  # multiples of 8 channels
     "bayes-round-auto": {"criterion": "bayes", "allocation": "uniform", "round_to": "auto"},  # latency steps
     "bayes-diagonal": {"criterion": "bayes", "interactions": False},
-    "bayes-anneal-final": {"criterion": "bayes", "anneal_target": "final"},
-    "bayes-anneal-current": {"criterion": "bayes", "anneal_target": "current"},  # bayes's own default
+    "bayes-anneal-final": {"criterion": "bayes", "anneal_target": "final"},  # bayes's own default
+    "bayes-anneal-current": {"criterion": "bayes", "anneal_target": "current"},
     "bayes-anneal-last": {"criterion": "bayes", "anneal_target": "last"},
     "bayes-cross-layer": {"criterion": "bayes", "criterion_options": {"cross_layer": True}},  # all layers' Fisher
     "bayes-cross-layer-last": {"criterion": "bayes", "criterion_options": {"cross_layer": True},

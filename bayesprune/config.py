@@ -116,9 +116,9 @@ class PruneConfig:
     svi_train_weights: bool = False  # update weights (MAP) jointly with the gates in SVI
     forgetting: float = 0.5  # rho of the carried prior; 0 refits the GSM prior every round
     annealing: bool = True  # soft masks at temperature T_r during fine-tuning
-    # current: p(kept this round)^T | final: Gibbs mask of p(kept at the end) | last: current, then
-    # final in the last annealed round (bayesprune.annealing)
-    anneal_target: str = "current"
+    # final: Gibbs mask of p(kept at the end), the prediction checked like a cut | current: p(kept this
+    # round)^T | last: current, then final in the last annealed round (bayesprune.annealing)
+    anneal_target: str = "final"
     anneal_t0: float = 1.0
     anneal_alpha: float = 0.5
     # data, reproducibility, output

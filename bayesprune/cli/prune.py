@@ -101,10 +101,10 @@ def _prune_options(p, compare: bool) -> None:
     b.add_argument("--no-annealing", dest="annealing", action="store_false",
                    help="fine-tune without the annealed soft masks (ablation)")
     b.add_argument("--anneal-target", default=defaults.anneal_target,
-                   help="current: survivors carry p(kept this round)^T, so each round fine-tunes at its own "
-                        "capacity (default) | final: the Gibbs mask of p(kept by the final round), which dims "
-                        "the channels the posterior predicts later rounds prune | last: current, and final in "
-                        "the last annealed round")
+                   help="final: the Gibbs mask of p(kept by the final round), which dims the channels the "
+                        "posterior predicts later rounds prune, so the final cut costs little (default) | current: "
+                        "survivors carry p(kept this round)^T, so each round fine-tunes at its own capacity | "
+                        "last: current, and final in the last annealed round")
     b.add_argument("--anneal-t0", type=float, default=defaults.anneal_t0, help="temperature of round 1")
     b.add_argument("--anneal-alpha", type=float, default=defaults.anneal_alpha,
                    help="cooling factor per round, in (0, 1)")
