@@ -24,10 +24,10 @@ and right after the final cut 0.1 and 0.3 points under the fine-tuned accuracy w
 is 0.6 and 3.6 under; on the shipped small CNN (``analysis/anneal_target_small_cnn.py``, commit
 c95abd0) -0.10 +- 0.26 and +0.13 +- 0.46 (ties; before the check -0.57 and -2.27).
 
-**Toward the current cut** (``anneal_target="current"``, the default until stop 35): round r's survivors carry
-``p_c^T`` with ``p_c`` the probability that c survives *round r's* budget, a tempered (power)
-keep probability: ``T = 1`` gives ``p_c``, ``T -> 0`` gives 1, the current cut's hard mask on
-every survivor. Channels the final round will prune are not dimmed early, so round 1 fine-tunes
+**Toward the current cut** (``anneal_target="current"``, the default before ``final``): round r's
+survivors carry ``p_c^T`` with ``p_c`` the probability that c survives *round r's* budget, a
+tempered (power) keep probability: ``T = 1`` gives ``p_c``, ``T -> 0`` gives 1, the current cut's
+hard mask on every survivor. Channels the final round will prune are not dimmed early, so round 1 fine-tunes
 at its own capacity; the price is a costlier final cut (its accuracy right after is far below the
 fine-tuned one).
 
@@ -36,8 +36,9 @@ but the last anneals toward its own cut, and the last annealed round (R-1, whose
 next cut) toward the final cut. It aims at both measurements above: round 1 fine-tunes at its own
 capacity, and the final cut removes channels already dimmed (see :func:`target_of_round`). On the
 small CNN with the checked prediction: -0.37 +- 0.15 at 50% and -0.07 +- 0.25 at 20% against
-``current``; on ResNet-20 -0.14 +- 0.13 and -0.11 +- 0.23 (commit 0a2cc99; before the check, predicting with the run's loose cap, round 2 dimmed widths the later cuts
-would not take and the run collapsed at 20%: -12.73 +- 10.01).
+``current``; on ResNet-20 -0.14 +- 0.13 and -0.11 +- 0.23 (commit 0a2cc99). Before the check,
+predicting with the run's loose cap, round 2 dimmed widths the later cuts would not take and the
+small CNN's run collapsed at 20% (-12.73 +- 10.01).
 
 Schedule: ``T_r = t0 * alpha^(r-1)`` for rounds r = 1..R-1 (geometric cooling, Rose 1998); the
 last round's survivors are the final network, their masks are exactly 1 and

@@ -144,9 +144,10 @@ def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target()
             (f"{checked}+reparameterize=lsq", "post-training", f"{checked}+reparameterize=lsq"),
             ("bayes-svi", "fine-tune", "bayes-svi"), ("l2", "fine-tune", "l2")):
         assert bayes_v2.spelled_out({"method": method, "regime": regime})["method"] == spelled
-    # today's default, spelled out: obs inside the layers and widths priced after the refit (with lsq only)
+    # today's default, spelled out: obs inside the layers, widths priced after the refit (with lsq only),
+    # annealing toward the checked prediction of the final cut
     assert bayes_v2.default_bayes() == (f"{checked}+within=obs+option.compensated=True+reparameterize=lsq"
-                                        "+anneal_target=current")
+                                        "+anneal_target=final")
     assert bayes_v2.default_post("lsq") == f"{checked}+within=obs+option.compensated=True+reparameterize=lsq"
     assert bayes_v2.default_post("mean") == f"{checked}+within=obs+reparameterize=mean"
     # rows that name neither ran with l2 inside the layers and no compensated pricing, and run so

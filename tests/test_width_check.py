@@ -248,7 +248,9 @@ def test_with_check_prediction_the_final_cut_is_predicted_through_the_same_held_
 def test_check_prediction_is_on_where_fine_tuning_anneals_toward_the_prediction():
     from bayesprune.config import PruneConfig
 
-    assert not BayesLaplace.from_config(PruneConfig()).check_prediction  # current: the prediction feeds the report
+    assert BayesLaplace.from_config(PruneConfig()).check_prediction  # the default anneals toward the final cut
+    # current: the prediction only feeds the report
+    assert not BayesLaplace.from_config(PruneConfig(anneal_target="current")).check_prediction
     assert BayesLaplace.from_config(PruneConfig(anneal_target="last")).check_prediction
     assert BayesLaplace.from_config(PruneConfig(anneal_target="final")).check_prediction
     assert not BayesLaplace.from_config(PruneConfig(anneal_target="final", annealing=False)).check_prediction
