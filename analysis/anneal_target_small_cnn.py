@@ -2,8 +2,9 @@
 default when this was last run, against `final`, the default since, `last` and none), its own
 widths against uniform ones, and its cut priced under every layer's Fisher together
 (`bayes-cross-layer`, also with `last`), on the default run's set-up (the shipped small CNN on
-MNIST 5k, 3 rounds of 1 epoch), 3 seeds, at 50% and 20% of the MACs, paired against `current`. The grid, timing and summary are round_to_accuracy.py's
-(:func:`round_to_accuracy.variant_grid`). Writes analysis/results/anneal_target_small_cnn.json.
+MNIST 5k, 3 rounds of 1 epoch), 3 seeds, at 50% and 20% of the MACs, paired against `current`.
+The grid, timing and summary are round_to_accuracy.py's (:func:`round_to_accuracy.variant_grid`).
+Writes analysis/results/anneal_target_small_cnn.json.
 (The first version of this script, commit 5df2535, measured against `final`, the default then.)
 Usage: python analysis/anneal_target_small_cnn.py [--quick]
 """
