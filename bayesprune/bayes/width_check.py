@@ -112,6 +112,39 @@ class WidthCheck:
                   "held_out_images": len(held.y), "overlaps_calibration": held.overlaps_calibration}
         return best, record
 
+    def cut_candidates(self, budget: RoundBudget, cost_model, cut_at, first=None, final: bool = False) -> list[tuple]:
+        """``(label, budget, selector, cuts)`` of the run's rules and each of :meth:`candidates` that can
+        reach the target: this cut's, or with ``final`` the final cut's, each cap compounded over the
+        cuts left (:meth:`RoundBudget.final`). ``cut_at(budget) -> (selector, cuts)`` makes a cut
+        (``cuts.decision``: the kept flags); ``first``: the run's own selector and cuts, if made."""
+        made = []
+        for label, candidate in [("run", budget)] + self.candidates(budget):
+            candidate = candidate.final() if final else candidate
+            if label == "run" and first is not None:
+                made.append((label, candidate, *first))
+                continue
+            try:
+                candidate.check_reachable(cost_model)
+            except BudgetError:
+                continue  # a cap too tight for this cut's target
+            made.append((label, candidate, *cut_at(candidate)))
+        return made
+
+    def checked_cut(self, budget: RoundBudget, cost_model, cut_at, first, predict_final: bool) -> tuple:
+        """The run's cut or a more conservative one (tighter caps, uniform widths), whichever
+        :meth:`choose` prefers, as ``(budget, selector, cuts, final, record)``: ``final`` is the budget
+        of the final cut chosen the same way among :meth:`cut_candidates` with ``final`` (with
+        ``predict_final`` and cuts left after this one; else None)."""
+        made = self.cut_candidates(budget, cost_model, cut_at, first)
+        best, record = self.choose([(label, cuts.decision) for label, _, _, cuts in made])
+        final = None
+        if predict_final and budget.final_target < budget.target:  # the same check on the final cut
+            finals = self.cut_candidates(budget, cost_model, cut_at, final=True)
+            chosen_final, record["prediction"] = self.choose([(label, cuts.decision) for label, _, _, cuts in finals])
+            record["prediction_rule"] = record["prediction"]["chosen"]
+            final = finals[chosen_final][1]
+        return made[best][1:] + (final, record)
+
     def release(self):
         """Drop the network snapshot (the cut is made; the next round prepares anew); returns the
         input statistics it gathered (:meth:`MaskedCuts.named_statistics`), which the run's own

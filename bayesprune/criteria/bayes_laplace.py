@@ -21,7 +21,7 @@ from ..bayes.pricing import CutPricing
 from ..bayes.posterior import ChannelPosterior, hdi_contains, write_round_artifacts
 from ..bayes.width_check import WidthCheck, prediction_budget
 from ..bayes.priors import Horseshoe, ScalePrior
-from ..errors import BayesPruneError, BudgetError, ConfigError
+from ..errors import BayesPruneError, ConfigError
 from ..options import bind_options
 from .base import Calibration, Criterion
 from .magnitude import L2Norm
@@ -302,42 +302,20 @@ class BayesLaplace(Criterion):
                 for gi, name in enumerate(names)}
 
     def _checked(self, graph, selector: BudgetedSelector, cuts: PosteriorCuts, budget: RoundBudget, cost_model):
-        """The run's cut or a more conservative one (tighter caps, uniform widths), whichever the
-        width check prefers, with its budget, selector, the checked final cut's budget (``check_prediction``;
-        else None) and record (``graph``: the network :meth:`prepare` saw)."""
+        """The run's cut or a more conservative one, as :meth:`WidthCheck.checked_cut` returns it
+        (``graph``: the network :meth:`prepare` saw)."""
         scales = self.reparameterization()
         # the compensated shares' statistics are the unfolded network's: they serve only without folding
         self.width_check.prepare(graph.model, graph.inputs, self.calibration, scales,
                                  self.gathered if scales is None else None)
-        candidates = self._candidates(budget, cost_model, first=(selector, cuts))
-        best, record = self.width_check.choose([(label, c.decision) for label, _, _, c in candidates])
-        final = None
-        if self.check_prediction and budget.final_target < budget.target:  # the same check on the final cut
-            finals = self._candidates(budget, cost_model, final=True)
-            chosen_final, record["prediction"] = self.width_check.choose([(label, c.decision)
-                                                                           for label, _, _, c in finals])
-            record["prediction_rule"] = record["prediction"]["chosen"]
-            final = finals[chosen_final][1]
-        self.gathered = self.width_check.release()
-        return candidates[best][1:] + (final, record)
 
-    def _candidates(self, budget: RoundBudget, cost_model, first=None, final: bool = False) -> list[tuple]:
-        """``(label, budget, selector, cuts)`` of the run's rules and each of the width check's that can
-        reach the target: this cut's, or with ``final`` the final cut's, each cap compounded over the
-        cuts left (:meth:`RoundBudget.final`); ``first``: the run's own selector and cuts, if made."""
-        candidates = []
-        for label, candidate in [("run", budget)] + self.width_check.candidates(budget):
-            candidate = candidate.final() if final else candidate
-            if label == "run" and first is not None:
-                candidates.append((label, candidate, *first))
-                continue
-            try:
-                candidate.check_reachable(cost_model)
-            except BudgetError:
-                continue  # a cap too tight for this cut's target
+        def cut_at(candidate: RoundBudget):
             chosen = candidate.selector(cost_model, self.group_of_channel)
-            candidates.append((label, candidate, chosen, self.posterior_cuts(chosen)))
-        return candidates
+            return chosen, self.posterior_cuts(chosen)
+
+        checked = self.width_check.checked_cut(budget, cost_model, cut_at, (selector, cuts), self.check_prediction)
+        self.gathered = self.width_check.release()
+        return checked
 
     def _agreement(self, kept_draws, selector) -> dict:
         halves = [pricing.priority(draws, selector.channel_cost)
