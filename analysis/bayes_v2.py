@@ -44,7 +44,7 @@ SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_imag
 # mean different runs at different commits. Rows stored before the check existed are named with
 # check_widths=False (spelled_out).
 CHECKED, UNCHECKED = "bayes+option.check_widths=True", "bayes+option.check_widths=False"
-MAIN = (f"{CHECKED}+anneal_target=current",  # the default
+MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check came in
         f"{CHECKED}+reparameterize=lsq+anneal_target=current",  # least squares around every cut (the default)
         f"{CHECKED}+within=taylor+reparameterize=lsq+anneal_target=current",  # taylor inside the layers
         # widths priced after the least-squares refit (surgery/residual.py)
@@ -60,7 +60,7 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default
         f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=current",
         # the default with the last annealed round dimming what the final cut removes
         f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=last",
-        # the default annealing every round toward the predicted final cut (checked since c95abd0)
+        # today's default: annealing every round toward the predicted final cut (checked since c95abd0)
         f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
 ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient, on bayes as it was measured
     f"{UNCHECKED}+{m}+anneal_target=current" for m in (

@@ -27,9 +27,9 @@ c95abd0) -0.10 +- 0.26 and +0.13 +- 0.46 (ties; before the check -0.57 and -2.27
 **Toward the current cut** (``anneal_target="current"``, the default before ``final``): round r's
 survivors carry ``p_c^T`` with ``p_c`` the probability that c survives *round r's* budget, a
 tempered (power) keep probability: ``T = 1`` gives ``p_c``, ``T -> 0`` gives 1, the current cut's
-hard mask on every survivor. Channels the final round will prune are not dimmed early, so round 1 fine-tunes
-at its own capacity; the price is a costlier final cut (its accuracy right after is far below the
-fine-tuned one).
+hard mask on every survivor. Channels the final round will prune are not dimmed early, so round 1
+fine-tunes at its own capacity; the price is a costlier final cut (its accuracy right after is far
+below the fine-tuned one).
 
 **Toward the current cut, then the final one** (``anneal_target="last"``): every annealed round
 but the last anneals toward its own cut, and the last annealed round (R-1, whose "final" is the

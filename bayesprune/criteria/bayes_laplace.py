@@ -4,6 +4,7 @@ widths chosen from posterior draws of the expected loss each cut costs per MAC i
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 from pathlib import Path
 
@@ -274,10 +275,14 @@ class BayesLaplace(Criterion):
         self._require_prepared()
         return posterior_cuts(self.pricing.priority(self.gate_draws, selector.channel_cost), selector, self.rank)
 
+    def _cut_at(self, cost_model, budget: RoundBudget) -> tuple[BudgetedSelector, PosteriorCuts]:
+        """The selector of ``budget`` over this network's channels, and the posterior's cuts under it."""
+        selector = budget.selector(cost_model, self.group_of_channel)
+        return selector, self.posterior_cuts(selector)
+
     def select(self, graph, cost_model, budget: RoundBudget):
         self._require_prepared()
-        selector = budget.selector(cost_model, self.group_of_channel)
-        cuts = self.posterior_cuts(selector)
+        selector, cuts = self._cut_at(cost_model, budget)
         self.width_record = None
         chosen, final = budget, None
         if self.width_check is not None and budget.allocation == "global":
@@ -308,12 +313,8 @@ class BayesLaplace(Criterion):
         # the compensated shares' statistics are the unfolded network's: they serve only without folding
         self.width_check.prepare(graph.model, graph.inputs, self.calibration, scales,
                                  self.gathered if scales is None else None)
-
-        def cut_at(candidate: RoundBudget):
-            chosen = candidate.selector(cost_model, self.group_of_channel)
-            return chosen, self.posterior_cuts(chosen)
-
-        checked = self.width_check.checked_cut(budget, cost_model, cut_at, (selector, cuts), self.check_prediction)
+        checked = self.width_check.checked_cut(budget, cost_model, partial(self._cut_at, cost_model), (selector, cuts),
+                                               self.check_prediction)
         self.gathered = self.width_check.release()
         return checked
 
