@@ -27,6 +27,7 @@ parallel processes) into one. Usage: python analysis/tp_compare.py [--quick] [--
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import tempfile
@@ -58,11 +59,14 @@ def tp_importance(method: str):
 
 
 def run_theirs(method: str, settings: dict, seed: int) -> dict:
-    """Torch-Pruning's pruner on the same schedule and fine-tuning as ours."""
+    """Torch-Pruning's pruner on the same schedule and fine-tuning as ours (with ``settings["distill"]``
+    > 0, distillation from the unpruned network as ``--distill`` does, at its default temperature)."""
     import torch_pruning as tp
 
     from bayesprune.decision import Budget
+    from bayesprune.config import PruneConfig
     from bayesprune.data import iterate_batches, load_dataset
+    from bayesprune.distillation import distillation_loss
     from bayesprune.groups import count_macs_params, output_layers
     from bayesprune.pretrained import resolve_model
     from bayesprune.training import FitConfig, evaluate, fit, seed_everything
@@ -72,6 +76,9 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
     model = resolve_model(settings["model"], data).model
     inputs = data.test_x[:1]
     base_macs = count_macs_params(model, inputs)[0]
+    alpha = settings.get("distill") or 0.0
+    distilled = (distillation_loss(copy.deepcopy(model), alpha, PruneConfig().distill_temperature)
+                 if alpha > 0 else None)
     fit_config = FitConfig(epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"])
     kwargs = dict(importance=tp_importance(method), global_pruning=False, pruning_ratio=settings["max_prune_fraction"],
                   max_pruning_ratio=settings["max_prune_fraction"], iterative_steps=200,
@@ -93,7 +100,7 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
             pruner.step()  # torch-pruning cuts .grad with the weights, so Taylor's scores stay aligned
         model.zero_grad(set_to_none=True)
         after_cut = evaluate(model, data.test_x, data.test_y, torch.device("cpu"))
-        fit(model, data, fit_config, generator, torch.device("cpu"), progress=False)
+        fit(model, data, fit_config, generator, torch.device("cpu"), progress=False, loss_fn=distilled)
         epochs += settings["epochs"]
         record["rounds"].append({"accuracy_after_cut": after_cut,
                                  "accuracy": evaluate(model, data.test_x, data.test_y, torch.device("cpu"))})
@@ -150,7 +157,8 @@ def run_ours(method: str, settings: dict, seed: int) -> dict:
 
     options = {k: settings[k] for k in ("model", "data", "target_macs", "rounds", "epochs", "lr", "batch_size",
                                         "train_subset", "test_subset", "max_prune_fraction")}
-    options.update({k: settings[k] for k in ("reparameterize", "calibration_batches") if settings.get(k) is not None})
+    options.update({k: settings[k] for k in ("reparameterize", "calibration_batches", "distill")
+                    if settings.get(k) is not None})
     options["test_subset"] = options["test_subset"] or None  # 0: the whole test set
     criterion, overrides = method_options(method)
     options.update(overrides)
