@@ -141,7 +141,6 @@ class WidthCheck:
         if predict_final and budget.final_target < budget.target:  # the same check on the final cut
             finals = self.cut_candidates(budget, cost_model, cut_at, final=True)
             chosen_final, record["prediction"] = self.choose([(label, cuts.decision) for label, _, _, cuts in finals])
-            record["prediction_rule"] = record["prediction"]["chosen"]
             final = finals[chosen_final][1]
         return made[best][1:] + (final, record)
 

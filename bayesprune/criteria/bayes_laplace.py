@@ -291,10 +291,13 @@ class BayesLaplace(Criterion):
                                                             cuts.priority)
         self.keep_final = keep_probability
         if budget.final_target < budget.target:
-            if final is None:
+            if final is not None:  # the width check chose the prediction among its candidates
+                rule = self.width_record["prediction"]["chosen"]
+            else:
                 final, rule = prediction_budget(chosen, budget, cost_model)
-                if self.width_record is not None:
-                    self.width_record["prediction_rule"] = self.width_record["chosen"] if rule == "chosen" else "run"
+                rule = self.width_record["chosen"] if self.width_record is not None and rule == "chosen" else "run"
+            if self.width_record is not None:
+                self.width_record["prediction_rule"] = rule
             self.keep_final = draw_cuts(priority, final.selector(cost_model, self.group_of_channel), self.rank)[1]
         names = [g.name for g in graph.groups]
         local = np.concatenate([np.arange(g.size) for g in graph.groups])
