@@ -106,6 +106,45 @@ def test_bayes_v2_paired_differences_and_headline(monkeypatch):
     assert "| `l2` | 90.50 ± 0.71% | -0.50 ± 2.12 |" in text and "margin +0.50 points" in text
 
 
+def test_bayes_v2_distill_part_hands_distillation_to_ours_and_to_torch_pruning(monkeypatch):
+    import bayes_v2
+
+    settings = bayes_v2.settings_for("fine-tune+distill", bayes_v2.SETUP, 0.5)
+    assert settings["distill"] == bayes_v2.DISTILL_ALPHA and settings["epochs"] == bayes_v2.SETUP["epochs"]
+    assert "distill" not in bayes_v2.settings_for("fine-tune", bayes_v2.SETUP, 0.5)
+    # bayes in the distill table is named with its annealing target, as after plain fine-tuning
+    assert bayes_v2.with_target("bayes", "fine-tune+distill", "final") == "bayes+anneal_target=final"
+    assert bayes_v2.DISTILL[0] == bayes_v2.MAIN[-1]
+
+    import bayesprune.rounds
+
+    seen = {}
+
+    def fake_run(config):
+        seen["distill"] = config.distill
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(bayesprune.rounds, "run_pruning", fake_run)
+    small = {**settings, "model": "smallcnn-mnist5k", "data": "mnist5k", "train_subset": 64, "test_subset": 32}
+    with pytest.raises(RuntimeError, match="stop"):
+        tp_compare.run_ours("l2", small, 0)
+    assert seen["distill"] == bayes_v2.DISTILL_ALPHA
+
+    import bayesprune.training
+
+    def fake_fit(model, data, config, generator, device, progress=True, loss_fn=None, **kwargs):
+        seen["loss_fn"] = loss_fn
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(bayesprune.training, "fit", fake_fit)
+    with pytest.raises(RuntimeError, match="stop"):
+        tp_compare.run_theirs("tp-l1", {**small, "rounds": 1, "target_macs": 0.8}, 0)
+    assert seen["loss_fn"] is not None  # the distillation loss, not cross-entropy
+    with pytest.raises(RuntimeError, match="stop"):
+        tp_compare.run_theirs("tp-l1", {**small, "rounds": 1, "target_macs": 0.8, "distill": None}, 0)
+    assert seen["loss_fn"] is None
+
+
 def test_bayes_v2_merge_replaces_a_remeasured_cell_only_when_asked_and_lists_it(tmp_path):
     import bayes_v2
 
