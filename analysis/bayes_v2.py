@@ -226,6 +226,7 @@ def _stats(runs: list[dict], reference: dict) -> dict:
     paired = [100 * (r["accuracy"] - reference[r["seed"]]["accuracy"]) for r in runs if r["seed"] in reference]
     sd = lambda v: statistics.stdev(v) if len(v) > 1 else None  # noqa: E731
     return {"accuracy_mean": statistics.mean(accuracy), "accuracy_sd": sd(accuracy),
+            "accuracy_by_seed": {str(r["seed"]): a for r, a in zip(runs, accuracy)},
             "after_final_cut_mean": statistics.mean(after_cut), "seeds": sorted(r["seed"] for r in runs),
             "macs_ratio": statistics.mean(r["macs_ratio"] for r in runs), "epochs": runs[0]["epochs"],
             "seconds_mean": statistics.mean(r["seconds"] for r in runs),
@@ -234,9 +235,11 @@ def _stats(runs: list[dict], reference: dict) -> dict:
 
 
 def headline(summary: dict, regime: str, candidates: tuple[str, ...]) -> dict:
-    """Per budget: bayes against the best other method of ``candidates`` (mean over seeds). After
-    fine-tuning bayes is its default configuration; without, the better of its two reparameterizations
-    (every method is offered both); variants of bayes's options are never the headline's bayes."""
+    """Per budget: bayes against the best other method of ``candidates``, each pair compared over the
+    seeds both have (methods may have more seeds than others): the margin is the mean of the paired
+    differences, with their sd. After fine-tuning bayes is its default configuration; without, the
+    better of its two reparameterizations (every method is offered both); variants of bayes's options
+    are never the headline's bayes."""
     out = {}
     for budget, methods in summary.get(regime, {}).items():
         ours = [m for m in methods if m.split("+")[0] == "bayes" and m in candidates]
@@ -248,12 +251,19 @@ def headline(summary: dict, regime: str, candidates: tuple[str, ...]) -> dict:
         if not ours or not others:
             continue
         best_ours = max(ours, key=lambda m: methods[m]["accuracy_mean"])
-        best = max(others, key=lambda m: methods[m]["accuracy_mean"])
-        b, o = methods[best_ours]["accuracy_mean"], methods[best]["accuracy_mean"]
-        out[budget] = {"bayes": b, "bayes_method": best_ours, "best_other": o, "best_other_name": best,
-                       "margin_points": b - o,
-                       "seeds": min(len(methods[best_ours]["seeds"]), len(methods[best]["seeds"])),
-                       "after_final_cut": methods[best_ours]["after_final_cut_mean"]}
+        by_seed = methods[best_ours]["accuracy_by_seed"]
+        pairs = {m: [(by_seed[s], a) for s, a in methods[m]["accuracy_by_seed"].items() if s in by_seed]
+                 for m in others}
+        pairs = {m: p for m, p in pairs.items() if p}
+        if not pairs:
+            continue
+        best = max(pairs, key=lambda m: statistics.mean(a for _, a in pairs[m]))
+        differences = [b - a for b, a in pairs[best]]
+        out[budget] = {"bayes": statistics.mean(b for b, _ in pairs[best]), "bayes_method": best_ours,
+                       "best_other": statistics.mean(a for _, a in pairs[best]), "best_other_name": best,
+                       "margin_points": statistics.mean(differences),
+                       "margin_sd": statistics.stdev(differences) if len(differences) > 1 else None,
+                       "seeds": len(differences), "after_final_cut": methods[best_ours]["after_final_cut_mean"]}
     return out
 
 
@@ -341,8 +351,9 @@ def markdown(result: dict) -> str:
                        ("headline_post_training", "without fine-tuning")):
         for budget, h in result.get(key, {}).items():
             lines.append(f"Headline {label}, {budget}: `{h['bayes_method']}` {h['bayes']:.2f}%, best other "
-                         f"`{h['best_other_name']}` {h['best_other']:.2f}%, margin {h['margin_points']:+.2f} points "
-                         f"({h['seeds']} seeds).")
+                         f"`{h['best_other_name']}` {h['best_other']:.2f}%, margin {h['margin_points']:+.2f}"
+                         + (f" ± {h['margin_sd']:.2f}" if h.get("margin_sd") is not None else "")
+                         + f" points (paired, {h['seeds']} seeds).")
     return "\n".join(lines) + "\n"
 
 

@@ -88,7 +88,9 @@ def test_bayes_v2_paired_differences_and_headline(monkeypatch):
 
     default, current = bayes_v2.default_bayes(), f"{bayes_v2.UNCHECKED}+anneal_target=current"
     rows = [row(default, 0, 0.90), row(default, 1, 0.92), row("l2", 0, 0.91), row("l2", 1, 0.90),
-            row("tp-l1", 0, 0.80), row(current, 0, 0.93), row("bayes@uniform+anneal_target=current", 0, 0.95)]
+            row("tp-l1", 0, 0.80), row(current, 0, 0.93), row("bayes@uniform+anneal_target=current", 0, 0.95),
+            # best on its own three seeds (92.67), second on the two it shares with bayes (89.5)
+            row("taylor", 0, 0.89), row("taylor", 1, 0.90), row("taylor", 2, 0.99)]
     summary = bayes_v2.summarise(rows)["fine-tune"]["0.5"]
     l2 = summary["l2"]
     assert l2["minus_reference_mean"] == pytest.approx(-0.5)
@@ -101,9 +103,11 @@ def test_bayes_v2_paired_differences_and_headline(monkeypatch):
     # ablations are no candidates of the main headline, and bayes there is its default configuration
     assert head["bayes_method"] == default and head["best_other_name"] == "l2"
     assert head["margin_points"] == pytest.approx(91.0 - 90.5) and head["seeds"] == 2
+    assert head["margin_sd"] == pytest.approx(2 ** 0.5 * 1.5)  # paired: -1 and +2 points
     text = bayes_v2.markdown({"setup": bayes_v2.SETUP, "summary": {"fine-tune": {"0.5": summary}},
                               "headline": {"0.5": head}})
-    assert "| `l2` | 90.50 ± 0.71% | -0.50 ± 2.12 |" in text and "margin +0.50 points" in text
+    assert "| `l2` | 90.50 ± 0.71% | -0.50 ± 2.12 |" in text
+    assert "margin +0.50 ± 2.12 points (paired, 2 seeds)" in text
 
 
 def test_bayes_v2_distill_part_hands_distillation_to_ours_and_to_torch_pruning(monkeypatch):
