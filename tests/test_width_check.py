@@ -256,3 +256,45 @@ def test_check_prediction_is_on_where_fine_tuning_anneals_toward_the_prediction(
     assert not BayesLaplace.from_config(PruneConfig(anneal_target="final", annealing=False)).check_prediction
     assert not BayesLaplace.from_config(PruneConfig(anneal_target="last",
                                                     criterion_options={"check_prediction": "false"})).check_prediction
+
+
+def test_with_follow_prediction_this_cut_takes_the_rule_the_final_cuts_check_chose():
+    """The posterior's widths win this (mild) cut, uniform widths win the predicted final cut beyond
+    the noise: by default each keeps its own choice; with ``follow_prediction`` this cut is made
+    under the final cut's rule too, and the record keeps what this cut's own check chose."""
+    from types import SimpleNamespace
+
+    net, data = planted_network()
+    cost_model = CostModel.build(ChannelGraph(net, data.test_x[:1]))
+    full = cost_model.cost(cost_model.sizes, "macs")
+    budget = RoundBudget(0.8 * full, 0.5 * full, "macs", "global", 0.9, cuts_left=2)
+    flags = {(True, "global"): (1, 1, 0), (True, "uniform"): (1, 0, 1),  # this cut: run's, uniform
+             (False, "global"): (0, 1, 1), (False, "uniform"): (0, 0, 1)}  # the final cut: run's, uniform
+
+    def cut_at(candidate):
+        kept = np.array(flags[(candidate.target == budget.target, candidate.allocation)])
+        return f"selector {candidate.allocation}", SimpleNamespace(decision=kept)
+
+    good, bad = (0.9, [-0.1, -0.1, -0.2, -0.1]), (0.5, [-1.0, -0.9, -1.0, -1.1])
+    scores = {(1, 1, 0): good, (1, 0, 1): bad, (0, 1, 1): bad, (0, 0, 1): good}
+    for follow in (False, True):
+        check = _check_with(scores)
+        check.caps = ()  # the run's rule and uniform widths only
+        chosen, selector, cuts, final, record = check.checked_cut(budget, cost_model, cut_at, None, True, follow)
+        assert record["prediction"]["chosen"] == "uniform" and final.allocation == "uniform"
+        assert final.target == budget.final_target
+        if follow:
+            assert record["chosen"] == "uniform" and record["chosen_for_cut"] == "run"
+            assert chosen.allocation == "uniform" and selector == "selector uniform"
+            assert cuts.decision.tolist() == [1, 0, 1] and chosen.target == budget.target
+        else:
+            assert record["chosen"] == "run" and "chosen_for_cut" not in record
+            assert chosen.allocation == "global" and cuts.decision.tolist() == [1, 1, 0]
+
+
+def test_follow_prediction_needs_the_checked_prediction():
+    from bayesprune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="check_prediction"):
+        BayesLaplace(check_prediction=False, follow_prediction=True)
+    assert BayesLaplace(check_prediction=True, follow_prediction=True).follow_prediction

@@ -130,11 +130,16 @@ class WidthCheck:
             made.append((label, candidate, *cut_at(candidate)))
         return made
 
-    def checked_cut(self, budget: RoundBudget, cost_model, cut_at, first, predict_final: bool) -> tuple:
+    def checked_cut(self, budget: RoundBudget, cost_model, cut_at, first, predict_final: bool,
+                    follow_prediction: bool = False) -> tuple:
         """The run's cut or a more conservative one (tighter caps, uniform widths), whichever
         :meth:`choose` prefers, as ``(budget, selector, cuts, final, record)``: ``final`` is the budget
         of the final cut chosen the same way among :meth:`cut_candidates` with ``final`` (with
-        ``predict_final`` and cuts left after this one; else None)."""
+        ``predict_final`` and cuts left after this one; else None). With ``follow_prediction`` this
+        cut takes the rule the final cut's check chose (when this cut can reach its target under it):
+        the cuts of a run compose, and a rule that suits this cut alone (e.g. the posterior's widths,
+        cheap at a mild cut) can lead to final widths its check finds worse (``record["chosen_for_cut"]``
+        keeps this cut's own choice)."""
         made = self.cut_candidates(budget, cost_model, cut_at, first)
         best, record = self.choose([(label, cuts.decision) for label, _, _, cuts in made])
         final = None
@@ -142,6 +147,11 @@ class WidthCheck:
             finals = self.cut_candidates(budget, cost_model, cut_at, final=True)
             chosen_final, record["prediction"] = self.choose([(label, cuts.decision) for label, _, _, cuts in finals])
             final = finals[chosen_final][1]
+            labels = [label for label, *_ in made]
+            if follow_prediction and finals[chosen_final][0] in labels:
+                record["chosen_for_cut"] = record["chosen"]
+                best = labels.index(finals[chosen_final][0])
+                record["chosen"] = labels[best]
         return made[best][1:] + (final, record)
 
     def release(self):

@@ -114,6 +114,9 @@ class BayesLaplace(Criterion):
             otherwise (the prediction then only feeds the report). Without it the prediction keeps
             the rule chosen for this cut (:func:`prediction_budget`). Needs ``check_widths`` (off
             without it, e.g. with ``cross_layer`` set-ups that skip the check).
+        follow_prediction: with ``check_prediction``, make this cut under the rule the checked
+            prediction of the final cut chose (:meth:`WidthCheck.checked_cut`) instead of this cut's
+            own check's: the cuts compose, so the rule is chosen for where the run ends. Off by default.
         reparameterize: the run's ``--reparameterize``, which the width check applies to its candidates.
         compensated: price each layer's cut after the run's least-squares compensation (``lsq`` only):
             the quadratic loss of removing a layer's first k channels is scaled by the share of its
@@ -137,7 +140,7 @@ class BayesLaplace(Criterion):
                  chains: int = 2, seed: int = 0, forgetting: float = 0.5, fold_means: bool = False,
                  weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None,
                  cross_layer: bool = False, check_widths: bool = True, reparameterize: str = "mean",
-                 compensated: bool | str = "auto", check_prediction: bool = False):
+                 compensated: bool | str = "auto", check_prediction: bool = False, follow_prediction: bool = False):
         if chains < 1:
             raise ConfigError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
@@ -157,6 +160,10 @@ class BayesLaplace(Criterion):
         self.shares: list[np.ndarray] | None = None  # with compensated: per layer, what the refit leaves
         self.width_check = WidthCheck(reparameterize, seed=seed) if check_widths else None
         self.check_prediction = check_prediction and check_widths
+        if follow_prediction and not self.check_prediction:
+            raise ConfigError("--criterion-option follow_prediction=true follows the checked prediction of the final "
+                              "cut: it needs check_prediction=true and the width check")
+        self.follow_prediction = follow_prediction
         self.width_record: dict | None = None  # the width check's candidates and choice, this round
         self.gathered = None  # the width check's input statistics of this round's network, once it ran
         self.pricing: CutPricing | None = None  # prices each draw's cut (all calibration batches)
@@ -317,7 +324,7 @@ class BayesLaplace(Criterion):
         self.width_check.prepare(graph.model, graph.inputs, self.calibration, scales,
                                  self.gathered if scales is None else None)
         checked = self.width_check.checked_cut(budget, cost_model, partial(self._cut_at, cost_model), (selector, cuts),
-                                               self.check_prediction)
+                                               self.check_prediction, self.follow_prediction)
         self.gathered = self.width_check.release()
         return checked
 
