@@ -79,7 +79,9 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
        f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq",
        f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+option.follow_prediction=True")
 # Fine-tuning with distillation from the unpruned network (``--distill``) for every method of the table,
-# Torch-Pruning's included: the issue asks for a general fine-tuning aid in all rows or none.
+# Torch-Pruning's included: the issue asks for a general fine-tuning aid in all rows or none. Its bayes
+# (the reference of its paired differences and headline) is stop 35's default, measured before
+# follow_prediction became the default.
 DISTILL = (OBS_FINAL, "obs+reparameterize=lsq", "l2+reparameterize=lsq", "l2", "taylor", "tp-group-sl")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
@@ -95,13 +97,24 @@ def default_bayes() -> str:
 
     reparameterize = PruneConfig().reparameterize
     return (f"{_default_check()}{_default_within()}{_default_compensated(reparameterize)}"
-            f"{_default_reparameterization()}+anneal_target={PruneConfig().anneal_target}")
+            f"{_default_reparameterization()}+anneal_target={PruneConfig().anneal_target}"
+            f"{_default_follow(PruneConfig())}")
 
 
 def default_post(reparameterize: str) -> str:
     """The default configuration of bayes without fine-tuning, with ``reparameterize``."""
+    from bayesprune.config import PruneConfig
+
     return (f"{_default_check()}{_default_within()}{_default_compensated(reparameterize)}"
-            f"+reparameterize={reparameterize}")
+            f"+reparameterize={reparameterize}{_default_follow(PruneConfig(epochs=0.0))}")
+
+
+def _default_follow(config) -> str:
+    """``+option.follow_prediction=True`` when bayes follows the checked prediction by default under
+    ``config`` (rows naming no ``follow_prediction`` ran without it: :func:`as_measured`)."""
+    from bayesprune.criteria import BayesLaplace
+
+    return "+option.follow_prediction=True" if BayesLaplace.from_config(config).follow_prediction else ""
 
 
 # Rows that name no ``within`` ran with l2 inside the layers and, naming no ``compensated``, without the
@@ -124,14 +137,17 @@ def _default_compensated(reparameterize: str) -> str:
 
 
 def as_measured(method: str) -> str:
-    """``method`` as it is run: a bayes row naming no ``within`` or ``compensated`` ran with l2 inside
-    the layers and without compensated pricing, whatever today's defaults are."""
+    """``method`` as it is run: a bayes row naming no ``within``, ``compensated`` or
+    ``follow_prediction`` ran with l2 inside the layers, without compensated pricing and without
+    following the prediction, whatever today's defaults are."""
     if method.split("+")[0].split("@")[0] != "bayes":
         return method
     if "+within=" not in method:
         method += f"+within={MEASURED_WITHIN}"
     if "compensated=" not in method:
         method += "+option.compensated=False"
+    if "follow_prediction=" not in method:
+        method += "+option.follow_prediction=False"
     return method
 
 
@@ -218,6 +234,8 @@ def _reference(method: str, regime: str) -> str:
     if regime == "post-training":
         _, _, reparameterize = method.partition("+reparameterize=")
         return default_post(reparameterize or "mean")
+    if regime == "fine-tune+distill":
+        return DISTILL[0]
     unchecked = f"{UNCHECKED}+anneal_target=current"
     ablation = method.endswith("+anneal_target=current") and CHECKED not in method and method != unchecked
     return unchecked if ablation else default_bayes()
@@ -237,17 +255,18 @@ def _stats(runs: list[dict], reference: dict) -> dict:
             "minus_reference_sd": sd(paired)}
 
 
-def headline(summary: dict, regime: str, candidates: tuple[str, ...]) -> dict:
+def headline(summary: dict, regime: str, candidates: tuple[str, ...], bayes: str | None = None) -> dict:
     """Per budget: bayes against the best other method of ``candidates``, each pair compared over the
     seeds both have (methods may have more seeds than others): the margin is the mean of the paired
-    differences, with their sd. After fine-tuning bayes is its default configuration; without, the
+    differences, with their sd. After fine-tuning bayes is ``bayes`` (default: its default
+    configuration, :func:`default_bayes`); without, the
     better of its two reparameterizations (every method is offered both); variants of bayes's options
     are never the headline's bayes."""
     out = {}
     for budget, methods in summary.get(regime, {}).items():
         ours = [m for m in methods if m.split("+")[0] == "bayes" and m in candidates]
         if fine_tuned(regime):
-            ours = [m for m in ours if m == default_bayes()]
+            ours = [m for m in ours if m == (bayes or default_bayes())]
         else:  # the default configuration under either reparameterization, not an option's variant
             ours = [m for m in ours if m in (default_post("mean"), default_post("lsq"))]
         others = [m for m in methods if m.split("+")[0].split("@")[0] not in ("bayes",) and m in candidates]
@@ -388,7 +407,7 @@ def _write(out: Path, setup: dict, rows: list[dict], replaced: list | None = Non
               "label": "CPU (2 cores); ResNet-20 on Fashion-MNIST, 16k training images, full test set",
               "headline": headline(summary, "fine-tune", MAIN),
               "headline_post_training": headline(summary, "post-training", POST),
-              **({"headline_distill": distilled} if (distilled := headline(summary, "fine-tune+distill", DISTILL))
+              **({"headline_distill": distilled} if (distilled := headline(summary, "fine-tune+distill", DISTILL, DISTILL[0]))
                  else {}),
               "summary": summary, "rows": rows, "row_commits": sorted({r["commit"] for r in rows if r.get("commit")}),
               **versions(), "torch_threads": sorted({r["torch_threads"] for r in rows}),

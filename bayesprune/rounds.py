@@ -117,7 +117,8 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
 def _measured_best_without_fine_tuning(criterion) -> bool:
     """Whether ``criterion`` is already what :data:`NO_FINETUNE_WIDTHS` recommends."""
     within = getattr(criterion, "within", None)
-    return getattr(within, "name", None) == "obs" and bool(getattr(criterion, "compensated", False))
+    return (getattr(within, "name", None) == "obs" and bool(getattr(criterion, "compensated", False))
+            and bool(getattr(criterion, "follow_prediction", False)))
 
 
 NO_FINETUNE_WIDTHS = ("note: without fine-tuning (--epochs 0), bayes's defaults were measured best: obs inside the "

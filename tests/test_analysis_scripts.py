@@ -118,7 +118,7 @@ def test_bayes_v2_distill_part_hands_distillation_to_ours_and_to_torch_pruning(m
     assert "distill" not in bayes_v2.settings_for("fine-tune", bayes_v2.SETUP, 0.5)
     # bayes in the distill table is named with its annealing target, as after plain fine-tuning
     assert bayes_v2.with_target("bayes", "fine-tune+distill", "final") == "bayes+anneal_target=final"
-    assert bayes_v2.DISTILL[0] == bayes_v2.default_bayes()  # the default, after the distillation
+    assert bayes_v2._reference("l2", "fine-tune+distill") == bayes_v2.DISTILL[0] == bayes_v2.OBS_FINAL
 
     import bayesprune.rounds
 
@@ -188,14 +188,15 @@ def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target()
             ("bayes-svi", "fine-tune", "bayes-svi"), ("l2", "fine-tune", "l2")):
         assert bayes_v2.spelled_out({"method": method, "regime": regime})["method"] == spelled
     # today's default, spelled out: obs inside the layers, widths priced after the refit (with lsq only),
-    # annealing toward the checked prediction of the final cut
+    # annealing toward the checked prediction of the final cut, every cut under the rule it chose
+    follow = "+option.follow_prediction=True"
     assert bayes_v2.default_bayes() == (f"{checked}+within=obs+option.compensated=True+reparameterize=lsq"
-                                        "+anneal_target=final")
-    assert bayes_v2.default_post("lsq") == f"{checked}+within=obs+option.compensated=True+reparameterize=lsq"
-    assert bayes_v2.default_post("mean") == f"{checked}+within=obs+reparameterize=mean"
-    # rows that name neither ran with l2 inside the layers and no compensated pricing, and run so
+                                        f"+anneal_target=final{follow}")
+    assert bayes_v2.default_post("lsq") == f"{checked}+within=obs+option.compensated=True+reparameterize=lsq{follow}"
+    assert bayes_v2.default_post("mean") == f"{checked}+within=obs+reparameterize=mean{follow}"
+    # rows that name none ran with l2 inside the layers, no compensated pricing and not following, and run so
     assert bayes_v2.as_measured(f"{checked}+reparameterize=lsq") == (
-        f"{checked}+reparameterize=lsq+within=l2+option.compensated=False")
+        f"{checked}+reparameterize=lsq+within=l2+option.compensated=False+option.follow_prediction=False")
     assert bayes_v2.as_measured(bayes_v2.default_bayes()) == bayes_v2.default_bayes()
     assert bayes_v2.as_measured("bayes-svi") == "bayes-svi" and bayes_v2.as_measured("obs") == "obs"
 

@@ -69,8 +69,8 @@ def test_run_pruning_takes_a_users_allocation_object(tmp_path):
 
 
 def test_pruning_without_fine_tuning_points_at_the_best_measured_configuration(tmp_path, capsys):
-    """Without fine-tuning bayes with obs inside the layers and widths priced after the refit (its
-    defaults) was measured best (analysis/bayes_v2.py): a run that departs from them says so, once;
+    """Without fine-tuning bayes with obs inside the layers, widths priced after the refit and every
+    cut following the checked prediction (its defaults) was measured best (analysis/bayes_v2.py): a run that departs from them says so, once;
     not the default run, nor one with uniform widths."""
     from bayesprune.rounds import NO_FINETUNE_WIDTHS
 
@@ -82,3 +82,6 @@ def test_pruning_without_fine_tuning_points_at_the_best_measured_configuration(t
     assert NO_FINETUNE_WIDTHS not in capsys.readouterr().out
     assert main(common + ["--out", str(tmp_path / "default")]) == 0
     assert NO_FINETUNE_WIDTHS not in capsys.readouterr().out
+    # annealing toward the current cut turns the checked prediction off, and with it following it
+    assert main(common + ["--anneal-target", "current", "--out", str(tmp_path / "current")]) == 0
+    assert capsys.readouterr().out.count(NO_FINETUNE_WIDTHS) == 1

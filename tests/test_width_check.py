@@ -256,6 +256,13 @@ def test_check_prediction_is_on_where_fine_tuning_anneals_toward_the_prediction(
     assert not BayesLaplace.from_config(PruneConfig(anneal_target="final", annealing=False)).check_prediction
     assert not BayesLaplace.from_config(PruneConfig(anneal_target="last",
                                                     criterion_options={"check_prediction": "false"})).check_prediction
+    # each cut follows the checked prediction wherever it is checked, unless told not to
+    assert BayesLaplace.from_config(PruneConfig()).follow_prediction
+    assert BayesLaplace.from_config(PruneConfig(epochs=0.0)).follow_prediction  # without fine-tuning too
+    assert not BayesLaplace.from_config(PruneConfig(anneal_target="current")).follow_prediction
+    unchecked = BayesLaplace.from_config(PruneConfig(criterion_options={"check_widths": "false"}))
+    assert not unchecked.check_prediction and not unchecked.follow_prediction
+    assert not BayesLaplace.from_config(PruneConfig(criterion_options={"follow_prediction": "false"})).follow_prediction
 
 
 def test_with_follow_prediction_this_cut_takes_the_rule_the_final_cuts_check_chose():
