@@ -403,12 +403,12 @@ def merge(paths: list[Path], out: Path, replace: bool = False) -> None:
 
 def _write(out: Path, setup: dict, rows: list[dict], replaced: list | None = None) -> None:
     summary = summarise(rows)
+    distilled = headline(summary, "fine-tune+distill", DISTILL, DISTILL[0])
     result = {"script": "analysis/bayes_v2.py", "setup": setup, "device": "cpu",
               "label": "CPU (2 cores); ResNet-20 on Fashion-MNIST, 16k training images, full test set",
               "headline": headline(summary, "fine-tune", MAIN),
               "headline_post_training": headline(summary, "post-training", POST),
-              **({"headline_distill": distilled} if (distilled := headline(summary, "fine-tune+distill", DISTILL, DISTILL[0]))
-                 else {}),
+              **({"headline_distill": distilled} if distilled else {}),
               "summary": summary, "rows": rows, "row_commits": sorted({r["commit"] for r in rows if r.get("commit")}),
               **versions(), "torch_threads": sorted({r["torch_threads"] for r in rows}),
               **({"replaced": replaced} if replaced else {})}

@@ -70,8 +70,8 @@ def test_run_pruning_takes_a_users_allocation_object(tmp_path):
 
 def test_pruning_without_fine_tuning_points_at_the_best_measured_configuration(tmp_path, capsys):
     """Without fine-tuning bayes with obs inside the layers, widths priced after the refit and every
-    cut following the checked prediction (its defaults) was measured best (analysis/bayes_v2.py): a run that departs from them says so, once;
-    not the default run, nor one with uniform widths."""
+    cut following the checked prediction (its defaults) was measured best (analysis/bayes_v2.py): a
+    run that departs from them says so, once; not the default run, nor one with uniform widths."""
     from bayesprune.rounds import NO_FINETUNE_WIDTHS
 
     common = ["run", "--rounds", "1", "--epochs", "0", "--posterior-draws", "20", "--train-subset", "256",
