@@ -259,9 +259,8 @@ def headline(summary: dict, regime: str, candidates: tuple[str, ...], bayes: str
     """Per budget: bayes against the best other method of ``candidates``, each pair compared over the
     seeds both have (methods may have more seeds than others): the margin is the mean of the paired
     differences, with their sd. After fine-tuning bayes is ``bayes`` (default: its default
-    configuration, :func:`default_bayes`); without, the
-    better of its two reparameterizations (every method is offered both); variants of bayes's options
-    are never the headline's bayes."""
+    configuration, :func:`default_bayes`); without, the better of its two reparameterizations (every
+    method is offered both); variants of bayes's options are never the headline's bayes."""
     out = {}
     for budget, methods in summary.get(regime, {}).items():
         ours = [m for m in methods if m.split("+")[0] == "bayes" and m in candidates]
