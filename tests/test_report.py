@@ -202,8 +202,20 @@ def test_default_bayes_report_shows_whether_the_posterior_agrees_with_itself(tmp
         assert check["candidates"][0] == "run" and check["candidates"][-1] == "uniform"
         assert check["chosen"] in check["candidates"]
         assert re.search(rf"<td>{record['round']}</td><td>{re.escape(check['chosen'])}</td>"
-                         r"(<td>[^<]*</td>){2}<td>yes</td>", text)
+                         r"(<td>[^<]*</td>){2}<td>yes[^<]*</td>", text)
     # round 1 of 2 predicts the final cut under a rule the report names; the last round predicts nothing
     rule = rounds[0]["width_check"]["prediction_rule"]
     assert rule in ("run", rounds[0]["width_check"]["chosen"]) and "prediction_rule" not in rounds[1]["width_check"]
     assert re.search(rf"<td>1</td><td>{re.escape(rule)}</td>(<td>[^<]*</td>){{3}}<td>yes</td>", text)
+
+
+def test_width_check_rows_say_when_the_cut_followed_the_prediction_over_its_own_best():
+    from bayesprune.report.build import _width_check_rows
+
+    check = {"candidates": ["run", "cap 0.6", "uniform"], "held_out_accuracy": [0.9, 0.8, 0.85],
+             "held_out_log_likelihood": [-0.3, -0.5, -0.4], "chosen": "run", "prediction_rule": "uniform"}
+    rows = _width_check_rows({"round": 1, "width_check": check})
+    assert [r[4] for r in rows] == ["yes", "", ""] and [r[5] for r in rows] == ["", "", "yes"]
+    followed = {**check, "chosen": "uniform", "chosen_for_cut": "run"}
+    rows = _width_check_rows({"round": 1, "width_check": followed})
+    assert [r[4] for r in rows] == ["this cut's own best", "", "yes (the prediction's rule)"]

@@ -207,8 +207,15 @@ WIDTH_CHECK_COLUMNS = ("round", "candidate", "held-out accuracy", "held-out log-
 
 def _width_check_rows(record: dict) -> list[list[str]]:
     check = record["width_check"]
-    return [[str(record["round"]), label, _num(accuracy, 4), _num(log_likelihood, 4),
-             "yes" if label == check["chosen"] else "", "yes" if label == check.get("prediction_rule") else ""]
+    own = check.get("chosen_for_cut", check["chosen"])  # differs where the cut followed the prediction
+
+    def chosen(label: str) -> str:
+        if label == check["chosen"]:
+            return "yes" if own == label else "yes (the prediction's rule)"
+        return "this cut's own best" if label == own else ""
+
+    return [[str(record["round"]), label, _num(accuracy, 4), _num(log_likelihood, 4), chosen(label),
+             "yes" if label == check.get("prediction_rule") else ""]
             for label, accuracy, log_likelihood in zip(check["candidates"], check["held_out_accuracy"],
                                                        check["held_out_log_likelihood"])]
 
