@@ -173,7 +173,9 @@ def _posterior_sections(run: RunRecord, folder: Path) -> list:
                         "(P(pruned by the end), what --anneal-target final/last dims) with its cap compounded "
                         "over the cuts left: with final/last by the same held-out check among the final cut's "
                         "candidates, otherwise under this cut's chosen rule (the run's where that rule cannot "
-                        "reach the final target).", note=True),
+                        "reach the final target). With follow_prediction (the default with final/last) the cut "
+                        "itself is made under the rule the prediction's check chose, since the cuts compose.",
+                        note=True),
                    Table(WIDTH_CHECK_COLUMNS, checks)]
     if traces:
         blocks += [Heading("ELBO"), Image(figures.elbo_curves(traces, folder), "ELBO curves")]
