@@ -15,7 +15,10 @@ best other method and the margin in points; per method the mean and sd over seed
 (method - reference) on the same seed, the reference being the default ``bayes`` (ablations: the
 configuration they ablate).
 
-Usage: python analysis/bayes_v2.py [--only main|ablations|post] [--targets 0.5] [--methods a,b]
+The ``distill`` part fine-tunes every method of its table with distillation from the unpruned network
+(``--distill 0.5``), Torch-Pruning's too, with its own ``headline_distill``.
+
+Usage: python analysis/bayes_v2.py [--only main|ablations|post|distill] [--targets 0.5] [--methods a,b]
        [--seeds 3] [--first-seed 0] [--quick]
        python analysis/bayes_v2.py --merge A.json B.json [--replace] --out C.json
 """
