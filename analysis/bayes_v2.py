@@ -35,18 +35,17 @@ from pathlib import Path
 import torch
 
 from _common import commit, versions, write_json
+# the row-naming rules; with_target is re-exported for callers of this script's names
+from bayes_v2_names import (CHECKED, SETUP_REPARAMETERIZE, UNCHECKED, as_measured, default_bayes, default_post,
+                            fine_tuned, spelled, spelled_out, with_target)  # noqa: F401
 from tp_compare import run_ours, run_theirs
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "bayes_v2_resnet20-fashion-mnist.json"
 SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_images": 16000, "test_images": 10000,
          "rounds": 3, "epochs": 2.0, "lr": 0.01, "batch_size": 128, "max_prune_fraction": 0.9,
-         "calibration_batches": 8, "reparameterize": "mean", "svi_steps": 150, "chains": 2, "sl_epochs": 1}
-# bayes is named with its annealing target and its width check: both defaults changed during issue 16
-# (annealing current -> final -> current; the held-out width check off -> on), so a bare "bayes" would
-# mean different runs at different commits. Rows stored before the check existed are named with
-# check_widths=False (spelled_out).
-CHECKED, UNCHECKED = "bayes+option.check_widths=True", "bayes+option.check_widths=False"
+         "calibration_batches": 8, "reparameterize": SETUP_REPARAMETERIZE, "svi_steps": 150, "chains": 2,
+         "sl_epochs": 1}
 OBS_FINAL = f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final"
 MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check came in
         f"{CHECKED}+reparameterize=lsq+anneal_target=current",  # least squares around every cut (the default)
@@ -91,117 +90,6 @@ DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's defa
 POST_TRAIN_IMAGES = 2000
 PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.5,), ABLATIONS),
          "post": ("post-training", (0.5, 0.2), POST), "distill": ("fine-tune+distill", (0.5, 0.2), DISTILL)}
-
-
-def default_bayes() -> str:
-    """The default configuration of bayes after fine-tuning, named with its width check, order inside
-    the layers, compensated pricing, reparameterization and annealing target (the reference of the
-    paired differences and the headline)."""
-    from bayesprune.config import PruneConfig
-
-    reparameterize = PruneConfig().reparameterize
-    return (f"{_default_check()}{_default_within()}{_default_compensated(reparameterize)}"
-            f"{_default_reparameterization()}+anneal_target={PruneConfig().anneal_target}"
-            f"{_default_follow(PruneConfig())}")
-
-
-def default_post(reparameterize: str) -> str:
-    """The default configuration of bayes without fine-tuning, with ``reparameterize``."""
-    from bayesprune.config import PruneConfig
-
-    return (f"{_default_check()}{_default_within()}{_default_compensated(reparameterize)}"
-            f"+reparameterize={reparameterize}{_default_follow(PruneConfig(epochs=0.0))}")
-
-
-def _default_follow(config) -> str:
-    """``+option.follow_prediction=True`` when bayes follows the checked prediction by default under
-    ``config`` (rows naming no ``follow_prediction`` ran without it: :func:`as_measured`)."""
-    from bayesprune.criteria import BayesLaplace
-
-    return "+option.follow_prediction=True" if BayesLaplace.from_config(config).follow_prediction else ""
-
-
-# Rows that name no ``within`` ran with l2 inside the layers and, naming no ``compensated``, without the
-# compensated pricing: the defaults until stop 29 (as_measured runs such names so).
-MEASURED_WITHIN = "l2"
-
-
-def _default_within() -> str:
-    """``+within=`` today's default when it is not what rows naming none ran with."""
-    from bayesprune.config import PruneConfig
-
-    return "" if PruneConfig().within == MEASURED_WITHIN else f"+within={PruneConfig().within}"
-
-
-def _default_compensated(reparameterize: str) -> str:
-    """``+option.compensated=True`` when today's default prices widths after the refit under ``reparameterize``."""
-    from bayesprune.criteria import BayesLaplace
-
-    return "+option.compensated=True" if BayesLaplace(reparameterize=reparameterize).compensated else ""
-
-
-def as_measured(method: str) -> str:
-    """``method`` as it is run: a bayes row naming no ``within``, ``compensated`` or
-    ``follow_prediction`` ran with l2 inside the layers, without compensated pricing and without
-    following the prediction, whatever today's defaults are."""
-    if method.split("+")[0].split("@")[0] != "bayes":
-        return method
-    if "+within=" not in method:
-        method += f"+within={MEASURED_WITHIN}"
-    if "compensated=" not in method:
-        method += "+option.compensated=False"
-    if "follow_prediction=" not in method:
-        method += "+option.follow_prediction=False"
-    return method
-
-
-def _default_reparameterization() -> str:
-    """``+reparameterize=`` today's default when it is not the set-up's (rows name theirs when they
-    differ from ``SETUP``; the default became ``lsq`` after these rows were measured with ``mean``)."""
-    from bayesprune.config import PruneConfig
-
-    default = PruneConfig().reparameterize
-    return "" if default == SETUP["reparameterize"] else f"+reparameterize={default}"
-
-
-def _default_check() -> str:
-    """``bayes`` with today's default of its width check spelled out."""
-    import inspect
-
-    from bayesprune.criteria import BayesLaplace
-
-    return CHECKED if inspect.signature(BayesLaplace).parameters["check_widths"].default else UNCHECKED
-
-
-def spelled_out(row: dict) -> dict:
-    """A stored row, named as :func:`spelled` names it. Rows measured before the default annealing
-    target became ``final`` (up to commit 2c8776e) carry none in their name: theirs was ``current``,
-    the default then; rows measured before the width check existed (up to commit 76722c9) carry no
-    ``check_widths``: they ran without it."""
-    return {**row, "method": spelled(row["method"], row["regime"], "current", False)}
-
-
-def spelled(method: str, regime: str, target: str | None = None, check: bool | None = None) -> str:
-    """``method`` with bayes's width check (default: today's) and, after fine-tuning, its annealing
-    target (default: today's) written out when it names none (``bayes@...`` has fixed widths: no check)."""
-    if method.split("+")[0] == "bayes" and "check_widths=" not in method:
-        rest = method.partition("+")[2]
-        flag = (CHECKED if check else UNCHECKED) if check is not None else _default_check()
-        method = flag + (f"+{rest}" if rest else "")
-    return with_target(method, regime, target)
-
-
-def with_target(method: str, regime: str, target: str | None = None) -> str:
-    """``method`` with ``+anneal_target=`` ``target`` (default: today's default) when it is bayes after
-    fine-tuning and names none."""
-    if not fine_tuned(regime) or method.split("+")[0].split("@")[0] != "bayes" or "anneal_target=" in method:
-        return method
-    return f"{method}+anneal_target={target or default_bayes().rpartition('=')[2]}"
-
-
-def fine_tuned(regime: str) -> bool:
-    """Whether cells of ``regime`` fine-tune (with or without distillation)."""
-    return regime.startswith("fine-tune")
 
 
 def settings_for(regime: str, setup: dict, target: float) -> dict:

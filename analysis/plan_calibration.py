@@ -159,7 +159,7 @@ def finetune_grid(network: str, data: str, seeds: int, quick: bool) -> dict:
 def resnet_grid() -> dict:
     """Fine-tuned `bayes` (its default configuration) at 0.5 and 0.2 from analysis/results/bayes_v2_*
     (read, not measured: it is rebuilt on every call)."""
-    from bayes_v2 import default_bayes, spelled_out
+    from bayes_v2_names import default_bayes, spelled_out
 
     result = json.loads((RESULTS / "bayes_v2_resnet20-fashion-mnist.json").read_text())
     accuracy: dict = {}
