@@ -88,6 +88,7 @@ DISTILL = (OBS_FINAL, "obs+reparameterize=lsq", "l2+reparameterize=lsq", "l2", "
            f"{OBS_FINAL}+option.follow_prediction=True")  # today's default
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
+QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows
 PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.5,), ABLATIONS),
          "post": ("post-training", (0.5, 0.2), POST), "distill": ("fine-tune+distill", (0.5, 0.2), DISTILL)}
 
@@ -206,7 +207,7 @@ def main() -> None:
                      epochs=0.1, svi_steps=5, sl_epochs=0)
         out = Path(tempfile.mkdtemp()) / "bayes_v2_quick.json"
         args.seeds, args.targets = 1, "0.5"
-        args.methods = args.methods or "bayes,l2,tp-l1,bayes@uniform,bayes+reparameterize=lsq"
+        args.methods = args.methods or ",".join(QUICK_METHODS)
     earlier = json.loads(out.read_text()) if out.exists() else None
     if earlier and earlier["setup"] != setup:
         raise SystemExit(f"{out} was measured with another set-up; write to a new --out")

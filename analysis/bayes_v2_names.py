@@ -114,9 +114,11 @@ def spelled(method: str, regime: str, target: str | None = None, check: bool | N
 def with_target(method: str, regime: str, target: str | None = None) -> str:
     """``method`` with ``+anneal_target=`` ``target`` (default: today's default) when it is bayes after
     fine-tuning and names none."""
+    from bayesprune.config import PruneConfig
+
     if not fine_tuned(regime) or method.split("+")[0].split("@")[0] != "bayes" or "anneal_target=" in method:
         return method
-    return f"{method}+anneal_target={target or default_bayes().rpartition('=')[2]}"
+    return f"{method}+anneal_target={target or PruneConfig().anneal_target}"
 
 
 def fine_tuned(regime: str) -> bool:

@@ -242,3 +242,20 @@ def test_plan_calibration_scores_cells_of_an_earlier_rule_again_with_the_discord
     assert unseen["discordance_floor"] == 0.0 and not unseen["covered"] and unseen["covered_run"]
     # a cell that records its floor keeps it
     assert scoring.scored({**old, "discordance_floor": 0.0}, True, 0, 0.9)["covered"] is False
+
+
+def test_bayes_v2_every_row_it_would_run_is_a_valid_configuration():
+    """Each name bayes_v2 stores and runs (every part's rows and --quick's, spelled out as the script
+    does) parses into a PruneConfig that validates: a default named into a row must stay runnable
+    (``with_target`` once read the annealing target off the end of the default's name and got ``True``)."""
+    import bayes_v2
+    from bayesprune.config import PruneConfig
+
+    assert bayes_v2.with_target("bayes", "fine-tune") == f"bayes+anneal_target={PruneConfig().anneal_target}"
+    named = [(regime, method) for regime, _, methods in bayes_v2.PARTS.values() for method in methods]
+    named += [("fine-tune", method) for method in bayes_v2.QUICK_METHODS]
+    for regime, method in named:
+        if method.startswith("tp-"):
+            continue
+        criterion, options = tp_compare.method_options(bayes_v2.as_measured(bayes_v2.spelled(method, regime)))
+        PruneConfig(criterion=criterion, **options).validate()
