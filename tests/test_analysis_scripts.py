@@ -118,7 +118,7 @@ def test_bayes_v2_distill_part_hands_distillation_to_ours_and_to_torch_pruning(m
     assert "distill" not in bayes_v2.settings_for("fine-tune", bayes_v2.SETUP, 0.5)
     # bayes in the distill table is named with its annealing target, as after plain fine-tuning
     assert bayes_v2.with_target("bayes", "fine-tune+distill", "final") == "bayes+anneal_target=final"
-    assert bayes_v2._reference("l2", "fine-tune+distill") == bayes_v2.DISTILL[0] == bayes_v2.OBS_FINAL
+    assert bayes_v2._reference("l2", "fine-tune+distill") == bayes_v2.DISTILL[0] == bayes_v2.default_bayes()
 
     import bayesprune.rounds
 
