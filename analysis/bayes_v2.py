@@ -122,9 +122,9 @@ def summarise(rows: list[dict]) -> dict:
 def _reference(method: str, regime: str) -> str:
     """The bayes row a method is paired with. Without fine-tuning: the default bayes with the same
     reparameterization (``mean``, the default, for Torch-Pruning's). After fine-tuning (with or without
-    distillation): an ablation
-    measured on bayes without the width check and with current annealing is paired with that
-    configuration; everything else (that configuration too) with the default (:func:`default_bayes`)."""
+    distillation): an ablation measured on bayes without the width check and with current annealing is
+    paired with that configuration; everything else (that configuration too) with the default
+    (:func:`default_bayes`)."""
     if regime == "post-training":
         _, _, reparameterize = method.partition("+reparameterize=")
         return default_post(reparameterize or "mean")
