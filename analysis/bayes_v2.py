@@ -147,17 +147,17 @@ def _stats(runs: list[dict], reference: dict) -> dict:
             "minus_reference_sd": sd(paired)}
 
 
-def headline(summary: dict, regime: str, candidates: tuple[str, ...], bayes: str | None = None) -> dict:
+def headline(summary: dict, regime: str, candidates: tuple[str, ...]) -> dict:
     """Per budget: bayes against the best other method of ``candidates``, each pair compared over the
     seeds both have (methods may have more seeds than others): the margin is the mean of the paired
-    differences, with their sd. After fine-tuning bayes is ``bayes`` (default: its default
-    configuration, :func:`default_bayes`); without, the better of its two reparameterizations (every
+    differences, with their sd. After fine-tuning (with or without distillation) bayes is its default
+    configuration (:func:`default_bayes`); without, the better of its two reparameterizations (every
     method is offered both); variants of bayes's options are never the headline's bayes."""
     out = {}
     for budget, methods in summary.get(regime, {}).items():
         ours = [m for m in methods if m.split("+")[0] == "bayes" and m in candidates]
         if fine_tuned(regime):
-            ours = [m for m in ours if m == (bayes or default_bayes())]
+            ours = [m for m in ours if m == default_bayes()]
         else:  # the default configuration under either reparameterization, not an option's variant
             ours = [m for m in ours if m in (default_post("mean"), default_post("lsq"))]
         others = [m for m in methods if m.split("+")[0].split("@")[0] not in ("bayes",) and m in candidates]
