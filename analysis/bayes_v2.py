@@ -85,7 +85,7 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
 # (the reference of its paired differences and headline) is today's default (default_bayes: stop 36's,
 # following the checked prediction); stop 35's (OBS_FINAL, not following) was measured first and stays.
 DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq", "l2+reparameterize=lsq", "l2",
-           "taylor", "tp-group-sl", OBS_FINAL)
+           "taylor", "tp-group-sl", OBS_FINAL, "tp-l2", "tp-l1", "bayes-svi")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows
