@@ -259,3 +259,33 @@ def test_bayes_v2_every_row_it_would_run_is_a_valid_configuration():
             continue
         criterion, options = tp_compare.method_options(bayes_v2.as_measured(bayes_v2.spelled(method, regime)))
         PruneConfig(criterion=criterion, **options).validate()
+
+
+def test_headroom_gaps_to_the_unpruned_ceiling_by_hand():
+    import headroom
+
+    rows = [{"regime": "fine-tune", "seed": 0, "accuracy": 0.93}, {"regime": "fine-tune", "seed": 1, "accuracy": 0.91}]
+    head = {"0.5": {"bayes_method": "b", "best_other_name": "o", "best_other": 91.5, "bayes": 91.5}}
+    methods = {"b": {"accuracy_by_seed": {"0": 92.0, "1": 91.0, "2": 50.0}},  # seed 2 has no ceiling: left out
+               "o": {"accuracy_by_seed": {"0": 92.5, "1": 90.5}}}
+    summary = headroom.summarise(rows, {"headline": head, "summary": {"fine-tune": {"0.5": methods}}})
+    entry = summary["fine-tune"]
+    assert entry["ceiling_mean"] == pytest.approx(92.0) and "fine-tune+distill" not in summary
+    budget = entry["budgets"]["0.5"]
+    assert budget["bayes_minus_ceiling"]["mean"] == pytest.approx(-0.5)  # (92-93, 91-91) / 2
+    assert budget["bayes_minus_ceiling"]["seeds"] == 2
+    assert budget["best_other_minus_ceiling"]["mean"] == pytest.approx(-0.5)  # (92.5-93, 90.5-91)
+    assert budget["best_other_minus_ceiling"]["sd"] == pytest.approx(0.0)
+    assert budget["required_for_target"] == pytest.approx(91.8)  # 91.5 + 0.3 at 50%
+    assert budget["required_minus_ceiling"] == pytest.approx(-0.2)
+
+
+@pytest.mark.parametrize("regime", ["fine-tune", "fine-tune+distill"])
+def test_headroom_cell_cuts_nothing_and_fine_tunes(monkeypatch, regime):
+    import headroom
+
+    monkeypatch.setattr(headroom, "SETUP", {**headroom.SETUP, "model": "smallcnn-mnist5k", "data": "mnist5k",
+                                            "train_images": 256, "test_images": 200, "rounds": 1, "epochs": 0.25,
+                                            "calibration_batches": 1})
+    cell = headroom.ceiling_cell(regime, 0)
+    assert cell["macs_ratio"] == pytest.approx(1.0) and len(cell["rounds"]) == 1 and 0.0 < cell["accuracy"] <= 1.0
