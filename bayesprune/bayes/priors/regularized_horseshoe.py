@@ -7,10 +7,11 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from .base import ScalePrior, half_cauchy_log_density, lognormal_site
+from .base import lognormal_site
+from .horseshoe import Horseshoe
 
 
-class RegularizedHorseshoe(ScalePrior):
+class RegularizedHorseshoe(Horseshoe):
     """Piironen & Vehtari 2017, EJS, eq. (2.8): ``c^2 ~ InvGamma(nu/2, nu slab^2/2)``,
     ``lambda~_c^2 = c^2 lambda_c^2 / (c^2 + tau^2 lambda_c^2)``, ``s_c ~ N(0, tau^2 lambda~_c^2)``.
 
@@ -21,7 +22,8 @@ class RegularizedHorseshoe(ScalePrior):
         per_layer: optional per-layer half-Cauchy scale, as in :class:`Horseshoe`.
 
     Quadrature form (closed-form posterior): the slab's ``c`` is held at ``slab_scale`` (the
-    inverse-gamma's scale) instead of integrated over; ``tau`` and ``lambda`` are integrated.
+    inverse-gamma's scale) instead of integrated over; ``tau`` and ``lambda`` are integrated, under
+    the horseshoe's half-Cauchy densities (inherited).
     """
 
     name = "regularized-horseshoe"
@@ -30,8 +32,8 @@ class RegularizedHorseshoe(ScalePrior):
 
     def __init__(self, tau0: float = 1e-1, slab_scale: float = 2.0, slab_df: float = 4.0,
                  per_layer: bool = False, prefix: str = ""):
-        super().__init__(per_layer, prefix)
-        self.tau0, self.slab_scale, self.slab_df = float(tau0), float(slab_scale), float(slab_df)
+        super().__init__(tau0, per_layer, prefix)
+        self.slab_scale, self.slab_df = float(slab_scale), float(slab_df)
 
     def model_scales(self, layer_of_channel, num_layers):
         tau = pyro.sample(self.site("tau"), dist.HalfCauchy(torch.tensor(self.tau0)))
@@ -49,12 +51,6 @@ class RegularizedHorseshoe(ScalePrior):
         self.guide_layer_scale(num_layers)
         with pyro.plate(self.site("channels"), num_channels):
             lognormal_site(self.site("lambda"), (num_channels,), init_loc=math.log(1.0 / self.tau0))
-
-    def global_log_density(self, tau):
-        return half_cauchy_log_density(tau, self.tau0)
-
-    def local_log_density(self, lam):
-        return half_cauchy_log_density(lam, 1.0)
 
     def conditional_variance(self, tau, lam):
         local = (tau * lam) ** 2
