@@ -105,5 +105,5 @@ def test_criteria_plug_into_torch_pruning_pruners():
 def test_registry_and_unknown_name():
     assert {"l1", "l2", "random", "bn-scale"} <= set(CRITERIA)
     assert all(cls.source and cls.description for cls in CRITERIA.values())
-    with pytest.raises(BayesPruneError, match="unknown criterion 'nope'"):
+    with pytest.raises(BayesPruneError, match="unknown --criterion 'nope'"):
         make_criterion("nope")

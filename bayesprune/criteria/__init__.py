@@ -29,9 +29,10 @@ CRITERIA: dict[str, type[Criterion]] = {c.name: c for c in (
     OptimalBrainSurgeon, HRank, CHIP, Slimming, FOAD, FPUM, PFAM, SEP, SearchTrain)}
 
 
-def criterion_class(name: str) -> type[Criterion]:
+def criterion_class(name: str, flag: str = "--criterion") -> type[Criterion]:
+    """The criterion class named ``name``; an unknown name is a user error naming ``flag``."""
     if name not in CRITERIA:
-        raise ConfigError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)} "
+        raise ConfigError(f"unknown {flag} {name!r}; choose one of {', '.join(CRITERIA)} "
                           "(bayesprune criteria lists them)")
     return CRITERIA[name]
 

@@ -182,7 +182,7 @@ class BayesLaplace(LaplaceStatistics, Criterion):
         from ..bayes.priors import prior_class
         from . import criterion_class
 
-        within = criterion_class(config.within)
+        within = criterion_class(config.within, "--within")
         if within.own_widths or within.trains:  # bayes, bayes-svi, pfam, sep, search-train
             raise ConfigError(f"--within {config.within!r} cannot order channels inside a layer; use a scoring "
                               "criterion such as l2, l1, fpgm or taylor")
