@@ -76,6 +76,26 @@ def summarise(rows: list[dict], bayes_v2: dict) -> dict:
     return out
 
 
+def markdown(result: dict) -> str:
+    """The summary as a table (readme_tables renders it into analysis/README.md)."""
+    def gap(value: dict | None) -> str:
+        if value is None:
+            return "–"
+        return f"{value['mean']:+.2f}" + (f" ± {value['sd']:.2f}" if value["sd"] is not None else "") + \
+            f" ({value['seeds']} seeds)"
+
+    lines = ["| regime | unpruned, fine-tuned alike | budget | `bayes` - ceiling | best other - ceiling "
+             "| the target needs | target - ceiling |", "|---|---|---|---|---|---|---|"]
+    for regime, entry in result["summary"].items():
+        sd = f" ± {entry['ceiling_sd']:.2f}" if entry["ceiling_sd"] is not None else ""
+        ceiling = f"{entry['ceiling_mean']:.2f}{sd}% ({len(entry['seeds'])} seeds)"
+        for budget, b in entry["budgets"].items():
+            lines.append(f"| {regime} | {ceiling} | {budget} | {gap(b['bayes_minus_ceiling'])} "
+                         f"| `{b['best_other']}` {gap(b['best_other_minus_ceiling'])} "
+                         f"| {b['required_for_target']:.2f}% | {b['required_minus_ceiling']:+.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)

@@ -278,6 +278,9 @@ def test_headroom_gaps_to_the_unpruned_ceiling_by_hand():
     assert budget["best_other_minus_ceiling"]["sd"] == pytest.approx(0.0)
     assert budget["required_for_target"] == pytest.approx(91.8)  # 91.5 + 0.3 at 50%
     assert budget["required_minus_ceiling"] == pytest.approx(-0.2)
+    table = headroom.markdown({"summary": summary})
+    assert "| fine-tune | 92.00 ± 1.41% (2 seeds) | 0.5 | -0.50 ± 0.71 (2 seeds) | `o` -0.50 ± 0.00 (2 seeds) " \
+           "| 91.80% | -0.20 |" in table
 
 
 @pytest.mark.parametrize("regime", ["fine-tune", "fine-tune+distill"])
