@@ -183,13 +183,18 @@ def test_agreement_figures_by_hand():
     assert calibration["kept_of_low"] == pytest.approx((0.10 + 0.00 + 0.02) / 3)
     # a's high channel (2) is kept by b at 0.97; b's high channels (2, 3) by a at 0.99 and 0.5
     assert calibration["kept_of_high"] == pytest.approx((0.97 + 0.99 + 0.5) / 3)
+    assert (calibration["low_channels"], calibration["high_channels"]) == (2, 2)  # channels 0, 1 and 2, 3
     rng = np.random.default_rng(0)
     same = {"x": rng.normal(size=(400, 3))}
     shifted = {"x": np.r_[rng.normal(size=(200, 3)), rng.normal(3.0, 1.0, size=(200, 3))]}
     assert r_hat_max(same, 2) < 1.05 < r_hat_max(shifted, 2) and r_hat_max(same, 1) is None
     verdict = summarise(1.01, {"kept_of_low": 0.01, "kept_of_high": 0.99}, calibration, 0.9)
     assert verdict["passes"] and not verdict["split_half_passes"]
-    assert not summarise(1.2, {"kept_of_low": 0.01, "kept_of_high": 0.99}, calibration, 0.9)["passes"]
+    assert verdict["failures"] == []
+    failing = summarise(1.2, calibration, calibration, 0.9)
+    assert not failing["passes"] and failing["failures"] == [
+        "R-hat 1.200 > 1.05",  # kept of low, 0.04, holds
+        "the other chain keeps 0.820 of the 2 channels one chain gives keep probability > 0.95 (should be > 0.95)"]
 
 
 def test_compensated_pricing_needs_least_squares_and_not_cross_layer():

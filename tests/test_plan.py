@@ -332,3 +332,17 @@ def test_run_target_auto_prunes_to_the_evidence_budget_and_reports_it(tmp_path, 
     report = (out / "report" / "summary.md").read_text()
     assert "How far can this network be pruned?" in report and plan["sentence"] in report
     assert (out / "report" / "plan.png").is_file()
+
+
+def test_plan_sentence_names_what_fails_of_the_posterior_agreement():
+    from bayesprune.bayes.agreement import summarise
+    from bayesprune.plan.planner import _trust
+
+    calibration = {"kept_of_low": 0.05, "kept_of_high": 0.99, "low_channels": 2, "high_channels": 40}
+    agreement = summarise(1.01, calibration, calibration, 0.9)
+    text = _trust({"posterior_agreement": agreement})
+    assert not agreement["passes"]
+    assert ("does not agree with itself (the other chain keeps 0.050 of the 2 channels one chain gives keep "
+            "probability < 0.05 (should be < 0.05)): treat these numbers as rough") in text
+    holding = summarise(1.01, {**calibration, "kept_of_low": 0.01}, calibration, 0.9)
+    assert holding["passes"] and _trust({"posterior_agreement": holding}) == ""

@@ -10,7 +10,8 @@
   fitted on two disjoint halves of the calibration data (``split_half_*``): how much the posterior
   itself moves with the data, which draws from one posterior cannot show.
 
-``passes`` says whether R-hat <= 1.05 and both cross-fit calibrations hold.
+``passes`` says whether R-hat <= 1.05 and both cross-fit calibrations hold; ``failures`` names what
+fails, with the number of channels each calibration rests on (``low_channels``, ``high_channels``).
 """
 from __future__ import annotations
 
@@ -30,8 +31,12 @@ def cross_calibration(p_a: np.ndarray, p_b: np.ndarray) -> dict[str, float | Non
         return float(values.mean()) if len(values) else None
 
     pair, swapped = (p_a, p_b), (p_b, p_a)
+    # how many channels each figure rests on (called low / high by either fit): a share of few channels
+    # is mostly the draws' Monte Carlo noise
     return {"kept_of_low": share(pair, swapped, lambda p: p < LOW),
-            "kept_of_high": share(pair, swapped, lambda p: p > HIGH)}
+            "kept_of_high": share(pair, swapped, lambda p: p > HIGH),
+            "low_channels": int(np.sum((p_a < LOW) | (p_b < LOW))),
+            "high_channels": int(np.sum((p_a > HIGH) | (p_b > HIGH)))}
 
 
 def r_hat_max(quantities: dict[str, np.ndarray], chains: int) -> float | None:
@@ -62,7 +67,20 @@ def summarise(r_hat: float | None, chains_calibration: dict, halves_calibration:
     return {"r_hat_max": r_hat, "cross_fit": chains_calibration, "split_half": halves_calibration,
             "split_half_spearman": halves_spearman,
             "passes": (r_hat is None or r_hat <= RHAT_LIMIT) and holds(chains_calibration),
-            "split_half_passes": holds(halves_calibration)}
+            "split_half_passes": holds(halves_calibration), "failures": failures(r_hat, chains_calibration)}
+
+
+def failures(r_hat: float | None, calibration: dict) -> list[str]:
+    """What fails of ``passes``, one phrase each, with the number of channels a calibration rests on."""
+    out = [f"R-hat {r_hat:.3f} > {RHAT_LIMIT}"] if r_hat is not None and r_hat > RHAT_LIMIT else []
+    low, high = calibration["kept_of_low"], calibration["kept_of_high"]
+    if low is not None and not low < LOW:
+        out.append(f"the other chain keeps {low:.3f} of the {calibration.get('low_channels', '?')} channels one "
+                   f"chain gives keep probability < {LOW} (should be < {LOW})")
+    if high is not None and not high > HIGH:
+        out.append(f"the other chain keeps {high:.3f} of the {calibration.get('high_channels', '?')} channels one "
+                   f"chain gives keep probability > {HIGH} (should be > {HIGH})")
+    return out
 
 
 def posterior_agreement(kept_draws: np.ndarray, chains: int, layer_quantities: dict[str, np.ndarray],

@@ -271,7 +271,9 @@ def _trust(plan: dict) -> str:
     text = ""
     agreement = plan.get("posterior_agreement")
     if agreement is not None and not agreement.get("passes", True):
-        text += " The posterior does not agree with itself (see posterior_agreement): treat these numbers as rough."
+        what = "; ".join(agreement.get("failures") or [])
+        text += (" The posterior does not agree with itself" + (f" ({what})" if what else "")
+                 + ": treat these numbers as rough.")
     if plan.get("held_out_seen_by_base"):
         text += (" The cuts were measured on images the base network was trained on: the predicted losses are "
                  "biased (train it with --train-subset to leave some unseen)")
