@@ -85,7 +85,10 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
 # (the reference of its paired differences and headline) is today's default (default_bayes: stop 36's,
 # following the checked prediction); stop 35's (OBS_FINAL, not following) was measured first and stays.
 DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq", "l2+reparameterize=lsq", "l2",
-           "taylor", "tp-group-sl", OBS_FINAL, "tp-l2", "tp-l1", "bayes-svi")
+           "taylor", "tp-group-sl", OBS_FINAL, "tp-l2", "tp-l1", "bayes-svi",
+           # ablation: obs's uniform widths with bayes's annealing toward the predicted final cut (is the lead the
+           # posterior's widths or fine-tuning at the final capacity from round 1?)
+           f"bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows
