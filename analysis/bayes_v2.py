@@ -87,8 +87,8 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
 DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq", "l2+reparameterize=lsq", "l2",
            "taylor", "tp-group-sl", OBS_FINAL, "tp-l2", "tp-l1", "bayes-svi",
            # ablation: obs's uniform widths with bayes's annealing toward the predicted final cut (is the lead the
-           # posterior's widths or fine-tuning at the final capacity from round 1?)
-           f"bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
+           # posterior's widths or fine-tuning at the final capacity from round 1? At 20% the latter; stop 38)
+           "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows

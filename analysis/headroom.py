@@ -89,7 +89,7 @@ def markdown(result: dict) -> str:
     for regime, entry in result["summary"].items():
         sd = f" ± {entry['ceiling_sd']:.2f}" if entry["ceiling_sd"] is not None else ""
         ceiling = f"{entry['ceiling_mean']:.2f}{sd}% ({len(entry['seeds'])} seeds)"
-        for budget, b in entry["budgets"].items():
+        for budget, b in sorted(entry["budgets"].items(), key=lambda kv: -float(kv[0])):
             lines.append(f"| {regime} | {ceiling} | {budget} | {gap(b['bayes_minus_ceiling'])} "
                          f"| `{b['best_other']}` {gap(b['best_other_minus_ceiling'])} "
                          f"| {b['required_for_target']:.2f}% | {b['required_minus_ceiling']:+.2f} |")
