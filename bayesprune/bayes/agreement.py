@@ -60,25 +60,22 @@ def r_hat_max(quantities: dict[str, np.ndarray], chains: int) -> float | None:
 
 def summarise(r_hat: float | None, chains_calibration: dict, halves_calibration: dict,
               halves_spearman: float | None) -> dict:
-    def holds(calibration):
-        low, high = calibration["kept_of_low"], calibration["kept_of_high"]
-        return (low is None or low < LOW) and (high is None or high > HIGH)
-
+    failed = failures(r_hat, chains_calibration)
     return {"r_hat_max": r_hat, "cross_fit": chains_calibration, "split_half": halves_calibration,
-            "split_half_spearman": halves_spearman,
-            "passes": (r_hat is None or r_hat <= RHAT_LIMIT) and holds(chains_calibration),
-            "split_half_passes": holds(halves_calibration), "failures": failures(r_hat, chains_calibration)}
+            "split_half_spearman": halves_spearman, "passes": not failed,
+            "split_half_passes": not failures(None, halves_calibration), "failures": failed}
 
 
 def failures(r_hat: float | None, calibration: dict) -> list[str]:
-    """What fails of ``passes``, one phrase each, with the number of channels a calibration rests on."""
-    out = [f"R-hat {r_hat:.3f} > {RHAT_LIMIT}"] if r_hat is not None and r_hat > RHAT_LIMIT else []
+    """What fails of ``passes`` (R-hat <= 1.05, both calibrations; None is not measured), one phrase
+    each, with the number of channels a failing calibration rests on."""
+    out = [f"R-hat {r_hat:.3f} > {RHAT_LIMIT}"] if r_hat is not None and not r_hat <= RHAT_LIMIT else []
     low, high = calibration["kept_of_low"], calibration["kept_of_high"]
     if low is not None and not low < LOW:
-        out.append(f"the other chain keeps {low:.3f} of the {calibration.get('low_channels', '?')} channels one "
+        out.append(f"the other chain keeps {low:.3f} of the {calibration['low_channels']} channels one "
                    f"chain gives keep probability < {LOW} (should be < {LOW})")
     if high is not None and not high > HIGH:
-        out.append(f"the other chain keeps {high:.3f} of the {calibration.get('high_channels', '?')} channels one "
+        out.append(f"the other chain keeps {high:.3f} of the {calibration['high_channels']} channels one "
                    f"chain gives keep probability > {HIGH} (should be > {HIGH})")
     return out
 
