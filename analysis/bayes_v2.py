@@ -90,7 +90,10 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            "taylor", "tp-group-sl", OBS_FINAL, "tp-l2", "tp-l1", "bayes-svi",
            # ablation: obs's uniform widths with bayes's annealing toward the predicted final cut (is the lead the
            # posterior's widths or fine-tuning at the final capacity from round 1? At 20% the latter; stop 38)
-           "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
+           "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
+           # ablation: the posterior's own widths, unchecked (does the check's choice, scored right after each cut,
+           # cost what fine-tuning with distillation could have made of the posterior's widths? stop 39)
+           f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows
