@@ -93,7 +93,10 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
            # ablation: the posterior's own widths, unchecked (does the check's choice, scored right after each cut,
            # cost what fine-tuning with distillation could have made of the posterior's widths? stop 39)
-           f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
+           f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
+           # ablation: the default with nearly hard masks from round 1 (T_1 = 0.25: a keep probability of 0.8
+           # gives a mask of 0.996): is the default's edge over uniform widths their softness or its widths?
+           f"{OBS_FINAL}+option.follow_prediction=True+anneal_t0=0.25")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows

@@ -78,6 +78,19 @@ def test_method_strings_name_criterion_allocation_and_typed_overrides():
         tp_compare.method_options("bayes+colour=red")
 
 
+def test_round_rows_keep_widths_after_the_cut_and_the_width_checks_choices():
+    summary_round = {"round": 1, "accuracy_after_cut": 0.9, "accuracy": 0.91, "prediction_auroc": None,
+                     "statistics_seconds": 1.0, "decision_seconds": 2.0, "finetune_seconds": 3.0, "macs": 7}
+    cut = {"round": 1, "widths": {"conv1": [16, 7], "layers.3.shortcut.0": [32, 14]},
+           "width_check": {"chosen": "uniform", "prediction": {"chosen": "cap 0.45"}}}
+    row = tp_compare._round_row(summary_round, cut)
+    assert row["widths"] == {"conv1": 7, "layers.3.shortcut.0": 14}
+    assert (row["width_choice"], row["prediction_choice"]) == ("uniform", "cap 0.45")
+    assert "macs" not in row and row["finetune_seconds"] == 3.0
+    plain = tp_compare._round_row(summary_round, {"round": 1, "widths": {"conv1": [16, 8]}})
+    assert plain["widths"] == {"conv1": 8} and "width_choice" not in plain  # no check ran (l2, uniform widths)
+
+
 def test_bayes_v2_paired_differences_and_headline(monkeypatch):
     import bayes_v2
 
