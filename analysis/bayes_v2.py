@@ -67,7 +67,9 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check 
         OBS_FINAL,
         f"{OBS_FINAL}+option.follow_prediction=True",  # each cut under the rule the final cut's check chose
         # obs's uniform widths with bayes's annealing toward the final cut (the distill part's ablation, stop 38)
-        "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
+        "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
+        # the posterior's own widths, unchecked, with the same annealing (the distill part's ablation, stop 39)
+        f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
 ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient, on bayes as it was measured
     f"{UNCHECKED}+{m}+anneal_target=current" for m in (
         "interactions=False", "within=taylor", "weight_norm_prior=False", "annealing=False",
