@@ -47,6 +47,7 @@ SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_imag
          "calibration_batches": 8, "reparameterize": SETUP_REPARAMETERIZE, "svi_steps": 150, "chains": 2,
          "sl_epochs": 1}
 OBS_FINAL = f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final"
+NO_ANNEALING = f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+annealing=False"
 MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check came in
         f"{CHECKED}+reparameterize=lsq+anneal_target=current",  # least squares around every cut (the default)
         f"{CHECKED}+within=taylor+reparameterize=lsq+anneal_target=current",  # taylor inside the layers
@@ -69,7 +70,8 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check 
         # obs's uniform widths with bayes's annealing toward the final cut (the distill part's ablation, stop 38)
         "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
         # the posterior's own widths, unchecked, with the same annealing (the distill part's ablation, stop 39)
-        f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final")
+        f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
+        NO_ANNEALING)  # the posterior's checked widths, no annealing (the distill part's ablation, stop 39)
 ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient, on bayes as it was measured
     f"{UNCHECKED}+{m}+anneal_target=current" for m in (
         "interactions=False", "within=taylor", "weight_norm_prior=False", "annealing=False",
@@ -98,7 +100,10 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
            # ablation: the default with nearly hard masks from round 1 (T_1 = 0.25: a keep probability of 0.8
            # gives a mask of 0.996): is the default's edge over uniform widths their softness or its widths?
-           f"{OBS_FINAL}+option.follow_prediction=True+anneal_t0=0.25")
+           f"{OBS_FINAL}+option.follow_prediction=True+anneal_t0=0.25",
+           # the posterior's widths without annealing: at 50% annealing toward the final cut cost uniform widths
+           # 0.2 points and the posterior's widths gained 0.2 under it; do the two add up without it? (stop 39)
+           NO_ANNEALING)
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows

@@ -22,7 +22,8 @@ paired against ``current``: on ResNet-20 on Fashion-MNIST (``analysis/bayes_v2.p
 0a2cc99) +0.08 +- 0.09 points after fine-tuning at 50% of the MACs and -0.04 +- 0.20 at 20% (ties),
 and right after the final cut 0.1 and 0.3 points under the fine-tuned accuracy where ``current``
 is 0.5 and 3.6 under; on the shipped small CNN (``analysis/anneal_target_small_cnn.py``, commit
-c95abd0) -0.10 +- 0.26 and +0.13 +- 0.46 (ties; before the check -0.57 and -2.27).
+c95abd0) -0.10 +- 0.26 and +0.13 +- 0.46 (ties; before the check -0.57 and -2.27), and with the
+cuts following the checked prediction (stop 39, commit e5d1a11) -0.03 +- 0.23 and -0.27 +- 0.55 (ties).
 
 **Toward the current cut** (``anneal_target="current"``, the default before ``final``): round r's
 survivors carry ``p_c^T`` with ``p_c`` the probability that c survives *round r's* budget, a
