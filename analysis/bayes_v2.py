@@ -47,6 +47,8 @@ SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_imag
          "calibration_batches": 8, "reparameterize": SETUP_REPARAMETERIZE, "svi_steps": 150, "chains": 2,
          "sl_epochs": 1}
 OBS_FINAL = f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final"
+# the posterior's own widths, unchecked, annealed toward the final cut; and its checked widths without annealing
+OWN_WIDTHS = f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final"
 NO_ANNEALING = f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+annealing=False"
 MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check came in
         f"{CHECKED}+reparameterize=lsq+anneal_target=current",  # least squares around every cut (the default)
@@ -70,7 +72,7 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check 
         # obs's uniform widths with bayes's annealing toward the final cut (the distill part's ablation, stop 38)
         "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
         # the posterior's own widths, unchecked, with the same annealing (the distill part's ablation, stop 39)
-        f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
+        OWN_WIDTHS,
         NO_ANNEALING)  # the posterior's checked widths, no annealing (the distill part's ablation, stop 39)
 ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient, on bayes as it was measured
     f"{UNCHECKED}+{m}+anneal_target=current" for m in (
@@ -97,7 +99,7 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
            # ablation: the posterior's own widths, unchecked (does the check's choice, scored right after each cut,
            # cost what fine-tuning with distillation could have made of the posterior's widths? stop 39)
-           f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
+           OWN_WIDTHS,
            # ablation: the default with nearly hard masks from round 1 (T_1 = 0.25: a keep probability of 0.8
            # gives a mask of 0.996): is the default's edge over uniform widths their softness or its widths?
            f"{OBS_FINAL}+option.follow_prediction=True+anneal_t0=0.25",

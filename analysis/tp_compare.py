@@ -171,12 +171,12 @@ def run_ours(method: str, settings: dict, seed: int) -> dict:
         summary = run_pruning(PruneConfig(criterion=criterion, seed=seed, device="cpu", progress=False, report=False,
                                           out=f"{tmp}/run", **options))
         events = [json.loads(line) for line in Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines() if line]
-    cuts = {e["round"]: e for e in events if "widths" in e and "round" in e}
+    round_records = {e["round"]: e for e in events if "widths" in e and "round" in e}
     extra = 0.5 * settings["rounds"] if method == "slimming" else 0.0  # its sparsity training per round
     return {"method": method, "seed": seed, "accuracy": summary["final"]["accuracy"],
             "accuracy_after_final_cut": summary["rounds"][-1]["accuracy_after_cut"],
             "macs_ratio": summary["final_ratio"]["macs"], "epochs": settings["rounds"] * settings["epochs"] + extra,
-            "rounds": [_round_row(r, cuts.get(r["round"], {})) for r in summary["rounds"]]}
+            "rounds": [_round_row(r, round_records.get(r["round"], {})) for r in summary["rounds"]]}
 
 
 def _round_row(record: dict, cut: dict) -> dict:
