@@ -47,7 +47,9 @@ SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_imag
          "calibration_batches": 8, "reparameterize": SETUP_REPARAMETERIZE, "svi_steps": 150, "chains": 2,
          "sl_epochs": 1}
 OBS_FINAL = f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final"
-# the posterior's own widths, unchecked, annealed toward the final cut; and its checked widths without annealing
+# ablations of OBS_FINAL: obs's uniform widths under its annealing; the posterior's own widths, unchecked; and its
+# checked widths without annealing
+UNIFORM_FINAL = "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final"
 OWN_WIDTHS = f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final"
 NO_ANNEALING = f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+annealing=False"
 MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check came in
@@ -70,7 +72,7 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check 
         OBS_FINAL,
         f"{OBS_FINAL}+option.follow_prediction=True",  # each cut under the rule the final cut's check chose
         # obs's uniform widths with bayes's annealing toward the final cut (the distill part's ablation, stop 38)
-        "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
+        UNIFORM_FINAL,
         # the posterior's own widths, unchecked, with the same annealing (the distill part's ablation, stop 39)
         OWN_WIDTHS,
         NO_ANNEALING)  # the posterior's checked widths, no annealing (the distill part's ablation, stop 39)
@@ -96,7 +98,7 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            "taylor", "tp-group-sl", OBS_FINAL, "tp-l2", "tp-l1", "bayes-svi",
            # ablation: obs's uniform widths with bayes's annealing toward the predicted final cut (is the lead the
            # posterior's widths or fine-tuning at the final capacity from round 1? At 20% the latter; stop 38)
-           "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final",
+           UNIFORM_FINAL,
            # ablation: the posterior's own widths, unchecked (does the check's choice, scored right after each cut,
            # cost what fine-tuning with distillation could have made of the posterior's widths? stop 39)
            OWN_WIDTHS,

@@ -153,6 +153,7 @@ def method_options(method: str) -> tuple[str, dict]:
 
 def run_ours(method: str, settings: dict, seed: int) -> dict:
     from bayesprune.config import PruneConfig
+    from bayesprune.report.load import load_run
     from bayesprune.rounds import run_pruning
 
     options = {k: settings[k] for k in ("model", "data", "target_macs", "rounds", "epochs", "lr", "batch_size",
@@ -170,24 +171,23 @@ def run_ours(method: str, settings: dict, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         summary = run_pruning(PruneConfig(criterion=criterion, seed=seed, device="cpu", progress=False, report=False,
                                           out=f"{tmp}/run", **options))
-        events = [json.loads(line) for line in Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines() if line]
-    round_records = {e["round"]: e for e in events if "widths" in e and "round" in e}
+        rounds = load_run(f"{tmp}/run").rounds  # each round's full record (the summary keeps a few keys)
     extra = 0.5 * settings["rounds"] if method == "slimming" else 0.0  # its sparsity training per round
     return {"method": method, "seed": seed, "accuracy": summary["final"]["accuracy"],
             "accuracy_after_final_cut": summary["rounds"][-1]["accuracy_after_cut"],
             "macs_ratio": summary["final_ratio"]["macs"], "epochs": settings["rounds"] * settings["epochs"] + extra,
-            "rounds": [_round_row(r, round_records.get(r["round"], {})) for r in summary["rounds"]]}
+            "rounds": [_round_row(r) for r in rounds]}
 
 
-def _round_row(record: dict, cut: dict) -> dict:
-    """A round's accuracies and times (``record``: the run summary's) and, from its full record in
-    ``metrics.jsonl`` (``cut``), the layer widths after its cut and, where the width check ran, the rule it
-    chose for the cut (and for the prediction of the final cut): what a result says about widths."""
+def _round_row(record: dict) -> dict:
+    """A round's accuracies and times and, from its full record (:func:`bayesprune.report.load_run`), the
+    layer widths after its cut and, where the width check ran, the rule it chose for the cut (and for the
+    prediction of the final cut): what a result says about widths."""
     row = {k: record[k] for k in ("accuracy_after_cut", "accuracy", "prediction_auroc", "statistics_seconds",
                                   "decision_seconds", "finetune_seconds")}
-    if cut.get("widths"):
-        row["widths"] = {group: after for group, (_, after) in cut["widths"].items()}
-    check = cut.get("width_check")
+    if record.get("widths"):
+        row["widths"] = {group: after for group, (_, after) in record["widths"].items()}
+    check = record.get("width_check")
     if check:
         row["width_choice"] = check["chosen"]
         if "prediction" in check:

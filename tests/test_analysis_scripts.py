@@ -83,11 +83,11 @@ def test_round_rows_keep_widths_after_the_cut_and_the_width_checks_choices():
                      "statistics_seconds": 1.0, "decision_seconds": 2.0, "finetune_seconds": 3.0, "macs": 7}
     cut = {"round": 1, "widths": {"conv1": [16, 7], "layers.3.shortcut.0": [32, 14]},
            "width_check": {"chosen": "uniform", "prediction": {"chosen": "cap 0.45"}}}
-    row = tp_compare._round_row(summary_round, cut)
+    row = tp_compare._round_row({**summary_round, **cut})
     assert row["widths"] == {"conv1": 7, "layers.3.shortcut.0": 14}
     assert (row["width_choice"], row["prediction_choice"]) == ("uniform", "cap 0.45")
     assert "macs" not in row and row["finetune_seconds"] == 3.0
-    plain = tp_compare._round_row(summary_round, {"round": 1, "widths": {"conv1": [16, 8]}})
+    plain = tp_compare._round_row({**summary_round, "widths": {"conv1": [16, 8]}})
     assert plain["widths"] == {"conv1": 8} and "width_choice" not in plain  # no check ran (l2, uniform widths)
 
 
