@@ -18,8 +18,11 @@ configuration they ablate).
 The ``distill`` part fine-tunes every method of its table with distillation from the unpruned network
 (``--distill 0.5``), Torch-Pruning's too, with its own ``headline_distill``.
 
+With ``--epochs E`` the rounds fine-tune E epochs each instead of 2 (a longer budget than the issue's; its
+own result file, e.g. ``results/bayes_v2_resnet20-fashion-mnist_epochs4.json``).
+
 Usage: python analysis/bayes_v2.py [--only main|ablations|post|distill] [--targets 0.5] [--methods a,b]
-       [--seeds 3] [--first-seed 0] [--quick]
+       [--seeds 3] [--first-seed 0] [--epochs 4 --out F.json] [--quick]
        python analysis/bayes_v2.py --merge A.json B.json [--replace] --out C.json
 """
 from __future__ import annotations
@@ -211,6 +214,9 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="start at this seed (split seeds over processes)")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
+    parser.add_argument("--epochs", type=float,
+                        help=f"fine-tuning epochs per round instead of the set-up's {SETUP['epochs']:g} (a longer "
+                             "budget: another set-up, so write to a new --out)")
     parser.add_argument("--merge", nargs="+", metavar="RESULT_JSON",
                         help="only join these result files (same set-up, e.g. budgets run in parallel processes "
                              "with OMP_NUM_THREADS=1) into --out; a cell may appear once")
@@ -221,7 +227,7 @@ def main() -> None:
     if args.merge:
         merge([Path(p) for p in args.merge], Path(args.out), args.replace)
         return
-    setup = dict(SETUP)
+    setup = dict(SETUP, **({"epochs": args.epochs} if args.epochs is not None else {}))
     out = Path(args.out)
     if args.quick:
         setup.update(model="smallcnn-mnist5k", data="mnist5k", train_images=256, test_images=128, rounds=2,

@@ -43,6 +43,8 @@ VARIANTS: dict[str, dict] = {
     "bayes-anneal-current": {"criterion": "bayes", "anneal_target": "current"},
     "bayes-anneal-last": {"criterion": "bayes", "anneal_target": "last"},
     "bayes-cross-layer": {"criterion": "bayes", "criterion_options": {"cross_layer": True}},  # all layers' Fisher
+    "bayes-cross-layer-current": {"criterion": "bayes", "criterion_options": {"cross_layer": True},
+                                  "anneal_target": "current"},
     "bayes-cross-layer-last": {"criterion": "bayes", "criterion_options": {"cross_layer": True},
                                "anneal_target": "last"},
     "bayes-unchecked": {"criterion": "bayes", "criterion_options": {"check_widths": False}},  # no held-out check
