@@ -71,6 +71,8 @@ def launch(command: list[str], env: dict, what: str,
 
 
 def run(out: Path, seed: int, processes: int, threads: int, quick: bool) -> dict:
+    from bayesprune.report.load import load_run
+
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(_common.REPO)}
     args = ["run", "--criterion", "bayes", "--target-macs", "0.5", "--rounds", "2", "--epochs", "1",
             "--train-subset", "512" if quick else "4000", "--test-subset", "256" if quick else "1000",
@@ -78,10 +80,9 @@ def run(out: Path, seed: int, processes: int, threads: int, quick: bool) -> dict
             "--overwrite"]  # a retried launch (see launch) replaces its first try
     _, seconds = launch([*launcher(processes), "-m", "bayesprune", *args], env, f"{processes} process(es), seed {seed}")
     summary = json.loads((out / "summary.json").read_text())
-    history = [json.loads(line).get("widths") for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {"seconds": seconds, "accuracy": summary["final"]["accuracy"], "macs": summary["final"]["macs"],
             "finetune_seconds": sum(r["finetune_seconds"] for r in summary["rounds"]),
-            "widths": [w for w in history if w is not None]}
+            "widths": [r["widths"] for r in load_run(out).rounds]}
 
 
 def epoch_seconds(variant: str, quick: bool) -> float:

@@ -125,12 +125,13 @@ def plan_cell(network: str, data: str, seed: int, quick: bool, model: str) -> di
 def actual_cut(run, fraction: float, quick: bool) -> tuple[float, str | None, float]:
     """Test accuracy right after `bayesprune run --rounds 1 --epochs 0 --target-macs fraction`, which
     cut its width check chose (None: no check), and the base's test accuracy."""
+    from bayesprune.report.load import load_run
     from bayesprune.rounds import run_pruning
 
     with tempfile.TemporaryDirectory() as tmp:
         summary = run_pruning(replace(run, rounds=1, epochs=0, target_macs=fraction, report=False,
                                       test_subset=TEST_QUICK if quick else None, out=f"{tmp}/run"))
-        records = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+        records = load_run(Path(tmp) / "run").rounds
     check = next((r["width_check"] for r in records if "width_check" in r), None)
     return summary["rounds"][0]["accuracy_after_cut"], check["chosen"] if check else None, summary["base"]["accuracy"]
 

@@ -25,7 +25,6 @@ Usage: python analysis/post_training_widths.py [--quick]
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -45,6 +44,7 @@ OPTIONS = {"bayes-unchecked": {"check_widths": False},
 
 def run_cell(method: str, seed: int, setup: dict) -> dict:
     from bayesprune.config import PruneConfig
+    from bayesprune.report.load import load_run
     from bayesprune.rounds import run_pruning
 
     criterion, _, allocation = method.partition("@")
@@ -54,11 +54,7 @@ def run_cell(method: str, seed: int, setup: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         summary = run_pruning(PruneConfig(criterion=criterion, seed=seed, device="cpu", progress=False, report=False,
                                           out=f"{tmp}/run", **options))
-        widths = {}
-        for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines():
-            event = json.loads(line)
-            if event.get("event") == "round":
-                widths = {k: v[1] for k, v in event["widths"].items()}
+        widths = {k: v[1] for k, v in load_run(Path(tmp) / "run").rounds[-1]["widths"].items()}  # the last cut's
     return {"method": method, "seed": seed, "accuracy": summary["final"]["accuracy"],
             "macs_ratio": summary["final_ratio"]["macs"], "widths": widths}
 
