@@ -49,12 +49,14 @@ SETUP = {"model": "resnet20-fashion-mnist", "data": "fashion-mnist", "train_imag
          "rounds": 3, "epochs": 2.0, "lr": 0.01, "batch_size": 128, "max_prune_fraction": 0.9,
          "calibration_batches": 8, "reparameterize": SETUP_REPARAMETERIZE, "svi_steps": 150, "chains": 2,
          "sl_epochs": 1}
-OBS_FINAL = f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final"
+# obs inside the layers, widths priced after the least-squares refit, least squares around every cut
+OBS_LSQ = "+within=obs+option.compensated=True+reparameterize=lsq"
+OBS_FINAL = f"{CHECKED}{OBS_LSQ}+anneal_target=final"
 # ablations of OBS_FINAL: obs's uniform widths under its annealing; the posterior's own widths, unchecked; and its
 # checked widths without annealing
-UNIFORM_FINAL = "bayes@uniform+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final"
-OWN_WIDTHS = f"{UNCHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=final"
-NO_ANNEALING = f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+annealing=False"
+UNIFORM_FINAL = f"bayes@uniform{OBS_LSQ}+anneal_target=final"
+OWN_WIDTHS = f"{UNCHECKED}{OBS_LSQ}+anneal_target=final"
+NO_ANNEALING = f"{CHECKED}{OBS_LSQ}+annealing=False"
 MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check came in
         f"{CHECKED}+reparameterize=lsq+anneal_target=current",  # least squares around every cut (the default)
         f"{CHECKED}+within=taylor+reparameterize=lsq+anneal_target=current",  # taylor inside the layers
@@ -68,9 +70,9 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check 
         f"{UNCHECKED}+option.cross_layer=True+anneal_target=last",
         "bayes-svi", "l2", "l2+reparameterize=lsq", "taylor", "tp-l2", "tp-l1", "tp-group-sl",
         "obs+reparameterize=lsq", f"{CHECKED}+within=obs+reparameterize=lsq+anneal_target=current",
-        f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=current",
+        f"{CHECKED}{OBS_LSQ}+anneal_target=current",
         # the default with the last annealed round dimming what the final cut removes
-        f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+anneal_target=last",
+        f"{CHECKED}{OBS_LSQ}+anneal_target=last",
         # today's default: annealing every round toward the predicted final cut (checked since c95abd0)
         OBS_FINAL,
         f"{OBS_FINAL}+option.follow_prediction=True",  # each cut under the rule the final cut's check chose
@@ -91,8 +93,8 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
        f"{UNCHECKED}+option.compensated=True+reparameterize=lsq",
        "obs+reparameterize=lsq",  # channels chosen by what the refit repairs (criteria/obs.py), uniform widths
        f"{CHECKED}+within=obs+reparameterize=lsq",  # the posterior's widths, obs's order inside them
-       f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq",
-       f"{CHECKED}+within=obs+option.compensated=True+reparameterize=lsq+option.follow_prediction=True")
+       f"{CHECKED}{OBS_LSQ}",
+       f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True")
 # Fine-tuning with distillation from the unpruned network (``--distill``) for every method of the table,
 # Torch-Pruning's included: the issue asks for a general fine-tuning aid in all rows or none. Its bayes
 # (the reference of its paired differences and headline) is today's default (default_bayes: stop 36's,
