@@ -6,6 +6,8 @@ A removed channel's gate is 0 right after its BatchNorm, so every consumer reads
 which is what the physical cut leaves (its consumers lose that input); the reparameterization
 (``mean``/``lsq`` compensation of the consumers, :mod:`bayesprune.surgery.compensate`) is made on
 the unpruned network as the run makes it. The masked and the cut network agree (a test checks it).
+With ``adapt_batchnorm`` every cut's BatchNorm statistics are re-estimated on the calibration
+batches before it is scored (:mod:`bayesprune.batchnorm_adaptation`), as fine-tuning would.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batchnorm_adaptation import adapt_batchnorm
 from .gates import ChannelGates
 from .groups import ChannelGraph
 from .surgery import compensate, fold_gates
@@ -27,11 +30,14 @@ class MaskedCuts:
     """Evaluates cuts (kept-channel flags in the order of ``ChannelGates``) of ``model`` on images."""
 
     def __init__(self, model, example_input: torch.Tensor, calibration, reparameterize: str = "mean",
-                 scales: torch.Tensor | None = None, seed: int = 0, statistics: NamedStatistics | None = None):
+                 scales: torch.Tensor | None = None, seed: int = 0, statistics: NamedStatistics | None = None,
+                 adapt_batchnorm: bool = False):
         """``scales``: the criterion's per-channel multipliers, folded in before every cut as the run
         folds them before its compensation (or None). ``statistics``: the input statistics of
         ``model`` (as folded), already gathered for every layer with ``reparameterize`` and ``seed``
-        (then no data is read here)."""
+        (then no data is read here). ``adapt_batchnorm``: re-estimate each cut's BatchNorm statistics
+        on the calibration batches before scoring it (Li et al. 2020's adaptive BatchNorm)."""
+        self.adapt_batchnorm = adapt_batchnorm
         self.model = copy.deepcopy(model).eval()
         self.graph = ChannelGraph(self.model, example_input)
         self.gates = ChannelGates(self.graph)
@@ -77,6 +83,8 @@ class MaskedCuts:
         try:
             with self.gates:
                 self.model.to(device).eval()
+                if self.adapt_batchnorm:  # the removed channels' zeros reach every later norm
+                    adapt_batchnorm(self.model, self.calibration.batches())
                 for xb, yb in iterate_batches(x, y, batch_size, device=device):
                     logits = self.model(xb)
                     correct.append((logits.argmax(1) == yb).cpu())

@@ -305,3 +305,17 @@ def test_follow_prediction_needs_the_checked_prediction():
     with pytest.raises(ConfigError, match="check_prediction"):
         BayesLaplace(check_prediction=False, follow_prediction=True)
     assert BayesLaplace(check_prediction=True, follow_prediction=True).follow_prediction
+
+
+def test_adapt_batchnorm_reaches_the_checks_masked_cuts_and_needs_the_check():
+    from bayesprune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="check_widths=true"):
+        BayesLaplace(check_widths=False, adapt_batchnorm=True)
+    criterion = BayesLaplace(adapt_batchnorm=True)
+    net, data = planted_network(dead_in_first=0)
+    criterion.width_check.prepare(net, data.test_x[:1], Calibration(data, CPU, 128, 2))
+    assert criterion.width_check._masked.adapt_batchnorm
+    kept = np.ones(criterion.width_check._masked.gates.num_channels, dtype=bool)
+    assert criterion.width_check.choose([("run", kept)])[1]["adapted_batchnorm"] is True
+    assert not BayesLaplace().width_check.adapt_batchnorm

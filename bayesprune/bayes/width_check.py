@@ -19,7 +19,11 @@ run's own cap by more than ``z`` standard errors of the paired per-image differe
 run's cap stands (a difference inside the sampling noise of the held-out images is a tie, and on
 a tie the posterior's own widths are kept). The posterior and
 its ordering are unchanged; only how far from the trained network the cut may go is chosen by the
-data. Simplification: the held-out images may have been seen in training (the base network's, and
+data. With ``adapt_batchnorm`` each candidate's BatchNorm statistics are re-estimated on the
+calibration batches before it is scored (Li et al. 2020's adaptive BatchNorm,
+:mod:`bayesprune.batchnorm_adaptation`): a run that fine-tunes re-estimates them in its first steps,
+and a cut judged with the unpruned network's statistics is judged by damage fine-tuning repairs
+first. Simplification: the held-out images may have been seen in training (the base network's, and
 earlier rounds' fine-tuning), so the scores are optimistic alike for every candidate.
 """
 from __future__ import annotations
@@ -66,6 +70,7 @@ class WidthCheck:
     images: int = HELD_OUT_IMAGES
     seed: int = 0
     z: float = Z
+    adapt_batchnorm: bool = False
     _masked: MaskedCuts | None = field(default=None, repr=False)
     _held_out: HeldOutImages | None = field(default=None, repr=False)
     _device: torch.device | None = field(default=None, repr=False)
@@ -75,7 +80,8 @@ class WidthCheck:
         """Snapshot this round's network (before its cut) and pick the held-out images; the criterion
         calls it only for a cut it checks. ``statistics``: the network's input statistics (as folded
         with ``scales``) if the criterion gathered them already (:class:`MaskedCuts`)."""
-        self._masked = MaskedCuts(model, inputs, calibration, self.reparameterize, scales, self.seed, statistics)
+        self._masked = MaskedCuts(model, inputs, calibration, self.reparameterize, scales, self.seed, statistics,
+                                  self.adapt_batchnorm)
         self._held_out = HeldOutImages.of(calibration, self.images)
         self._device = calibration.device
 
@@ -109,7 +115,8 @@ class WidthCheck:
         record = {"candidates": [label for label, _ in candidates], "held_out_accuracy": [s[0] for s in scores],
                   "held_out_log_likelihood": mean.tolist(), "chosen": candidates[best][0],
                   "best_gain_nats": gain, "best_gain_standard_error": standard_error,
-                  "held_out_images": len(held.y), "overlaps_calibration": held.overlaps_calibration}
+                  "held_out_images": len(held.y), "overlaps_calibration": held.overlaps_calibration,
+                  "adapted_batchnorm": self.adapt_batchnorm}
         return best, record
 
     def cut_candidates(self, budget: RoundBudget, cost_model, cut_at, first=None, final: bool = False) -> list[tuple]:

@@ -120,6 +120,10 @@ class BayesLaplace(LaplaceStatistics, Criterion):
             the final cut's check rejects). A run's default: on wherever ``check_prediction`` is.
             Measured on ResNet-20 (``analysis/bayes_v2.py``, 3 cuts, ``lsq``): without fine-tuning at
             20% of the MACs +1.45 points over not following (8 seeds); after fine-tuning a tie.
+        adapt_batchnorm: score the width check's candidates (and its checked prediction) after
+            re-estimating their BatchNorm statistics on the calibration batches (Li et al. 2020's
+            adaptive BatchNorm; :mod:`bayesprune.bayes.width_check`), as fine-tuning's first steps
+            would; off by default.
         reparameterize: the run's ``--reparameterize``, which the width check applies to its candidates.
         compensated: price each layer's cut after the run's least-squares compensation (``lsq`` only):
             the quadratic loss of removing a layer's first k channels is scaled by the share of its
@@ -143,7 +147,8 @@ class BayesLaplace(LaplaceStatistics, Criterion):
                  chains: int = 2, seed: int = 0, forgetting: float = 0.5, fold_means: bool = False,
                  weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None,
                  cross_layer: bool = False, check_widths: bool = True, reparameterize: str = "mean",
-                 compensated: bool | str = "auto", check_prediction: bool = False, follow_prediction: bool = False):
+                 compensated: bool | str = "auto", check_prediction: bool = False, follow_prediction: bool = False,
+                 adapt_batchnorm: bool = False):
         if chains < 1:
             raise ConfigError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
@@ -161,12 +166,16 @@ class BayesLaplace(LaplaceStatistics, Criterion):
         self.interactions, self.cross_layer = interactions, cross_layer
         self.compensated = _compensation(compensated, reparameterize, cross_layer)
         self.shares: list[np.ndarray] | None = None  # with compensated: per layer, what the refit leaves
-        self.width_check = WidthCheck(reparameterize, seed=seed) if check_widths else None
+        self.width_check = (WidthCheck(reparameterize, seed=seed, adapt_batchnorm=adapt_batchnorm)
+                            if check_widths else None)
         self.check_prediction = check_prediction and check_widths
         if follow_prediction and not self.check_prediction:
             raise ConfigError("--criterion-option follow_prediction=true follows the checked prediction of the final "
                               "cut: it needs check_prediction=true and the width check")
         self.follow_prediction = follow_prediction
+        if adapt_batchnorm and not check_widths:
+            raise ConfigError("--criterion-option adapt_batchnorm=true re-estimates BatchNorm statistics for the width "
+                              "check's candidates: it needs check_widths=true")
         self.width_record: dict | None = None  # the width check's candidates and choice, this round
         self.gathered = None  # the width check's input statistics of this round's network, once it ran
         self.pricing: CutPricing | None = None  # prices each draw's cut (all calibration batches)
