@@ -96,6 +96,9 @@ class PruneConfig:
     # reparameterization around the cut (any criterion): none | mean | lsq (bayesprune.surgery). lsq:
     # after fine-tuning a tie with mean, right after a cut far better (analysis/bayes_v2.py)
     reparameterize: str = "lsq"
+    # after each cut, re-estimate BatchNorm statistics on the calibration batches (Li et al. 2020;
+    # bayesprune.batchnorm_adaptation): any criterion; what fine-tuning's first steps do anyway
+    adapt_batchnorm: bool = False
     expand: float = 1.0  # widen the base network by this factor first (Net2Wider)
     expand_noise: float = 0.01
     # bayes criteria (bayes: closed-form posterior; bayes-svi: the frozen-network SVI posterior)

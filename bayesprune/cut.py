@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .annealing import RoundAnnealing, annealed_mask, tempered_mask
+from .batchnorm_adaptation import adapt_batchnorm
 from .config import PruneConfig
 from .criteria.base import Calibration, Criterion
 from .criteria.training_time import SearchContext
@@ -174,6 +175,8 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
         step.compensation = compensate(graph, removal, calibration.batches(), config.reparameterize,
                                        seed=config.seed, statistics=statistics)
     network.history.extend(graph.prune(removal))
+    if config.adapt_batchnorm:  # the removed channels shifted every later norm's input
+        adapt_batchnorm(model, calibration.batches())
     job.collective.broadcast_module(model)  # rank 0's folded and compensated weights on every process
     tracker.remove(removal)
     criterion.after_cut(removal)

@@ -85,3 +85,43 @@ def test_pruning_without_fine_tuning_points_at_the_best_measured_configuration(t
     # annealing toward the current cut turns the checked prediction off, and with it following it
     assert main(common + ["--anneal-target", "current", "--out", str(tmp_path / "current")]) == 0
     assert capsys.readouterr().out.count(NO_FINETUNE_WIDTHS) == 1
+
+
+def test_adapt_batchnorm_re_estimates_the_statistics_of_each_cut_network(tmp_path, monkeypatch):
+    """--adapt-batchnorm: after each cut the pruned network's BatchNorm statistics are re-estimated on
+    the calibration batches (bayesprune.batchnorm_adaptation); without fine-tuning the saved network
+    keeps them, so its norms hold the average of their inputs over those batches."""
+    import bayesprune.cut as cut_module
+    from bayesprune.batchnorm_adaptation import adapt_batchnorm
+
+    adapted = []
+
+    def recording(model, batches):
+        batches = list(batches)
+        adapted.append((model, batches))
+        return adapt_batchnorm(model, batches)
+
+    monkeypatch.setattr(cut_module, "adapt_batchnorm", recording)
+    common = ["run", "--criterion", "l2", "--rounds", "2", "--epochs", "0", "--train-subset", "256",
+              "--test-subset", "64", "--calibration-batches", "2", "--batch-size", "64", "--quiet", "--no-report",
+              "--device", "cpu"]
+    assert main(common + ["--out", str(tmp_path / "plain")]) == 0
+    assert adapted == []
+    assert main(common + ["--adapt-batchnorm", "--out", str(tmp_path / "adapted")]) == 0
+    assert len(adapted) == 2 and all(len(b) == 2 and len(b[0][0]) == 64 for _, b in adapted)
+    model, _, _ = load_checkpoint(tmp_path / "adapted" / "model.pt")
+    batches = adapted[-1][1]
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    inputs = []
+    handle = norm.register_forward_hook(lambda m, i, o: inputs.append(i[0]))
+    with torch.no_grad():
+        for x, _ in batches:
+            model.eval()(x)
+    handle.remove()
+    expected = torch.stack([i.mean((0, 2, 3)) for i in inputs]).mean(0)  # each batch's mean, averaged
+    torch.testing.assert_close(norm.running_mean, expected, atol=1e-5, rtol=1e-4)
+    plain, _, _ = load_checkpoint(tmp_path / "plain" / "model.pt")
+    first_plain = next(m for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.allclose(first_plain.running_mean, norm.running_mean)
+    recorded = json.loads((tmp_path / "adapted" / "config.json").read_text())["config"]
+    assert recorded["adapt_batchnorm"] is True

@@ -319,3 +319,10 @@ def test_adapt_batchnorm_reaches_the_checks_masked_cuts_and_needs_the_check():
     kept = np.ones(criterion.width_check._masked.gates.num_channels, dtype=bool)
     assert criterion.width_check.choose([("run", kept)])[1]["adapted_batchnorm"] is True
     assert not BayesLaplace().width_check.adapt_batchnorm
+    # a run that adapts after each cut (--adapt-batchnorm) has its check score adapted candidates
+    from bayesprune.config import PruneConfig
+
+    assert BayesLaplace.from_config(PruneConfig(adapt_batchnorm=True)).width_check.adapt_batchnorm
+    assert not BayesLaplace.from_config(PruneConfig()).width_check.adapt_batchnorm
+    assert BayesLaplace.from_config(PruneConfig(adapt_batchnorm=True,
+                                                criterion_options={"check_widths": "false"})).width_check is None

@@ -44,6 +44,9 @@ def calibration_options(p, defaults) -> None:
     p.add_argument("--reparameterize", default=defaults.reparameterize,
                    help="around each cut: none | mean (fold posterior gate means, bias-compensate removed "
                         "channels) | lsq (fold, then least-squares refit of the next layers; the default)")
+    p.add_argument("--adapt-batchnorm", action="store_true",
+                   help="after each cut, re-estimate BatchNorm statistics on the calibration batches (Li et al. "
+                        "2020's adaptive BatchNorm; no gradient step): for pruning without fine-tuning")
 
 
 def posterior_options(b, defaults) -> None:

@@ -123,7 +123,7 @@ class BayesLaplace(LaplaceStatistics, Criterion):
         adapt_batchnorm: score the width check's candidates (and its checked prediction) after
             re-estimating their BatchNorm statistics on the calibration batches (Li et al. 2020's
             adaptive BatchNorm; :mod:`bayesprune.bayes.width_check`), as fine-tuning's first steps
-            would; off by default.
+            would; a run's default: on under ``--adapt-batchnorm`` (the run adapts after each cut), else off.
         reparameterize: the run's ``--reparameterize``, which the width check applies to its candidates.
         compensated: price each layer's cut after the run's least-squares compensation (``lsq`` only):
             the quadratic loss of removing a layer's first k channels is scaled by the share of its
@@ -202,6 +202,8 @@ class BayesLaplace(LaplaceStatistics, Criterion):
         options.setdefault("check_prediction", config.annealing and config.anneal_target != "current")
         # and every cut follows the rule it chose (measured with and without fine-tuning, analysis/README.md)
         options.setdefault("follow_prediction", bool(options["check_prediction"]) and options.get("check_widths", True))
+        # the check scores the network the run goes on with: adapted after the cut under --adapt-batchnorm
+        options.setdefault("adapt_batchnorm", config.adapt_batchnorm and options.get("check_widths", True))
         return cls(prior=prior, within=within, draws=config.posterior_draws, chains=config.chains, seed=config.seed,
                    forgetting=config.forgetting, weight_norm_prior=config.weight_norm_prior,
                    interactions=config.interactions, reparameterize=config.reparameterize, **options)
