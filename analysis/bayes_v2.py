@@ -94,7 +94,10 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
        "obs+reparameterize=lsq",  # channels chosen by what the refit repairs (criteria/obs.py), uniform widths
        f"{CHECKED}+within=obs+reparameterize=lsq",  # the posterior's widths, obs's order inside them
        f"{CHECKED}{OBS_LSQ}",
-       f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True")
+       f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True",
+       # BatchNorm statistics re-estimated on the calibration images after each cut (--adapt-batchnorm, stop 41)
+       f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True",
+       "obs+reparameterize=lsq+adapt_batchnorm=True", "l2+reparameterize=lsq+adapt_batchnorm=True")
 # Fine-tuning with distillation from the unpruned network (``--distill``) for every method of the table,
 # Torch-Pruning's included: the issue asks for a general fine-tuning aid in all rows or none. Its bayes
 # (the reference of its paired differences and headline) is today's default (default_bayes: stop 36's,
@@ -112,7 +115,10 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            f"{OBS_FINAL}+option.follow_prediction=True+anneal_t0=0.25",
            # the posterior's widths without annealing: at 50% annealing toward the final cut cost uniform widths
            # 0.2 points and the posterior's widths gained 0.2 under it; do the two add up without it? (stop 39)
-           NO_ANNEALING)
+           NO_ANNEALING,
+           # the default with its width check scoring each candidate after adaptive BatchNorm (Li et al. 2020): the
+           # check scores before any fine-tuning, which re-estimates the norms first (stop 41)
+           f"{OBS_FINAL}+option.follow_prediction=True+option.adapt_batchnorm=True")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows
@@ -246,6 +252,11 @@ def main() -> None:
     for part in args.only or sorted(PARTS):
         regime, targets, methods = PARTS[part]
         targets = [float(t) for t in args.targets.split(",")] if args.targets else targets
+        if args.methods and not args.quick:
+            unknown = [m for m in args.methods.split(",") if m not in methods and all(
+                m not in p[2] for p in PARTS.values())]
+            if unknown:
+                raise SystemExit(f"--methods: {', '.join(unknown)} not in any part's list; add it to the script")
         methods = [m for m in args.methods.split(",") if m in methods or args.quick] if args.methods else methods
         for target in targets:
             for seed in range(args.first_seed, args.seeds):
