@@ -125,3 +125,18 @@ def test_adapt_batchnorm_re_estimates_the_statistics_of_each_cut_network(tmp_pat
     assert not torch.allclose(first_plain.running_mean, norm.running_mean)
     recorded = json.loads((tmp_path / "adapted" / "config.json").read_text())["config"]
     assert recorded["adapt_batchnorm"] is True
+
+
+def test_adapt_batchnorm_on_a_network_without_batchnorm_is_refused_before_any_work():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from bayesprune.config import PruneConfig
+    from bayesprune.errors import ConfigError
+    from bayesprune.rounds import _preflight
+    from helpers import Chain
+
+    job = SimpleNamespace(config=PruneConfig(adapt_batchnorm=True), inputs=torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ConfigError, match="no BatchNorm layer; drop the flag"):
+        _preflight(job, SimpleNamespace(model=Chain()))
