@@ -127,8 +127,8 @@ NO_FINETUNE_WIDTHS = ("note: without fine-tuning (--epochs 0), bayes's defaults 
                       "checked prediction of the final cut chose (--within obs, --reparameterize lsq, "
                       "--anneal-target final; ResNet-20, 3 cuts: 91.5% at 50% of the MACs against 91.0% for obs "
                       "with uniform widths, the best other method; at 20%, 82.3% against 81.9% over 8 seeds, and "
-                      "80.9% with each cut under its own rule; but at 20% obs with --adapt-batchnorm kept 84.9%, "
-                      "bayes with it 83.0%; analysis/README.md); this run departs from them")
+                      "80.9% with each cut under its own rule; but at 20% obs with --adapt-batchnorm kept 84.7%, "
+                      "bayes with it 83.8%; analysis/README.md); this run departs from them")
 
 
 def _prepare(config: PruneConfig, criterion: Criterion | None, allocation=None,
