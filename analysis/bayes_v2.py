@@ -249,14 +249,14 @@ def main() -> None:
     rows = [spelled_out(r) for r in earlier["rows"]] if earlier else []
     done = {(r["regime"], r["target"], r["seed"], r["method"]) for r in rows}
     code = commit()
+    if args.methods and not args.quick:
+        known = {m for _, _, listed in PARTS.values() for m in listed}
+        unknown = [m for m in args.methods.split(",") if m not in known]
+        if unknown:
+            raise SystemExit(f"--methods: {', '.join(unknown)} not in any part's list; add it to the script")
     for part in args.only or sorted(PARTS):
         regime, targets, methods = PARTS[part]
         targets = [float(t) for t in args.targets.split(",")] if args.targets else targets
-        if args.methods and not args.quick:
-            unknown = [m for m in args.methods.split(",") if m not in methods and all(
-                m not in p[2] for p in PARTS.values())]
-            if unknown:
-                raise SystemExit(f"--methods: {', '.join(unknown)} not in any part's list; add it to the script")
         methods = [m for m in args.methods.split(",") if m in methods or args.quick] if args.methods else methods
         for target in targets:
             for seed in range(args.first_seed, args.seeds):

@@ -151,11 +151,9 @@ def method_options(method: str) -> tuple[str, dict]:
     return criterion, options
 
 
-def run_ours(method: str, settings: dict, seed: int) -> dict:
-    from bayesprune.config import PruneConfig
-    from bayesprune.report.load import load_run
-    from bayesprune.rounds import run_pruning
-
+def ours_options(method: str, settings: dict) -> tuple[str, dict]:
+    """(criterion, PruneConfig options) of ``method`` on the set-up ``settings`` (its data, budget,
+    rounds, training and, where given, reparameterization, calibration and distillation)."""
     options = {k: settings[k] for k in ("model", "data", "target_macs", "rounds", "epochs", "lr", "batch_size",
                                         "train_subset", "test_subset", "max_prune_fraction")}
     options.update({k: settings[k] for k in ("reparameterize", "calibration_batches", "distill")
@@ -163,6 +161,15 @@ def run_ours(method: str, settings: dict, seed: int) -> dict:
     options["test_subset"] = options["test_subset"] or None  # 0: the whole test set
     criterion, overrides = method_options(method)
     options.update(overrides)
+    return criterion, options
+
+
+def run_ours(method: str, settings: dict, seed: int) -> dict:
+    from bayesprune.config import PruneConfig
+    from bayesprune.report.load import load_run
+    from bayesprune.rounds import run_pruning
+
+    criterion, options = ours_options(method, settings)
     if criterion == "bayes-svi":
         options.update(svi_steps=settings["svi_steps"], chains=settings["chains"])
     if criterion in TRAINING_TIME:  # one round: search, cut, fine-tune; the same total epochs as the others

@@ -14,12 +14,10 @@ from pathlib import Path
 
 from _common import commit, versions, write_json
 from bayes_v2 import OBS_FINAL, SETUP, settings_for
-from tp_compare import method_options
+from tp_compare import ours_options
 
 OUT = Path(__file__).resolve().parent / "results" / "width_check_adaptation.json"
 DEFAULT = f"{OBS_FINAL}+option.follow_prediction=True"  # bayes_v2's default bayes (stop 36 on)
-KEYS = ("model", "data", "target_macs", "rounds", "epochs", "lr", "batch_size", "train_subset", "test_subset",
-        "max_prune_fraction", "reparameterize", "calibration_batches", "distill")
 
 
 def first_check(target: float, seed: int, adapt: bool, quick: bool) -> dict:
@@ -28,10 +26,9 @@ def first_check(target: float, seed: int, adapt: bool, quick: bool) -> dict:
     from bayesprune.report.load import load_run
     from bayesprune.rounds import run_pruning
 
-    settings = settings_for("fine-tune+distill", SETUP, target)
-    options = {k: settings[k] for k in KEYS}
-    criterion, overrides = method_options(f"{DEFAULT}+option.adapt_batchnorm={adapt}")
-    options.update(overrides, epochs=0.02, test_subset=500 if quick else 2000, rounds=1 if quick else 3)
+    criterion, options = ours_options(f"{DEFAULT}+option.adapt_batchnorm={adapt}",
+                                      settings_for("fine-tune+distill", SETUP, target))
+    options.update(epochs=0.02, test_subset=500 if quick else 2000, rounds=1 if quick else 3)
     if quick:
         options.update(train_subset=1200, calibration_batches=2)
     with tempfile.TemporaryDirectory() as tmp:
