@@ -18,6 +18,11 @@ import torch
 from torch import nn
 
 
+def running_norms(model: nn.Module) -> list[nn.Module]:
+    """The BatchNorm layers of ``model`` that keep running statistics (what inference normalises with)."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
 @torch.no_grad()
 def adapt_batchnorm(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
     """Replace every BatchNorm's running mean and variance in ``model`` by their average over
@@ -26,7 +31,7 @@ def adapt_batchnorm(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torc
     batches = list(batches)
     if not batches:
         raise ValueError("adapt_batchnorm needs at least one batch: the statistics would be reset to 0/1")
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = running_norms(model)
     if not norms:
         return 0
     modes = {m: m.training for m in model.modules()}

@@ -39,6 +39,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from .batchnorm_adaptation import running_norms
 from .errors import ConfigError
 
 
@@ -138,7 +139,7 @@ def shared_batch_norm(model: nn.Module) -> Iterator[None]:
     running statistics are updated as PyTorch does (unbiased variance, ``momentum`` or the
     cumulative average when it is None). Implemented by overriding each layer's ``forward`` on the
     instance, so parameters, buffers and hooks stay those of the model."""
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    layers = running_norms(model)
     for layer in layers:
         layer.forward = types.MethodType(_global_batch_norm, layer)
     try:
