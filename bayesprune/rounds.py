@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from torch import nn
 
 from .annealing import RoundAnnealing
+from .batchnorm_adaptation import running_norms
 from .checkpoint import checkpoint_payload, save_checkpoint
 from .config import PruneConfig, environment
 from .criteria import make_criterion
@@ -167,10 +167,10 @@ def _start_fraction(job: Job, network: Network) -> float:
 
 
 def _preflight(job: Job, network: Network) -> None:
-    if job.config.adapt_batchnorm and not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
-                                              for m in network.model.modules()):
+    if job.config.adapt_batchnorm and not running_norms(network.model):
+        # a norm without running statistics normalises by each batch's own: there is nothing to re-estimate
         raise ConfigError("--adapt-batchnorm re-estimates BatchNorm statistics, but this model has no BatchNorm "
-                          "layer; drop the flag")
+                          "layer with running statistics; drop the flag")
     check_prunable(network.model, job.inputs)
     cost_model = job.cost_model(ChannelGraph(network.model, job.inputs))
     job.budget.check_reachable(cost_model, network.base[job.budget.kind], _start_fraction(job, network))

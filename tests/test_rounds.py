@@ -138,5 +138,10 @@ def test_adapt_batchnorm_on_a_network_without_batchnorm_is_refused_before_any_wo
     from helpers import Chain
 
     job = SimpleNamespace(config=PruneConfig(adapt_batchnorm=True), inputs=torch.zeros(1, 1, 8, 8))
-    with pytest.raises(ConfigError, match="no BatchNorm layer; drop the flag"):
+    with pytest.raises(ConfigError, match="no BatchNorm layer with running statistics; drop the flag"):
         _preflight(job, SimpleNamespace(model=Chain()))
+    # norms that normalise by each batch's statistics (no running ones) leave nothing to adapt either
+    batch_statistics_only = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3),
+                                                torch.nn.BatchNorm2d(4, track_running_stats=False))
+    with pytest.raises(ConfigError, match="with running statistics"):
+        _preflight(job, SimpleNamespace(model=batch_statistics_only))
