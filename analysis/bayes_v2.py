@@ -97,6 +97,8 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
        f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True",
        # BatchNorm statistics re-estimated on the calibration images after each cut (--adapt-batchnorm, stop 41)
        f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True",
+       # ... and on a tie a later cut keeps the rule an earlier cut's check chose (keep_chosen_rule, stop 42)
+       f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True+option.keep_chosen_rule=True",
        "obs+reparameterize=lsq+adapt_batchnorm=True", "l2+reparameterize=lsq+adapt_batchnorm=True")
 # Fine-tuning with distillation from the unpruned network (``--distill``) for every method of the table,
 # Torch-Pruning's included: the issue asks for a general fine-tuning aid in all rows or none. Its bayes

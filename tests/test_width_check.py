@@ -61,6 +61,40 @@ def test_a_tighter_cap_is_chosen_only_when_it_beats_the_runs_cap_beyond_the_nois
     assert record["chosen"] == "cap 0.6"
 
 
+def test_with_keep_chosen_rule_a_tie_keeps_the_rule_an_earlier_cut_chose():
+    """Hysteresis: uniform widths beat the run's cut beyond the noise in the first check; in the next
+    the run's cut is better by a noisy margin (differences 0.5, -0.3, 0.5, -0.3: mean 0.1, standard
+    error 0.231). By default that tie returns to the run's own widths; with ``keep_chosen_rule``
+    uniform widths stand, and a clear win (differences 0.5, 0.4, 0.6, 0.5) still moves the rule."""
+    run_cut, uniform_cut = np.array([1, 1, 0]), np.array([1, 0, 1])
+    candidates = [("run", run_cut), ("uniform", uniform_cut)]
+    first = {(1, 1, 0): (0.5, [-1.0] * 4), (1, 0, 1): (0.7, [-0.5, -0.6, -0.4, -0.5])}
+    tie = {(1, 1, 0): (0.6, [-0.5, -0.8, -0.5, -0.8]), (1, 0, 1): (0.6, [-1.0, -0.5, -1.0, -0.5])}
+    clear = {(1, 1, 0): (0.7, [-0.5, -0.6, -0.4, -0.5]), (1, 0, 1): (0.5, [-1.0] * 4)}
+    net, data = planted_network()
+    cost_model = CostModel.build(ChannelGraph(net, data.test_x[:1]))
+    full = cost_model.cost(cost_model.sizes, "macs")
+    budget = RoundBudget(0.8 * full, 0.5 * full, "macs", "global", 0.9, cuts_left=2)
+    for keep in (False, True):
+        check = _check_with(first)
+        check.keep_chosen_rule, check.caps = keep, ()  # the run's rule and uniform widths only
+        cut_at = {"global": ("selector", _Kept(run_cut)), "uniform": ("selector", _Kept(uniform_cut))}
+        chosen = check.checked_cut(budget, cost_model, lambda b: cut_at[b.allocation], None, False)[0]
+        assert chosen.allocation == "uniform"
+        assert check.standing_rule == ("uniform" if keep else "run")
+        check._masked = _Scores(tie)
+        best, record = check.choose(candidates)
+        assert record["best_gain_nats"] == pytest.approx(0.1 if keep else 0.0)
+        assert record["chosen"] == ("uniform" if keep else "run") and record["standing"] == record["chosen"]
+        check._masked = _Scores(clear)
+        assert check.choose(candidates)[1]["chosen"] == "run"
+
+
+class _Kept:
+    def __init__(self, decision):
+        self.decision = decision
+
+
 def test_candidates_are_the_tighter_caps_then_uniform_widths():
     budget = RoundBudget(10.0, 5.0, "macs", "global", 0.6)
     candidates = WidthCheck().candidates(budget)

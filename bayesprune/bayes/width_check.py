@@ -17,7 +17,10 @@ candidate's decision is applied as masks with the run's reparameterization
 the posterior's statistics did not read. The candidate with the highest mean is cut if it beats the
 run's own cap by more than ``z`` standard errors of the paired per-image difference; otherwise the
 run's cap stands (a difference inside the sampling noise of the held-out images is a tie, and on
-a tie the posterior's own widths are kept). The posterior and
+a tie the posterior's own widths are kept). With ``keep_chosen_rule`` the rule an earlier cut chose
+stands on a tie instead (hysteresis): without fine-tuning between the cuts the network the next
+posterior is centred on is no trained optimum, and the quadratic model an earlier check distrusted
+is not made more trustworthy by another cut. The posterior and
 its ordering are unchanged; only how far from the trained network the cut may go is chosen by the
 data. With ``adapt_batchnorm`` each candidate's BatchNorm statistics are re-estimated on the
 calibration batches before it is scored (Li et al. 2020's adaptive BatchNorm,
@@ -71,6 +74,8 @@ class WidthCheck:
     seed: int = 0
     z: float = Z
     adapt_batchnorm: bool = False
+    keep_chosen_rule: bool = False
+    standing_rule: str = "run"  # the candidate kept on a tie; with keep_chosen_rule the last cut's choice
     _masked: MaskedCuts | None = field(default=None, repr=False)
     _held_out: HeldOutImages | None = field(default=None, repr=False)
     _device: torch.device | None = field(default=None, repr=False)
@@ -94,7 +99,9 @@ class WidthCheck:
 
     def choose(self, candidates: list[tuple[str, np.ndarray]]) -> tuple[int, dict]:
         """Index of the chosen candidate ``(label, kept flags)`` (the first is the run's own cut, then
-        :meth:`candidates`'), and the record of every candidate's held-out scores."""
+        :meth:`candidates`'), and the record of every candidate's held-out scores. The candidate labelled
+        :attr:`standing_rule` (the run's own where none is) stands unless another beats it by ``z``
+        standard errors."""
         if self._masked is None:
             raise RuntimeError("WidthCheck.prepare(model, inputs, calibration) must run before choose")
         held = self._held_out
@@ -106,17 +113,19 @@ class WidthCheck:
         scores = [measured[key] for key in keys]
         per_image = np.stack([s[1] for s in scores])  # (candidates, images)
         mean = per_image.mean(1)
+        labels = [label for label, _ in candidates]
+        standing = labels.index(self.standing_rule) if self.standing_rule in labels else 0
         best = int(np.argmax(mean))  # the first (loosest) on a tie
-        difference = per_image[best] - per_image[0]
+        difference = per_image[best] - per_image[standing]
         standard_error = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
         gain = float(difference.mean())
         if gain <= self.z * standard_error:
-            best = 0
+            best = standing
         record = {"candidates": [label for label, _ in candidates], "held_out_accuracy": [s[0] for s in scores],
                   "held_out_log_likelihood": mean.tolist(), "chosen": candidates[best][0],
                   "best_gain_nats": gain, "best_gain_standard_error": standard_error,
                   "held_out_images": len(held.y), "overlaps_calibration": held.overlaps_calibration,
-                  "adapted_batchnorm": self.adapt_batchnorm}
+                  "adapted_batchnorm": self.adapt_batchnorm, "standing": labels[standing]}
         return best, record
 
     def cut_candidates(self, budget: RoundBudget, cost_model, cut_at, first=None, final: bool = False) -> list[tuple]:
@@ -159,6 +168,8 @@ class WidthCheck:
                 record["chosen_for_cut"] = record["chosen"]
                 best = labels.index(finals[chosen_final][0])
                 record["chosen"] = labels[best]
+        if self.keep_chosen_rule:
+            self.standing_rule = made[best][0]
         return made[best][1:] + (final, record)
 
     def release(self):

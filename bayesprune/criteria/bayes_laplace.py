@@ -126,6 +126,9 @@ class BayesLaplace(LaplaceStatistics, Criterion):
             would; a run's default: on under ``--adapt-batchnorm`` (the run adapts after each cut), else off.
             Measured on ResNet-20 at 20% (``analysis/width_check_adaptation.py``, ``analysis/bayes_v2.py``):
             the check then picks a 30% cap where it picked uniform widths; after fine-tuning a tie.
+        keep_chosen_rule: on a tie in a later cut's check, keep the rule (cap or uniform widths) an
+            earlier cut chose instead of returning to the run's own
+            (:attr:`~bayesprune.bayes.width_check.WidthCheck.keep_chosen_rule`). Off by default.
         reparameterize: the run's ``--reparameterize``, which the width check applies to its candidates.
         compensated: price each layer's cut after the run's least-squares compensation (``lsq`` only):
             the quadratic loss of removing a layer's first k channels is scaled by the share of its
@@ -150,7 +153,7 @@ class BayesLaplace(LaplaceStatistics, Criterion):
                  weight_norm_prior: bool = True, interactions: bool = True, grid: ScaleGrid | None = None,
                  cross_layer: bool = False, check_widths: bool = True, reparameterize: str = "mean",
                  compensated: bool | str = "auto", check_prediction: bool = False, follow_prediction: bool = False,
-                 adapt_batchnorm: bool = False):
+                 adapt_batchnorm: bool = False, keep_chosen_rule: bool = False):
         if chains < 1:
             raise ConfigError(f"--chains must be >= 1, got {chains}")
         if draws < 2:
@@ -168,8 +171,8 @@ class BayesLaplace(LaplaceStatistics, Criterion):
         self.interactions, self.cross_layer = interactions, cross_layer
         self.compensated = _compensation(compensated, reparameterize, cross_layer)
         self.shares: list[np.ndarray] | None = None  # with compensated: per layer, what the refit leaves
-        self.width_check = (WidthCheck(reparameterize, seed=seed, adapt_batchnorm=adapt_batchnorm)
-                            if check_widths else None)
+        self.width_check = (WidthCheck(reparameterize, seed=seed, adapt_batchnorm=adapt_batchnorm,
+                                       keep_chosen_rule=keep_chosen_rule) if check_widths else None)
         self.check_prediction = check_prediction and check_widths
         if follow_prediction and not self.check_prediction:
             raise ConfigError("--criterion-option follow_prediction=true follows the checked prediction of the final "
@@ -178,6 +181,9 @@ class BayesLaplace(LaplaceStatistics, Criterion):
         if adapt_batchnorm and not check_widths:
             raise ConfigError("--criterion-option adapt_batchnorm=true re-estimates BatchNorm statistics for the width "
                               "check's candidates: it needs check_widths=true")
+        if keep_chosen_rule and not check_widths:
+            raise ConfigError("--criterion-option keep_chosen_rule=true keeps the width check's earlier choice: it "
+                              "needs check_widths=true")
         self.width_record: dict | None = None  # the width check's candidates and choice, this round
         self.gathered = None  # the width check's input statistics of this round's network, once it ran
         self.pricing: CutPricing | None = None  # prices each draw's cut (all calibration batches)
@@ -319,10 +325,15 @@ class BayesLaplace(LaplaceStatistics, Criterion):
                         "tau": tau.tolist()}
 
     def state_dict(self) -> dict:
-        return {"carried": self.carried, "round": self._round}
+        state = {"carried": self.carried, "round": self._round}
+        if self.width_check is not None:
+            state["standing_rule"] = self.width_check.standing_rule  # the rule a tie keeps (keep_chosen_rule)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.carried, self._round = state["carried"], int(state["round"])
+        if self.width_check is not None:
+            self.width_check.standing_rule = state.get("standing_rule", "run")  # absent in older run directories
 
     def write_artifacts(self, directory: Path, round_index: int) -> list[str]:
         return write_round_artifacts(self.posterior, directory, round_index)
