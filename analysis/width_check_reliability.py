@@ -1,0 +1,149 @@
+"""Does bayes's width check rank its candidates as the test set would? For each check of a run (each
+round's cut and its predicted final cut), every candidate's held-out score (what the check reads: the
+last training images, which the shipped base network was trained on) beside its score on the test
+images (read here only, to judge the check; no run reads them). Default: bayes_v2.py's post-training
+set-up at 20% of the MACs (no fine-tuning between the cuts, each check's choice is the network the
+run keeps), its bayes with ``--adapt-batchnorm``.
+
+Per check: the candidate the held-out log-likelihood ranks first, the one test accuracy ranks first,
+and the chosen one's test-accuracy regret (the test-best candidate's accuracy minus the chosen one's);
+over all checks, the Spearman correlation of held-out log-likelihood and test accuracy among distinct
+candidates. Writes analysis/results/width_check_reliability.json.
+Usage: python analysis/width_check_reliability.py [--seeds 3] [--first-seed 0] [--target 0.2] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from _common import commit, versions, write_json
+from bayes_v2 import CHECKED, OBS_LSQ, SETUP, settings_for
+from tp_compare import ours_options
+
+OUT = Path(__file__).resolve().parent / "results" / "width_check_reliability.json"
+METHOD = f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True"  # bayes_v2's POST row
+
+
+class TestScores:
+    """Wraps a criterion's width check: every candidate it scores is scored on the test images too."""
+
+    def __init__(self, check):
+        self.check, self.records, self.round = check, [], 0
+        self._choose, self._prepare = check.choose, check.prepare
+        check.choose, check.prepare = self.choose, self.prepare
+
+    def prepare(self, model, inputs, calibration, *args, **kwargs):
+        self.round += 1
+        self.test = (calibration.data.test_x, calibration.data.test_y)
+        return self._prepare(model, inputs, calibration, *args, **kwargs)
+
+    def choose(self, candidates):
+        best, record = self._choose(candidates)
+        tested: dict[bytes, tuple] = {}
+        for _, kept in candidates:
+            key = np.asarray(kept, dtype=bool).tobytes()
+            if key not in tested:
+                accuracy, log_likelihood = self.check._masked.measure(kept, *self.test, self.check._device)
+                tested[key] = (accuracy, float(np.mean(log_likelihood)))
+        scores = [tested[np.asarray(kept, dtype=bool).tobytes()] for _, kept in candidates]
+        kind = "cut" if not self.records or self.records[-1]["round"] != self.round else "prediction"
+        self.records.append({"round": self.round, "kind": kind, "candidates": record["candidates"],
+                             "held_out_accuracy": record["held_out_accuracy"],
+                             "held_out_log_likelihood": record["held_out_log_likelihood"],
+                             "test_accuracy": [s[0] for s in scores], "test_log_likelihood": [s[1] for s in scores],
+                             "chosen": record["chosen"], "distinct": _distinct(candidates)})
+        return best, record
+
+
+def _distinct(candidates) -> list[int]:
+    """Indices of the first candidate of each distinct cut (a cap that does not bind repeats one)."""
+    seen, first = set(), []
+    for i, (_, kept) in enumerate(candidates):
+        key = np.asarray(kept, dtype=bool).tobytes()
+        if key not in seen:
+            seen.add(key)
+            first.append(i)
+    return first
+
+
+def run(method: str, target: float, seed: int, quick: bool) -> tuple[list[dict], float]:
+    """Every check's record of one run, and the run's final test accuracy."""
+    from bayesprune.config import PruneConfig
+    from bayesprune.criteria import make_criterion
+    from bayesprune.rounds import run_pruning
+
+    name, options = ours_options(method, settings_for("post-training", SETUP, target))
+    if quick:
+        options.update(train_subset=1200, test_subset=500, calibration_batches=2, rounds=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = PruneConfig(criterion=name, seed=seed, device="cpu", progress=False, report=False,
+                             out=f"{tmp}/run", **options)
+        criterion = make_criterion(name, config=config)
+        wrapper = TestScores(criterion.width_check)
+        summary = run_pruning(config, criterion=criterion)
+    return wrapper.records, summary["final"]["accuracy"]
+
+
+def judged(record: dict) -> dict:
+    """Which candidate each score ranks first among the distinct cuts, and the chosen one's regret."""
+    distinct = record["distinct"]
+    labels = [record["candidates"][i] for i in distinct]
+    held = [record["held_out_log_likelihood"][i] for i in distinct]
+    test = [record["test_accuracy"][i] for i in distinct]
+    chosen = record["candidates"].index(record["chosen"])
+    chosen_test = record["test_accuracy"][chosen]
+    return {"held_out_first": labels[int(np.argmax(held))], "test_first": labels[int(np.argmax(test))],
+            "regret_points": 100 * (max(test) - chosen_test),
+            "uniform_regret_points": 100 * (max(test) - record["test_accuracy"][record["candidates"].index("uniform")])
+            if "uniform" in record["candidates"] else None}
+
+
+def _points(value: float | None) -> str:
+    return "not a candidate" if value is None else f"{value:.2f}"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--target", type=float, default=0.2)
+    parser.add_argument("--method", default=METHOD)
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI); writes nothing")
+    parser.add_argument("--out", default=str(OUT))
+    args = parser.parse_args(argv)
+    rows, held_all, test_all = [], [], []
+    for seed in range(args.first_seed, args.seeds):
+        records, accuracy = run(args.method, args.target, seed, args.quick)
+        for record in records:
+            record.update(judged(record), seed=seed)
+            held = np.array(record["held_out_log_likelihood"])[record["distinct"]]
+            test = np.array(record["test_accuracy"])[record["distinct"]]
+            held_all += list(held - held.mean())  # centred within the check: does it order its candidates right?
+            test_all += list(test - test.mean())
+            print(f"seed {seed} round {record['round']} {record['kind']}: chosen {record['chosen']}, held-out first "
+                  f"{record['held_out_first']}, test first {record['test_first']}, regret "
+                  f"{record['regret_points']:.2f} points (uniform widths: {_points(record['uniform_regret_points'])})",
+                  flush=True)
+        rows += records
+        print(f"seed {seed}: final test accuracy {100 * accuracy:.2f}%", flush=True)
+    correlation = float(spearmanr(held_all, test_all).statistic) if len(held_all) > 2 else None
+    summary = {"checks": len(rows), "spearman_held_out_log_likelihood_vs_test_accuracy": correlation,
+               "held_out_first_is_test_first": sum(r["held_out_first"] == r["test_first"] for r in rows),
+               "mean_regret_points": float(np.mean([r["regret_points"] for r in rows])) if rows else None,
+               "mean_uniform_regret_points": float(np.mean([r["uniform_regret_points"] for r in rows
+                                                            if r["uniform_regret_points"] is not None]))
+               if rows else None}
+    print(summary)
+    if not args.quick:
+        write_json(Path(args.out), {"script": "analysis/width_check_reliability.py", "commit": commit(), **versions(),
+                                    "argv": sys.argv[1:], "device": "cpu", "method": args.method,
+                                    "target": args.target, "summary": summary, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
