@@ -39,7 +39,7 @@ import torch
 
 from _common import commit, versions, write_json
 # the row-naming rules; with_target is re-exported for callers of this script's names
-from bayes_v2_names import (CHECKED, SETUP_REPARAMETERIZE, UNCHECKED, as_measured, default_bayes, default_post,
+from bayes_v2_names import (CHECKED, SETUP_REPARAMETERIZE, UNCHECKED, adapts, as_measured, default_bayes, default_post,
                             fine_tuned, spelled, spelled_out, with_target)  # noqa: F401
 from tp_compare import run_ours, run_theirs
 
@@ -160,9 +160,9 @@ def _reference(method: str, regime: str) -> str:
     distillation): an ablation measured on bayes without the width check and with current annealing is
     paired with that configuration; everything else (that configuration too) with the default
     (:func:`default_bayes`)."""
-    if regime == "post-training":
+    if regime == "post-training":  # the same reparameterization and BatchNorm adaptation
         _, _, reparameterize = method.partition("+reparameterize=")
-        return default_post(reparameterize or "mean")
+        return default_post(reparameterize.split("+")[0] or "mean", adapts(method))
     unchecked = f"{UNCHECKED}+anneal_target=current"
     ablation = method.endswith("+anneal_target=current") and CHECKED not in method and method != unchecked
     return unchecked if ablation else default_bayes()

@@ -25,12 +25,16 @@ def default_bayes() -> str:
             f"{_default_follow(PruneConfig())}")
 
 
-def default_post(reparameterize: str) -> str:
-    """The default configuration of bayes without fine-tuning, with ``reparameterize``."""
+def default_post(reparameterize: str, adapt: bool | None = None) -> str:
+    """The default configuration of bayes without fine-tuning, with ``reparameterize`` and, after each
+    cut, adaptive BatchNorm when ``adapt`` (default: today's default without fine-tuning; rows naming no
+    ``adapt_batchnorm`` ran without it: :func:`as_measured`)."""
     from bayesprune.config import PruneConfig
 
+    config = PruneConfig(epochs=0.0)
+    adapt = config.adapts_batchnorm if adapt is None else adapt
     return (f"{_default_check()}{_default_within()}{_default_compensated(reparameterize)}"
-            f"+reparameterize={reparameterize}{_default_follow(PruneConfig(epochs=0.0))}")
+            f"+reparameterize={reparameterize}{_default_follow(config)}{'+adapt_batchnorm=True' if adapt else ''}")
 
 
 def _default_follow(config) -> str:
@@ -60,10 +64,19 @@ def _default_compensated(reparameterize: str) -> str:
     return "+option.compensated=True" if BayesLaplace(reparameterize=reparameterize).compensated else ""
 
 
+def adapts(method: str) -> bool:
+    """Whether ``method`` names the run's adaptive BatchNorm (``+adapt_batchnorm=True``; the criterion
+    option ``option.adapt_batchnorm`` is the width check's alone)."""
+    return "adapt_batchnorm=True" in method.split("+")
+
+
 def as_measured(method: str) -> str:
-    """``method`` as it is run: a bayes row naming no ``within``, ``compensated`` or
+    """``method`` as it is run: a row naming no ``adapt_batchnorm`` ran without adaptive BatchNorm (the
+    default without fine-tuning since stop 42); a bayes row naming no ``within``, ``compensated`` or
     ``follow_prediction`` ran with l2 inside the layers, without compensated pricing and without
     following the prediction, whatever today's defaults are."""
+    if not any(pair.startswith("adapt_batchnorm=") for pair in method.split("+")):
+        method += "+adapt_batchnorm=False"
     if method.split("+")[0].split("@")[0] != "bayes":
         return method
     if "+within=" not in method:

@@ -129,7 +129,9 @@ def actual_cut(run, fraction: float, quick: bool) -> tuple[float, str | None, fl
     from bayesprune.rounds import run_pruning
 
     with tempfile.TemporaryDirectory() as tmp:
+        # the cut as the planned run makes it: adaptive BatchNorm only if that run adapts (epochs 0 alone would)
         summary = run_pruning(replace(run, rounds=1, epochs=0, target_macs=fraction, report=False,
+                                      adapt_batchnorm=run.adapts_batchnorm,
                                       test_subset=TEST_QUICK if quick else None, out=f"{tmp}/run"))
         records = load_run(Path(tmp) / "run").rounds
     check = next((r["width_check"] for r in records if "width_check" in r), None)

@@ -147,6 +147,8 @@ def method_options(method: str) -> tuple[str, dict]:
         if key not in types:
             raise SystemExit(f"{method}: {key!r} is not a PruneConfig field")
         kind = types[key]
+        if kind is type(None) and value in ("True", "False"):  # an optional switch (None: its default rule)
+            kind = bool
         options[key] = value == "True" if kind is bool else kind(value) if kind in (int, float) else value
     return criterion, options
 

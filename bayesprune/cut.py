@@ -175,7 +175,7 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
         step.compensation = compensate(graph, removal, calibration.batches(), config.reparameterize,
                                        seed=config.seed, statistics=statistics)
     network.history.extend(graph.prune(removal))
-    if config.adapt_batchnorm:  # the removed channels shifted every later norm's input
+    if config.adapts_batchnorm:  # the removed channels shifted every later norm's input
         adapt_batchnorm(model, calibration.batches())
     job.collective.broadcast_module(model)  # rank 0's folded and compensated weights on every process
     tracker.remove(removal)

@@ -68,6 +68,8 @@ def test_merge_joins_disjoint_cells_and_refuses_a_cell_twice(tmp_path):
 
 def test_method_strings_name_criterion_allocation_and_typed_overrides():
     assert tp_compare.method_options("l1@lstm") == ("l1", {"allocation": "lstm"})
+    # an optional switch (default None: its rule) takes True/False as a bool
+    assert tp_compare.method_options("l2+adapt_batchnorm=False") == ("l2", {"adapt_batchnorm": False})
     assert tp_compare.method_options("bayes+interactions=True+anneal_target=final+anneal_t0=0.5") == (
         "bayes", {"interactions": True, "anneal_target": "final", "anneal_t0": 0.5})
     assert tp_compare.method_options("bayes@uniform+annealing=False") == ("bayes", {"allocation": "uniform",
@@ -205,13 +207,25 @@ def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target()
     follow = "+option.follow_prediction=True"
     assert bayes_v2.default_bayes() == (f"{checked}+within=obs+option.compensated=True+reparameterize=lsq"
                                         f"+anneal_target=final{follow}")
-    assert bayes_v2.default_post("lsq") == f"{checked}+within=obs+option.compensated=True+reparameterize=lsq{follow}"
-    assert bayes_v2.default_post("mean") == f"{checked}+within=obs+reparameterize=mean{follow}"
-    # rows that name none ran with l2 inside the layers, no compensated pricing and not following, and run so
+    # without fine-tuning adaptive BatchNorm after each cut is the default (stop 42)
+    adapt = "+adapt_batchnorm=True"
+    assert bayes_v2.default_post("lsq") == (f"{checked}+within=obs+option.compensated=True+reparameterize=lsq"
+                                            f"{follow}{adapt}")
+    assert bayes_v2.default_post("mean") == f"{checked}+within=obs+reparameterize=mean{follow}{adapt}"
+    assert bayes_v2.default_post("mean", adapt=False) == f"{checked}+within=obs+reparameterize=mean{follow}"
+    # a post-training row is paired with the default of its reparameterization and adaptation
+    assert bayes_v2._reference("obs+reparameterize=lsq", "post-training") == bayes_v2.default_post("lsq", False)
+    assert bayes_v2._reference(f"obs+reparameterize=lsq{adapt}", "post-training") == bayes_v2.default_post("lsq")
+    # rows that name none ran with l2 inside the layers, no compensated pricing, not following and without
+    # adaptive BatchNorm, and run so (the width check's own option.adapt_batchnorm is not the run's)
     assert bayes_v2.as_measured(f"{checked}+reparameterize=lsq") == (
-        f"{checked}+reparameterize=lsq+within=l2+option.compensated=False+option.follow_prediction=False")
-    assert bayes_v2.as_measured(bayes_v2.default_bayes()) == bayes_v2.default_bayes()
-    assert bayes_v2.as_measured("bayes-svi") == "bayes-svi" and bayes_v2.as_measured("obs") == "obs"
+        f"{checked}+reparameterize=lsq+adapt_batchnorm=False+within=l2+option.compensated=False"
+        "+option.follow_prediction=False")
+    assert bayes_v2.as_measured(bayes_v2.default_bayes()) == bayes_v2.default_bayes() + "+adapt_batchnorm=False"
+    assert bayes_v2.as_measured(bayes_v2.default_post("lsq")) == bayes_v2.default_post("lsq")
+    option = "bayes@uniform+option.adapt_batchnorm=True"
+    assert bayes_v2.as_measured(option).startswith(f"{option}+adapt_batchnorm=False")
+    assert bayes_v2.as_measured("bayes-svi") == "bayes-svi+adapt_batchnorm=False"
 
 
 def test_plan_calibration_one_point_budget_and_coverage_by_hand():

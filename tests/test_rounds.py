@@ -90,7 +90,8 @@ def test_pruning_without_fine_tuning_points_at_the_best_measured_configuration(t
 def test_adapt_batchnorm_re_estimates_the_statistics_of_each_cut_network(tmp_path, monkeypatch):
     """--adapt-batchnorm: after each cut the pruned network's BatchNorm statistics are re-estimated on
     the calibration batches (bayesprune.batchnorm_adaptation); without fine-tuning the saved network
-    keeps them, so its norms hold the average of their inputs over those batches."""
+    keeps them, so its norms hold the average of their inputs over those batches. With --epochs 0 that
+    is the default; --no-adapt-batchnorm turns it off."""
     import bayesprune.cut as cut_module
     from bayesprune.batchnorm_adaptation import adapt_batchnorm
 
@@ -105,9 +106,9 @@ def test_adapt_batchnorm_re_estimates_the_statistics_of_each_cut_network(tmp_pat
     common = ["run", "--criterion", "l2", "--rounds", "2", "--epochs", "0", "--train-subset", "256",
               "--test-subset", "64", "--calibration-batches", "2", "--batch-size", "64", "--quiet", "--no-report",
               "--device", "cpu"]
-    assert main(common + ["--out", str(tmp_path / "plain")]) == 0
+    assert main(common + ["--no-adapt-batchnorm", "--out", str(tmp_path / "plain")]) == 0
     assert adapted == []
-    assert main(common + ["--adapt-batchnorm", "--out", str(tmp_path / "adapted")]) == 0
+    assert main(common + ["--out", str(tmp_path / "adapted")]) == 0  # --epochs 0: on by default
     assert len(adapted) == 2 and all(len(b) == 2 and len(b[0][0]) == 64 for _, b in adapted)
     model, _, _ = load_checkpoint(tmp_path / "adapted" / "model.pt")
     batches = adapted[-1][1]
@@ -124,7 +125,15 @@ def test_adapt_batchnorm_re_estimates_the_statistics_of_each_cut_network(tmp_pat
     first_plain = next(m for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert not torch.allclose(first_plain.running_mean, norm.running_mean)
     recorded = json.loads((tmp_path / "adapted" / "config.json").read_text())["config"]
-    assert recorded["adapt_batchnorm"] is True
+    assert recorded["adapt_batchnorm"] is None and recorded["epochs"] == 0  # resolved the same on --resume
+
+
+def test_adapt_batchnorm_defaults_to_on_without_fine_tuning_only():
+    from bayesprune.config import PruneConfig
+
+    assert PruneConfig(epochs=0).adapts_batchnorm and not PruneConfig(epochs=0.5).adapts_batchnorm
+    assert not PruneConfig(epochs=0, adapt_batchnorm=False).adapts_batchnorm
+    assert PruneConfig(epochs=2, adapt_batchnorm=True).adapts_batchnorm
 
 
 def test_adapt_batchnorm_on_a_network_without_batchnorm_is_refused_before_any_work():

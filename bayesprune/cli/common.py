@@ -1,6 +1,7 @@
 """Options and helpers shared by several commands."""
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -44,9 +45,10 @@ def calibration_options(p, defaults) -> None:
     p.add_argument("--reparameterize", default=defaults.reparameterize,
                    help="around each cut: none | mean (fold posterior gate means, bias-compensate removed "
                         "channels) | lsq (fold, then least-squares refit of the next layers; the default)")
-    p.add_argument("--adapt-batchnorm", action="store_true",
+    p.add_argument("--adapt-batchnorm", action=argparse.BooleanOptionalAction, default=defaults.adapt_batchnorm,
                    help="after each cut, re-estimate BatchNorm statistics on the calibration batches (Li et al. "
-                        "2020's adaptive BatchNorm; no gradient step): for pruning without fine-tuning")
+                        "2020's adaptive BatchNorm; no gradient step). Default: on with --epochs 0 (no "
+                        "fine-tuning re-estimates them), else off")
 
 
 def posterior_options(b, defaults) -> None:

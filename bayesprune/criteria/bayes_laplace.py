@@ -211,7 +211,7 @@ class BayesLaplace(LaplaceStatistics, Criterion):
         # and every cut follows the rule it chose (measured with and without fine-tuning, analysis/README.md)
         options.setdefault("follow_prediction", bool(options["check_prediction"]) and options.get("check_widths", True))
         # the check scores the network the run goes on with: adapted after the cut under --adapt-batchnorm
-        options.setdefault("adapt_batchnorm", config.adapt_batchnorm and options.get("check_widths", True))
+        options.setdefault("adapt_batchnorm", config.adapts_batchnorm and options.get("check_widths", True))
         return cls(prior=prior, within=within, draws=config.posterior_draws, chains=config.chains, seed=config.seed,
                    forgetting=config.forgetting, weight_norm_prior=config.weight_norm_prior,
                    interactions=config.interactions, reparameterize=config.reparameterize, **options)

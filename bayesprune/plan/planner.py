@@ -151,7 +151,7 @@ def make_plan(config: PlanConfig, echo=lambda _s: None) -> dict:
                                                                          "check_widths": False}))
     criterion.prepare(model, graph, calibration)
     masked = MaskedCuts(model, inputs, calibration, run.reparameterize, criterion.reparameterization(), run.seed,
-                        adapt_batchnorm=run.adapt_batchnorm)  # as the planned run's cuts leave the network
+                        adapt_batchnorm=run.adapts_batchnorm)  # as the planned run's cuts leave the network
     names = [g.name for g in graph.groups]
     curve = BudgetCurve(criterion, cost_model, base_cost, config.kind, run.max_prune_fraction, masked, held_out,
                         names, config.interval, evaluated_draws(len(criterion.gate_draws), config.evaluated_draws),
