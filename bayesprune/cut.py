@@ -106,6 +106,7 @@ class CutResult:
     keep_current: tuple | None = None  # (channel ids, P(kept at this round's budget))
     accuracy_after_cut_plain: float | None = None  # the same cut without reparameterization
     compensation: dict | None = None
+    batchnorm_images: int | None = None  # images whose statistics the BatchNorm layers now hold (adaptation)
     latency: float | None = None  # the latency table's prediction for the cut network (latency budgets)
     latency_feedback: dict | None = None  # the final cut's targets and their measured latency (LatencyFeedback)
 
@@ -176,7 +177,7 @@ def cut(job: Job, network: Network, budget: RoundBudget, tracker: ChannelTracker
                                        seed=config.seed, statistics=statistics)
     network.history.extend(graph.prune(removal))
     if config.adapts_batchnorm:  # the removed channels shifted every later norm's input
-        adapt_batchnorm(model, calibration.batches())
+        step.batchnorm_images = adapt_batchnorm(model, calibration.batches())
     job.collective.broadcast_module(model)  # rank 0's folded and compensated weights on every process
     tracker.remove(removal)
     criterion.after_cut(removal)

@@ -126,6 +126,8 @@ def test_adapt_batchnorm_re_estimates_the_statistics_of_each_cut_network(tmp_pat
     assert not torch.allclose(first_plain.running_mean, norm.running_mean)
     recorded = json.loads((tmp_path / "adapted" / "config.json").read_text())["config"]
     assert recorded["adapt_batchnorm"] is None and recorded["epochs"] == 0  # resolved the same on --resume
+    rounds = [json.loads(line) for line in (tmp_path / "adapted" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["batchnorm_adapted_on"] for r in rounds if "round" in r] == [128, 128]  # 2 batches of 64, each cut
 
 
 def test_adapt_batchnorm_defaults_to_on_without_fine_tuning_only():
