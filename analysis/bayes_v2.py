@@ -99,6 +99,8 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
        f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True",
        # ... and on a tie a later cut keeps the rule an earlier cut's check chose (keep_chosen_rule, stop 42)
        f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True+option.keep_chosen_rule=True",
+       # ... and without the tie rule: each check takes its held-out best (check_z=0, stop 42's default at epochs 0)
+       f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True+option.check_z=0",
        "obs+reparameterize=lsq+adapt_batchnorm=True", "l2+reparameterize=lsq+adapt_batchnorm=True")
 # Fine-tuning with distillation from the unpruned network (``--distill``) for every method of the table,
 # Torch-Pruning's included: the issue asks for a general fine-tuning aid in all rows or none. Its bayes

@@ -25,16 +25,29 @@ def default_bayes() -> str:
             f"{_default_follow(PruneConfig())}")
 
 
-def default_post(reparameterize: str, adapt: bool | None = None) -> str:
-    """The default configuration of bayes without fine-tuning, with ``reparameterize`` and, after each
-    cut, adaptive BatchNorm when ``adapt`` (default: today's default without fine-tuning; rows naming no
-    ``adapt_batchnorm`` ran without it: :func:`as_measured`)."""
+def default_post(reparameterize: str, today: bool = True) -> str:
+    """The default configuration of bayes without fine-tuning, with ``reparameterize``: today's, or with
+    ``today=False`` the one before stop 42 (no adaptive BatchNorm after the cuts, the width check's tie
+    rule at 2 standard errors), the reference of rows measured without adaptation."""
     from bayesprune.config import PruneConfig
 
     config = PruneConfig(epochs=0.0)
-    adapt = config.adapts_batchnorm if adapt is None else adapt
+    adapt = "+adapt_batchnorm=True" if today and config.adapts_batchnorm else ""
     return (f"{_default_check()}{_default_within()}{_default_compensated(reparameterize)}"
-            f"+reparameterize={reparameterize}{_default_follow(config)}{'+adapt_batchnorm=True' if adapt else ''}")
+            f"+reparameterize={reparameterize}{_default_follow(config)}{adapt}"
+            f"{_default_check_z(config) if today else ''}")
+
+
+MEASURED_CHECK_Z = 2.0  # rows naming no check_z ran with this margin (the only one until stop 42)
+
+
+def _default_check_z(config) -> str:
+    """``+option.check_z=Z`` when bayes's width check under ``config`` uses another margin than rows
+    naming none ran with (:func:`as_measured`)."""
+    from bayesprune.criteria import BayesLaplace
+
+    check = BayesLaplace.from_config(config).width_check
+    return "" if check is None or check.z == MEASURED_CHECK_Z else f"+option.check_z={check.z:g}"
 
 
 def _default_follow(config) -> str:
@@ -72,9 +85,10 @@ def adapts(method: str) -> bool:
 
 def as_measured(method: str) -> str:
     """``method`` as it is run: a row naming no ``adapt_batchnorm`` ran without adaptive BatchNorm (the
-    default without fine-tuning since stop 42); a bayes row naming no ``within``, ``compensated`` or
-    ``follow_prediction`` ran with l2 inside the layers, without compensated pricing and without
-    following the prediction, whatever today's defaults are."""
+    default without fine-tuning since stop 42); a bayes row naming no ``within``, ``compensated``,
+    ``follow_prediction`` or ``check_z`` ran with l2 inside the layers, without compensated pricing,
+    without following the prediction and with the width check's margin of 2 standard errors, whatever
+    today's defaults are."""
     if not any(pair.startswith("adapt_batchnorm=") for pair in method.split("+")):
         method += "+adapt_batchnorm=False"
     if method.split("+")[0].split("@")[0] != "bayes":
@@ -85,6 +99,8 @@ def as_measured(method: str) -> str:
         method += "+option.compensated=False"
     if "follow_prediction=" not in method:
         method += "+option.follow_prediction=False"
+    if "check_z=" not in method:
+        method += f"+option.check_z={MEASURED_CHECK_Z:g}"
     return method
 
 

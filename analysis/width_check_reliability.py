@@ -10,10 +10,12 @@ and the chosen one's test-accuracy regret (the test-best candidate's accuracy mi
 over all checks, the Spearman correlation of held-out log-likelihood and test accuracy among distinct
 candidates. Writes analysis/results/width_check_reliability.json.
 Usage: python analysis/width_check_reliability.py [--seeds 3] [--first-seed 0] [--target 0.2] [--quick]
+       python analysis/width_check_reliability.py --summarise RESULT.json --out RESULT.json
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -99,8 +101,33 @@ def judged(record: dict) -> dict:
     chosen_test = record["test_accuracy"][chosen]
     return {"held_out_first": labels[int(np.argmax(held))], "test_first": labels[int(np.argmax(test))],
             "regret_points": 100 * (max(test) - chosen_test),
+            "held_out_first_regret_points": 100 * (max(test) - test[int(np.argmax(held))]),
             "uniform_regret_points": 100 * (max(test) - record["test_accuracy"][record["candidates"].index("uniform")])
             if "uniform" in record["candidates"] else None}
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Over every check: the Spearman correlation of held-out log-likelihood and test accuracy among
+    each check's distinct candidates (both centred within the check: does it order its candidates
+    right?), how often the held-out best is the test best, and the mean test-accuracy regret of the
+    check's choice, of the held-out best (no tie rule) and of uniform widths; the same for the last
+    round's cut alone (the network a run without fine-tuning keeps)."""
+    out = {"checks": len(rows)}
+    held_all, test_all = [], []
+    for record in rows:
+        held = np.array(record["held_out_log_likelihood"])[record["distinct"]]
+        test = np.array(record["test_accuracy"])[record["distinct"]]
+        held_all += list(held - held.mean())
+        test_all += list(test - test.mean())
+    out["spearman_held_out_log_likelihood_vs_test_accuracy"] = (float(spearmanr(held_all, test_all).statistic)
+                                                                if len(held_all) > 2 else None)
+    out["held_out_first_is_test_first"] = sum(r["held_out_first"] == r["test_first"] for r in rows)
+    last = max((r["round"] for r in rows), default=0)
+    for prefix, subset in (("", rows), ("final_cut_", [r for r in rows if r["round"] == last and r["kind"] == "cut"])):
+        for key in ("regret_points", "held_out_first_regret_points", "uniform_regret_points"):
+            values = [r[key] for r in subset if r.get(key) is not None]
+            out[f"{prefix}mean_{key}"] = float(np.mean(values)) if values else None
+    return out
 
 
 def _points(value: float | None) -> str:
@@ -115,34 +142,34 @@ def main(argv=None) -> None:
     parser.add_argument("--method", default=METHOD)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI); writes nothing")
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--summarise", metavar="RESULT", help="judge and summarise a stored result's rows again")
     args = parser.parse_args(argv)
-    rows, held_all, test_all = [], [], []
+    if args.summarise:  # a stored result's rows, judged and summarised again by this code
+        stored = json.loads(Path(args.summarise).read_text())
+        rows = [{**r, **judged(r)} for r in stored["rows"]]
+        write_json(Path(args.out), {**stored, "rows": rows, "summary": summarise(rows),
+                                    "summarised_by": commit()})
+        print(summarise(rows))
+        return
+    rows, finals = [], {}
     for seed in range(args.first_seed, args.seeds):
         records, accuracy = run(args.method, args.target, seed, args.quick)
+        finals[seed] = accuracy
         for record in records:
             record.update(judged(record), seed=seed)
-            held = np.array(record["held_out_log_likelihood"])[record["distinct"]]
-            test = np.array(record["test_accuracy"])[record["distinct"]]
-            held_all += list(held - held.mean())  # centred within the check: does it order its candidates right?
-            test_all += list(test - test.mean())
             print(f"seed {seed} round {record['round']} {record['kind']}: chosen {record['chosen']}, held-out first "
                   f"{record['held_out_first']}, test first {record['test_first']}, regret "
                   f"{record['regret_points']:.2f} points (uniform widths: {_points(record['uniform_regret_points'])})",
                   flush=True)
         rows += records
         print(f"seed {seed}: final test accuracy {100 * accuracy:.2f}%", flush=True)
-    correlation = float(spearmanr(held_all, test_all).statistic) if len(held_all) > 2 else None
-    summary = {"checks": len(rows), "spearman_held_out_log_likelihood_vs_test_accuracy": correlation,
-               "held_out_first_is_test_first": sum(r["held_out_first"] == r["test_first"] for r in rows),
-               "mean_regret_points": float(np.mean([r["regret_points"] for r in rows])) if rows else None,
-               "mean_uniform_regret_points": float(np.mean([r["uniform_regret_points"] for r in rows
-                                                            if r["uniform_regret_points"] is not None]))
-               if rows else None}
+    summary = summarise(rows)
     print(summary)
     if not args.quick:
         write_json(Path(args.out), {"script": "analysis/width_check_reliability.py", "commit": commit(), **versions(),
                                     "argv": sys.argv[1:], "device": "cpu", "method": args.method,
-                                    "target": args.target, "summary": summary, "rows": rows})
+                                    "target": args.target, "final_test_accuracy": finals, "summary": summary,
+                                    "rows": rows})
 
 
 if __name__ == "__main__":

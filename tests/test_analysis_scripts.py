@@ -207,21 +207,23 @@ def test_bayes_v2_names_bayes_rows_with_their_width_check_and_annealing_target()
     follow = "+option.follow_prediction=True"
     assert bayes_v2.default_bayes() == (f"{checked}+within=obs+option.compensated=True+reparameterize=lsq"
                                         f"+anneal_target=final{follow}")
-    # without fine-tuning adaptive BatchNorm after each cut is the default (stop 42)
-    adapt = "+adapt_batchnorm=True"
+    # without fine-tuning adaptive BatchNorm after each cut and the width check's held-out best are the
+    # defaults (stop 42)
+    adapt = "+adapt_batchnorm=True+option.check_z=0"
     assert bayes_v2.default_post("lsq") == (f"{checked}+within=obs+option.compensated=True+reparameterize=lsq"
                                             f"{follow}{adapt}")
     assert bayes_v2.default_post("mean") == f"{checked}+within=obs+reparameterize=mean{follow}{adapt}"
-    assert bayes_v2.default_post("mean", adapt=False) == f"{checked}+within=obs+reparameterize=mean{follow}"
-    # a post-training row is paired with the default of its reparameterization and adaptation
+    assert bayes_v2.default_post("mean", today=False) == f"{checked}+within=obs+reparameterize=mean{follow}"
+    # a post-training row is paired with the default of its reparameterization, unadapted rows with the old one
     assert bayes_v2._reference("obs+reparameterize=lsq", "post-training") == bayes_v2.default_post("lsq", False)
     assert bayes_v2._reference(f"obs+reparameterize=lsq{adapt}", "post-training") == bayes_v2.default_post("lsq")
     # rows that name none ran with l2 inside the layers, no compensated pricing, not following and without
     # adaptive BatchNorm, and run so (the width check's own option.adapt_batchnorm is not the run's)
     assert bayes_v2.as_measured(f"{checked}+reparameterize=lsq") == (
         f"{checked}+reparameterize=lsq+adapt_batchnorm=False+within=l2+option.compensated=False"
-        "+option.follow_prediction=False")
-    assert bayes_v2.as_measured(bayes_v2.default_bayes()) == bayes_v2.default_bayes() + "+adapt_batchnorm=False"
+        "+option.follow_prediction=False+option.check_z=2")
+    assert bayes_v2.as_measured(bayes_v2.default_bayes()) == (bayes_v2.default_bayes()
+                                                             + "+adapt_batchnorm=False+option.check_z=2")
     assert bayes_v2.as_measured(bayes_v2.default_post("lsq")) == bayes_v2.default_post("lsq")
     option = "bayes@uniform+option.adapt_batchnorm=True"
     assert bayes_v2.as_measured(option).startswith(f"{option}+adapt_batchnorm=False")

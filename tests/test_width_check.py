@@ -360,3 +360,21 @@ def test_adapt_batchnorm_reaches_the_checks_masked_cuts_and_needs_the_check():
     assert not BayesLaplace.from_config(PruneConfig()).width_check.adapt_batchnorm
     assert BayesLaplace.from_config(PruneConfig(adapt_batchnorm=True,
                                                 criterion_options={"check_widths": "false"})).width_check is None
+
+
+def test_check_z_is_two_standard_errors_after_fine_tuning_and_the_held_out_best_without():
+    """Without fine-tuning the check's score is the kept network's own: its best candidate is taken
+    (z = 0), where a noisy gain of 0.1 nats (standard error 0.52) left the run's cut at z = 2."""
+    from bayesprune.config import PruneConfig
+    from bayesprune.errors import ConfigError
+
+    assert BayesLaplace.from_config(PruneConfig(epochs=1)).width_check.z == 2.0
+    assert BayesLaplace.from_config(PruneConfig(epochs=0)).width_check.z == 0.0
+    assert BayesLaplace.from_config(PruneConfig(epochs=0, criterion_options={"check_z": "1.5"})).width_check.z == 1.5
+    with pytest.raises(ConfigError, match="check_z must be >= 0"):
+        BayesLaplace(check_z=-1)
+    noisy = {(0, 1): (0.5, [-1.0] * 4), (1, 1): (0.5, [0.0, -1.8, 0.0, -1.8])}
+    for z, chosen in ((2.0, "run"), (0.0, "cap 0.6")):
+        check = _check_with(noisy)
+        check.z = z
+        assert check.choose([("run", np.array([0, 1])), ("cap 0.6", np.array([1, 1]))])[1]["chosen"] == chosen
