@@ -85,6 +85,11 @@ def test_pruning_without_fine_tuning_points_at_the_best_measured_configuration(t
     # annealing toward the current cut turns the checked prediction off, and with it following it
     assert main(common + ["--anneal-target", "current", "--out", str(tmp_path / "current")]) == 0
     assert capsys.readouterr().out.count(NO_FINETUNE_WIDTHS) == 1
+    # the width check's tie rule of a fine-tuning run (the held-out best is the default here)
+    assert main(common + ["--criterion-option", "check_z=2", "--out", str(tmp_path / "tie")]) == 0
+    assert capsys.readouterr().out.count(NO_FINETUNE_WIDTHS) == 1
+    assert main(common + ["--no-adapt-batchnorm", "--out", str(tmp_path / "unadapted")]) == 0
+    assert capsys.readouterr().out.count(NO_FINETUNE_WIDTHS) == 1
 
 
 def test_adapt_batchnorm_re_estimates_the_statistics_of_each_cut_network(tmp_path, monkeypatch):
