@@ -101,7 +101,8 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
        f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True+option.keep_chosen_rule=True",
        # ... and without the tie rule: each check takes its held-out best (check_z=0, stop 42's default at epochs 0)
        f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True+option.check_z=0",
-       "obs+reparameterize=lsq+adapt_batchnorm=True", "l2+reparameterize=lsq+adapt_batchnorm=True")
+       "obs+reparameterize=lsq+adapt_batchnorm=True", "l2+reparameterize=lsq+adapt_batchnorm=True",
+       "tp-l2+adapt_batchnorm=True", "tp-l1+adapt_batchnorm=True")  # the peer adapted alike (stop 42)
 # Fine-tuning with distillation from the unpruned network (``--distill``) for every method of the table,
 # Torch-Pruning's included: the issue asks for a general fine-tuning aid in all rows or none. Its bayes
 # (the reference of its paired differences and headline) is today's default (default_bayes: stop 36's,

@@ -60,9 +60,13 @@ def tp_importance(method: str):
 
 def run_theirs(method: str, settings: dict, seed: int) -> dict:
     """Torch-Pruning's pruner on the same schedule and fine-tuning as ours (with ``settings["distill"]``
-    > 0, distillation from the unpruned network as ``--distill`` does, at its default temperature)."""
+    > 0, distillation from the unpruned network as ``--distill`` does, at its default temperature).
+    ``tp-NAME+adapt_batchnorm=True``: after each cut its BatchNorm statistics are re-estimated on the
+    calibration batches a bayesprune run reads (``--adapt-batchnorm``)."""
     import torch_pruning as tp
 
+    from bayesprune.batchnorm_adaptation import adapt_batchnorm
+    from bayesprune.criteria.base import Calibration
     from bayesprune.decision import Budget
     from bayesprune.config import PruneConfig
     from bayesprune.data import iterate_batches, load_dataset
@@ -71,6 +75,10 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
     from bayesprune.pretrained import resolve_model
     from bayesprune.training import FitConfig, evaluate, fit, seed_everything
 
+    method, _, extra = method.partition("+")
+    if extra not in ("", "adapt_batchnorm=True", "adapt_batchnorm=False"):
+        raise SystemExit(f"{method}+{extra}: Torch-Pruning's rows take only +adapt_batchnorm=True|False")
+    adapt = extra == "adapt_batchnorm=True"
     generator = seed_everything(seed)
     data = load_dataset(settings["data"]).subset(settings["train_subset"], settings["test_subset"] or None)
     model = resolve_model(settings["model"], data).model
@@ -99,12 +107,16 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
                 raise RuntimeError(f"{method}: the pruner's steps ran out above {target} of the MACs")
             pruner.step()  # torch-pruning cuts .grad with the weights, so Taylor's scores stay aligned
         model.zero_grad(set_to_none=True)
+        if adapt:  # the batches a bayesprune run calibrates on (Calibration: its seed, size and count)
+            adapt_batchnorm(model, Calibration(data, torch.device("cpu"), settings["batch_size"],
+                                               settings.get("calibration_batches", 8), seed).batches())
         after_cut = evaluate(model, data.test_x, data.test_y, torch.device("cpu"))
         fit(model, data, fit_config, generator, torch.device("cpu"), progress=False, loss_fn=distilled)
         epochs += settings["epochs"]
         record["rounds"].append({"accuracy_after_cut": after_cut,
                                  "accuracy": evaluate(model, data.test_x, data.test_y, torch.device("cpu"))})
     macs = count_macs_params(model, inputs)[0]
+    record["method"] = method + (f"+{extra}" if extra else "")
     return {**record, "accuracy": record["rounds"][-1]["accuracy"],
             "accuracy_after_final_cut": record["rounds"][-1]["accuracy_after_cut"], "macs_ratio": macs / base_macs,
             "epochs": epochs}
