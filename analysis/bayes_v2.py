@@ -102,7 +102,10 @@ POST = tuple(f"{m}+reparameterize={r}" for r in ("mean", "lsq")
        # ... and without the tie rule: each check takes its held-out best (check_z=0, stop 42's default at epochs 0)
        f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True+option.check_z=0",
        "obs+reparameterize=lsq+adapt_batchnorm=True", "l2+reparameterize=lsq+adapt_batchnorm=True",
-       "tp-l2+adapt_batchnorm=True", "tp-l1+adapt_batchnorm=True")  # the peer adapted alike (stop 42)
+       "tp-l2+adapt_batchnorm=True", "tp-l1+adapt_batchnorm=True",  # the peer adapted alike (stop 42)
+       # one cut instead of three (the checks compare one-shot predictions of the final cut; stop 42)
+       f"{CHECKED}{OBS_LSQ}+option.follow_prediction=True+adapt_batchnorm=True+option.check_z=0+rounds=1",
+       "obs+reparameterize=lsq+adapt_batchnorm=True+rounds=1")
 # Fine-tuning with distillation from the unpruned network (``--distill``) for every method of the table,
 # Torch-Pruning's included: the issue asks for a general fine-tuning aid in all rows or none. Its bayes
 # (the reference of its paired differences and headline) is today's default (default_bayes: stop 36's,
