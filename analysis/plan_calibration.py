@@ -125,13 +125,18 @@ def plan_cell(network: str, data: str, seed: int, quick: bool, model: str) -> di
 def actual_cut(run, fraction: float, quick: bool) -> tuple[float, str | None, float]:
     """Test accuracy right after `bayesprune run --rounds 1 --epochs 0 --target-macs fraction`, which
     cut its width check chose (None: no check), and the base's test accuracy."""
+    from bayesprune.criteria import BayesLaplace
     from bayesprune.report.load import load_run
     from bayesprune.rounds import run_pruning
 
     with tempfile.TemporaryDirectory() as tmp:
-        # the cut as the planned run makes it: adaptive BatchNorm only if that run adapts (epochs 0 alone would)
+        # the cut as the planned run (which fine-tunes) makes it: epochs 0 alone would adapt BatchNorm and
+        # let the width check take its held-out best
+        planned_check = BayesLaplace.from_config(run).width_check if run.criterion == "bayes" else None
+        margin = {"check_z": planned_check.z} if planned_check is not None else {}
         summary = run_pruning(replace(run, rounds=1, epochs=0, target_macs=fraction, report=False,
                                       adapt_batchnorm=run.adapts_batchnorm,
+                                      criterion_options={**margin, **run.criterion_options},
                                       test_subset=TEST_QUICK if quick else None, out=f"{tmp}/run"))
         records = load_run(Path(tmp) / "run").rounds
     check = next((r["width_check"] for r in records if "width_check" in r), None)
