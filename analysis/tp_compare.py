@@ -75,9 +75,9 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
     from bayesprune.pretrained import resolve_model
     from bayesprune.training import FitConfig, evaluate, fit, seed_everything
 
-    method, _, extra = method.partition("+")
+    name, _, extra = method.partition("+")  # the pruner's importance, and whether to adapt after each cut
     if extra not in ("", "adapt_batchnorm=True", "adapt_batchnorm=False"):
-        raise SystemExit(f"{method}+{extra}: Torch-Pruning's rows take only +adapt_batchnorm=True|False")
+        raise SystemExit(f"{method}: Torch-Pruning's rows take only +adapt_batchnorm=True|False")
     adapt = extra == "adapt_batchnorm=True"
     generator = seed_everything(seed)
     data = load_dataset(settings["data"]).subset(settings["train_subset"], settings["test_subset"] or None)
@@ -88,17 +88,17 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
     distilled = (distillation_loss(copy.deepcopy(model), alpha, PruneConfig().distill_temperature)
                  if alpha > 0 else None)
     fit_config = FitConfig(epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"])
-    kwargs = dict(importance=tp_importance(method), global_pruning=False, pruning_ratio=settings["max_prune_fraction"],
+    kwargs = dict(importance=tp_importance(name), global_pruning=False, pruning_ratio=settings["max_prune_fraction"],
                   max_pruning_ratio=settings["max_prune_fraction"], iterative_steps=200,
                   ignored_layers=output_layers(model, inputs))
-    pruner = (tp.pruner.GroupNormPruner(model, inputs, reg=5e-4, **kwargs) if method == "tp-group-sl"
+    pruner = (tp.pruner.GroupNormPruner(model, inputs, reg=5e-4, **kwargs) if name == "tp-group-sl"
               else tp.pruner.BasePruner(model, inputs, **kwargs))
     loss_fn, epochs = nn.CrossEntropyLoss(), 0.0
-    if method == "tp-group-sl":  # sparse training first (counts in the epochs)
+    if name == "tp-group-sl":  # sparse training first (counts in the epochs)
         epochs += _sparse_training(model, data, pruner, settings, generator)
     record = {"method": method, "seed": seed, "rounds": []}
     for target in Budget(settings["target_macs"], rounds=settings["rounds"]).targets():
-        if method == "tp-taylor":  # gradients of the calibration batches, once per round
+        if name == "tp-taylor":  # gradients of the calibration batches, once per round
             model.zero_grad()
             for _, (xb, yb) in zip(range(8), iterate_batches(data.train_x, data.train_y, 128)):
                 loss_fn(model(xb), yb).backward()
@@ -116,7 +116,6 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
         record["rounds"].append({"accuracy_after_cut": after_cut,
                                  "accuracy": evaluate(model, data.test_x, data.test_y, torch.device("cpu"))})
     macs = count_macs_params(model, inputs)[0]
-    record["method"] = method + (f"+{extra}" if extra else "")
     return {**record, "accuracy": record["rounds"][-1]["accuracy"],
             "accuracy_after_final_cut": record["rounds"][-1]["accuracy_after_cut"], "macs_ratio": macs / base_macs,
             "epochs": epochs}
