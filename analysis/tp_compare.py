@@ -97,6 +97,9 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
     if name == "tp-group-sl":  # sparse training first (counts in the epochs)
         epochs += _sparse_training(model, data, pruner, settings, generator)
     record = {"method": method, "seed": seed, "rounds": []}
+    # the batches a bayesprune run calibrates on (Calibration: its seed, size and count)
+    calibration = Calibration(data, torch.device("cpu"), settings["batch_size"], settings.get("calibration_batches", 8),
+                              seed)
     for target in Budget(settings["target_macs"], rounds=settings["rounds"]).targets():
         if name == "tp-taylor":  # gradients of the calibration batches, once per round
             model.zero_grad()
@@ -107,9 +110,8 @@ def run_theirs(method: str, settings: dict, seed: int) -> dict:
                 raise RuntimeError(f"{method}: the pruner's steps ran out above {target} of the MACs")
             pruner.step()  # torch-pruning cuts .grad with the weights, so Taylor's scores stay aligned
         model.zero_grad(set_to_none=True)
-        if adapt:  # the batches a bayesprune run calibrates on (Calibration: its seed, size and count)
-            adapt_batchnorm(model, Calibration(data, torch.device("cpu"), settings["batch_size"],
-                                               settings.get("calibration_batches", 8), seed).batches())
+        if adapt:
+            adapt_batchnorm(model, calibration.batches())
         after_cut = evaluate(model, data.test_x, data.test_y, torch.device("cpu"))
         fit(model, data, fit_config, generator, torch.device("cpu"), progress=False, loss_fn=distilled)
         epochs += settings["epochs"]

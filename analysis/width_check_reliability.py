@@ -48,31 +48,19 @@ class TestScores:
 
     def choose(self, candidates):
         best, record = self._choose(candidates)
-        tested: dict[bytes, tuple] = {}
-        for _, kept in candidates:
-            key = np.asarray(kept, dtype=bool).tobytes()
-            if key not in tested:
-                accuracy, log_likelihood = self.check._masked.measure(kept, *self.test, self.check._device)
-                tested[key] = (accuracy, float(np.mean(log_likelihood)))
-        scores = [tested[np.asarray(kept, dtype=bool).tobytes()] for _, kept in candidates]
+        # a cap that does not bind repeats a cut: each distinct cut is scored once, at its first candidate
+        keys = [np.asarray(kept, dtype=bool).tobytes() for _, kept in candidates]
+        distinct = [keys.index(key) for key in dict.fromkeys(keys)]
+        tested = {keys[i]: self.check._masked.measure(candidates[i][1], *self.test, self.check._device)
+                  for i in distinct}
+        scores = [(tested[key][0], float(np.mean(tested[key][1]))) for key in keys]
         kind = "cut" if not self.records or self.records[-1]["round"] != self.round else "prediction"
         self.records.append({"round": self.round, "kind": kind, "candidates": record["candidates"],
                              "held_out_accuracy": record["held_out_accuracy"],
                              "held_out_log_likelihood": record["held_out_log_likelihood"],
                              "test_accuracy": [s[0] for s in scores], "test_log_likelihood": [s[1] for s in scores],
-                             "chosen": record["chosen"], "distinct": _distinct(candidates)})
+                             "chosen": record["chosen"], "distinct": distinct})
         return best, record
-
-
-def _distinct(candidates) -> list[int]:
-    """Indices of the first candidate of each distinct cut (a cap that does not bind repeats one)."""
-    seen, first = set(), []
-    for i, (_, kept) in enumerate(candidates):
-        key = np.asarray(kept, dtype=bool).tobytes()
-        if key not in seen:
-            seen.add(key)
-            first.append(i)
-    return first
 
 
 def run(method: str, target: float, seed: int, quick: bool) -> tuple[list[dict], float]:
@@ -149,9 +137,9 @@ def main(argv=None) -> None:
     if args.summarise:  # a stored result's rows, judged and summarised again by this code
         stored = json.loads(Path(args.summarise).read_text())
         rows = [{**r, **judged(r)} for r in stored["rows"]]
-        write_json(Path(args.out), {**stored, "rows": rows, "summary": summarise(rows),
-                                    "summarised_by": commit()})
-        print(summarise(rows))
+        summary = summarise(rows)
+        write_json(Path(args.out), {**stored, "rows": rows, "summary": summary, "summarised_by": commit()})
+        print(summary)
         return
     rows, finals = [], {}
     for seed in range(args.first_seed, args.seeds):

@@ -121,7 +121,7 @@ class WidthCheck:
         gain = float(difference.mean())
         if gain <= self.z * standard_error:
             best = standing
-        record = {"candidates": [label for label, _ in candidates], "held_out_accuracy": [s[0] for s in scores],
+        record = {"candidates": labels, "held_out_accuracy": [s[0] for s in scores],
                   "held_out_log_likelihood": mean.tolist(), "chosen": candidates[best][0],
                   "best_gain_nats": gain, "best_gain_standard_error": standard_error,
                   "held_out_images": len(held.y), "overlaps_calibration": held.overlaps_calibration,
