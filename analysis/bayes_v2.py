@@ -41,7 +41,7 @@ from _common import commit, versions, write_json
 # the row-naming rules; with_target is re-exported for callers of this script's names
 from bayes_v2_names import (CHECKED, SETUP_REPARAMETERIZE, UNCHECKED, adapts, as_measured, default_bayes, default_post,
                             fine_tuned, spelled, spelled_out, with_target)  # noqa: F401
-from tp_compare import run_ours, run_theirs
+from tp_compare import ours_options, run_ours, run_theirs
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "bayes_v2_resnet20-fashion-mnist.json"
@@ -142,6 +142,17 @@ def settings_for(regime: str, setup: dict, target: float) -> dict:
     if regime == "post-training":
         settings.update(epochs=0.0, sl_epochs=0, train_subset=min(POST_TRAIN_IMAGES, setup["train_images"]))
     return settings
+
+
+def post_training_config(method: str, target: float, seed: int, out: str, quick: bool = False):
+    """The PruneConfig of ``method`` in the post-training set-up at ``target`` (``quick``: a tiny smoke
+    run's data and 2 cuts), writing its run to ``out``: for scripts that run its cells one by one."""
+    from bayesprune.config import PruneConfig
+
+    name, options = ours_options(method, settings_for("post-training", SETUP, target))
+    if quick:
+        options.update(train_subset=1200, test_subset=500, calibration_batches=2, rounds=2)
+    return PruneConfig(criterion=name, seed=seed, device="cpu", progress=False, report=False, out=out, **options)
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -24,8 +24,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from _common import commit, versions, write_json
-from bayes_v2 import CHECKED, OBS_LSQ, SETUP, settings_for
-from tp_compare import ours_options
+from bayes_v2 import CHECKED, OBS_LSQ, post_training_config
 
 OUT = Path(__file__).resolve().parent / "results" / "width_check_reliability.json"
 # bayes_v2's POST row as measured here: with the tie rule of 2 standard errors (check_z=2; the default
@@ -65,17 +64,12 @@ class TestScores:
 
 def run(method: str, target: float, seed: int, quick: bool) -> tuple[list[dict], float]:
     """Every check's record of one run, and the run's final test accuracy."""
-    from bayesprune.config import PruneConfig
     from bayesprune.criteria import make_criterion
     from bayesprune.rounds import run_pruning
 
-    name, options = ours_options(method, settings_for("post-training", SETUP, target))
-    if quick:
-        options.update(train_subset=1200, test_subset=500, calibration_batches=2, rounds=2)
     with tempfile.TemporaryDirectory() as tmp:
-        config = PruneConfig(criterion=name, seed=seed, device="cpu", progress=False, report=False,
-                             out=f"{tmp}/run", **options)
-        criterion = make_criterion(name, config=config)
+        config = post_training_config(method, target, seed, f"{tmp}/run", quick)
+        criterion = make_criterion(config.criterion, config=config)
         wrapper = TestScores(criterion.width_check)
         summary = run_pruning(config, criterion=criterion)
     return wrapper.records, summary["final"]["accuracy"]

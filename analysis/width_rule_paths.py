@@ -26,14 +26,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from _common import commit, versions, write_json
 from bayesprune.errors import BudgetError
-from bayes_v2 import OBS_LSQ, SETUP, UNCHECKED, default_post, settings_for
-from tp_compare import ours_options
+from bayes_v2 import OBS_LSQ, UNCHECKED, default_post, post_training_config
 
 OUT = Path(__file__).resolve().parent / "results" / "width_rule_paths.json"
 CAPS = (0.75, 0.6, 0.45, 0.3)  # the width check's tighter caps (bayesprune.bayes.width_check.CAPS)
@@ -59,17 +57,12 @@ def run(method: str, target: float, seed: int, quick: bool) -> dict:
     """One post-training run of ``method``: its final network's held-out and test scores."""
     from bayesprune.bayes.width_check import HeldOutImages
     from bayesprune.checkpoint import load_checkpoint
-    from bayesprune.config import PruneConfig
     from bayesprune.criteria.base import Calibration
     from bayesprune.data import load_dataset
     from bayesprune.rounds import run_pruning
 
-    name, options = ours_options(method, settings_for("post-training", SETUP, target))
-    if quick:
-        options.update(train_subset=1200, test_subset=500, calibration_batches=2, rounds=2)
     with tempfile.TemporaryDirectory() as tmp:
-        config = PruneConfig(criterion=name, seed=seed, device="cpu", progress=False, report=False,
-                             out=f"{tmp}/run", **options)
+        config = post_training_config(method, target, seed, f"{tmp}/run", quick)
         summary = run_pruning(config)
         model, _, _ = load_checkpoint(f"{tmp}/run/model.pt")
     data = load_dataset(config.data, config.data_dir).subset(config.train_subset, config.test_subset)
@@ -150,8 +143,9 @@ def main(argv=None) -> None:
                 print(f"seed {seed} {label}: unreachable ({exc})", flush=True)
                 continue
             rows.append({**row, "label": label})
-            print(f"seed {seed} {label}: test {100 * row['accuracy']:.2f}%, held-out {100 * row['held_out_accuracy']:.2f}%"
-                  f" / {row['held_out_log_likelihood']:.4f} nats, MACs {row['macs_ratio']:.3f}", flush=True)
+            print(f"seed {seed} {label}: test {100 * row['accuracy']:.2f}%, held-out "
+                  f"{100 * row['held_out_accuracy']:.2f}% / {row['held_out_log_likelihood']:.4f} nats, "
+                  f"MACs {row['macs_ratio']:.3f}", flush=True)
         summary = summarise(rows)
         print(json.dumps(summary.get("per_seed", {}).get(str(seed)), indent=None), flush=True)
         if not args.quick:

@@ -321,3 +321,31 @@ def test_headroom_cell_cuts_nothing_and_fine_tunes(monkeypatch, regime):
                                             "calibration_batches": 1})
     cell = headroom.ceiling_cell(regime, 0)
     assert cell["macs_ratio"] == pytest.approx(1.0) and len(cell["rounds"]) == 1 and 0.0 < cell["accuracy"] <= 1.0
+
+
+def test_width_rule_paths_chooses_by_held_out_score_and_pairs_by_seed():
+    import width_rule_paths as paths
+
+    def cell(seed, label, accuracy, held_out):
+        return {"seed": seed, "label": label, "accuracy": accuracy, "held_out_log_likelihood": held_out}
+
+    rows = []
+    for seed, (chosen, obs) in enumerate([(0.85, 0.84), (0.80, 0.83)]):
+        # "cap 0.45" has the best held-out score on both seeds; "uniform" the best test accuracy on seed 1
+        for label in paths.RULES:
+            rows.append(cell(seed, label, 0.70, -0.9))
+        rows[-len(paths.RULES) + list(paths.RULES).index("cap 0.45")] = cell(seed, "cap 0.45", chosen, -0.3)
+        rows[-1] = cell(seed, "uniform", 0.82 + 0.02 * seed, -0.4)
+        rows += [cell(seed, "obs", obs, 0.0), cell(seed, "default", 0.80, 0.0)]
+    rows[0] = {"seed": 0, "label": "run", "unreachable": "a cap too tight"}  # skipped, as the check skips it
+    rows.append(cell(2, "run", 0.99, 0.0))  # an incomplete seed is not summarised
+    summary = paths.summarise(rows)
+    assert summary["seeds"] == [0, 1]
+    assert [summary["per_seed"][s]["chosen"] for s in ("0", "1")] == ["cap 0.45", "cap 0.45"]
+    assert summary["per_seed"]["1"]["test_best"] == "uniform"
+    assert summary["per_seed"]["1"]["regret_points"] == pytest.approx(4.0)
+    assert summary["path_check_mean"] == pytest.approx(82.5)
+    obs = summary["path_check_minus_obs"]  # +1 and -3 points
+    assert (obs["mean"], obs["better"], obs["worse"]) == (pytest.approx(-1.0), 1, 1)
+    assert obs["sd"] == pytest.approx(2 * 2 ** 0.5)
+    assert "path_check_minus_run" not in summary  # unreachable on a seed: no pairing
