@@ -30,11 +30,11 @@ import torch
 from torch import nn
 
 from _common import commit, versions, write_json
+from bayesprune.bayes.width_check import CAPS  # the check's tighter caps, each held here for a whole run
 from bayesprune.errors import BudgetError
 from bayes_v2 import OBS_LSQ, UNCHECKED, default_post, post_training_config
 
 OUT = Path(__file__).resolve().parent / "results" / "width_rule_paths.json"
-CAPS = (0.75, 0.6, 0.45, 0.3)  # the width check's tighter caps (bayesprune.bayes.width_check.CAPS)
 RULES = {"run": f"{UNCHECKED}{OBS_LSQ}",
          **{f"cap {c:g}": f"{UNCHECKED}{OBS_LSQ}+max_prune_fraction={c:g}" for c in CAPS},
          "uniform": f"bayes@uniform{OBS_LSQ}"}
@@ -129,6 +129,7 @@ def main(argv=None) -> None:
             raise SystemExit("--merge: a (seed, rule) cell is in more than one file")
         summary = summarise(rows)
         write_json(Path(args.out), {**stored[0], "rows": rows, "summary": summary, "merged_by": commit(),
+                                    "merged_argv": [a for s in stored for a in s.get("merged_argv", [s["argv"]])],
                                     "commits": sorted({c for s in stored for c in s.get("commits", [s["commit"]])})})
         print(json.dumps(summary, indent=1))
         return
