@@ -105,7 +105,8 @@ def test_bayes_v2_paired_differences_and_headline(monkeypatch):
     rows = [row(default, 0, 0.90), row(default, 1, 0.92), row("l2", 0, 0.91), row("l2", 1, 0.90),
             row("tp-l1", 0, 0.80), row(current, 0, 0.93), row("bayes@uniform+anneal_target=current", 0, 0.95),
             # best on its own three seeds (92.67), second on the two it shares with bayes (89.5)
-            row("taylor", 0, 0.89), row("taylor", 1, 0.90), row("taylor", 2, 0.99)]
+            row("taylor", 0, 0.89), row("taylor", 1, 0.90), row("taylor", 2, 0.99),
+            row("l2+rounds=5", 0, 0.99), row("l2+rounds=5", 1, 0.99)]  # another set-up: not the headline's
     summary = bayes_v2.summarise(rows)["fine-tune"]["0.5"]
     l2 = summary["l2"]
     assert l2["minus_reference_mean"] == pytest.approx(-0.5)
@@ -114,8 +115,9 @@ def test_bayes_v2_paired_differences_and_headline(monkeypatch):
     ablation = summary["bayes@uniform+anneal_target=current"]  # paired with the configuration it ablates
     assert ablation["reference"] == current and ablation["minus_reference_mean"] == pytest.approx(2.0)
     assert summary[current]["reference"] == default  # the configuration the ablations ablate, against the default
-    head = bayes_v2.headline({"fine-tune": {"0.5": summary}}, "fine-tune", bayes_v2.MAIN)["0.5"]
-    # ablations are no candidates of the main headline, and bayes there is its default configuration
+    head = bayes_v2.headline({"fine-tune": {"0.5": summary}}, "fine-tune", bayes_v2.MAIN + ("l2+rounds=5",))["0.5"]
+    # ablations are no candidates of the main headline, nor rows with another number of cuts, and bayes
+    # there is its default configuration
     assert head["bayes_method"] == default and head["best_other_name"] == "l2"
     assert head["margin_points"] == pytest.approx(91.0 - 90.5) and head["seeds"] == 2
     assert head["margin_sd"] == pytest.approx(2 ** 0.5 * 1.5)  # paired: -1 and +2 points
@@ -336,6 +338,7 @@ def test_width_rule_paths_chooses_by_held_out_score_and_pairs_by_seed():
             rows.append(cell(seed, label, 0.70, -0.9))
         rows[-len(paths.RULES) + list(paths.RULES).index("cap 0.45")] = cell(seed, "cap 0.45", chosen, -0.3)
         rows[-1] = cell(seed, "uniform", 0.82 + 0.02 * seed, -0.4)
+        # the references score best on the held-out images and are never chosen: only the rules are candidates
         rows += [cell(seed, "obs", obs, 0.0), cell(seed, "default", 0.80, 0.0)]
     rows[0] = {"seed": 0, "label": "run", "unreachable": "a cap too tight"}  # skipped, as the check skips it
     rows.append(cell(2, "run", 0.99, 0.0))  # an incomplete seed is not summarised
