@@ -42,16 +42,12 @@ REFERENCES = {"obs": "obs+reparameterize=lsq", "default": default_post("lsq", Tr
 QUICK = ("run", "cap 0.3", "uniform", "obs")  # --quick's smoke cells (cap 0.3 cannot reach 20% in its 2 cuts)
 
 
-@torch.no_grad()
 def scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Top-1 accuracy and mean log-likelihood (nats) of ``model`` on ``(x, y)``."""
-    model.eval()
-    correct, log_likelihood = 0, 0.0
-    for start in range(0, len(y), 500):
-        logits = model(x[start:start + 500])
-        correct += int((logits.argmax(1) == y[start:start + 500]).sum())
-        log_likelihood -= float(nn.functional.cross_entropy(logits, y[start:start + 500], reduction="sum"))
-    return correct / len(y), log_likelihood / len(y)
+    from bayesprune.training import scores_per_image
+
+    correct, log_likelihood = scores_per_image(model, x, y, torch.device("cpu"))
+    return float(correct.double().mean()), float(log_likelihood.mean())
 
 
 def run(method: str, target: float, seed: int, quick: bool) -> dict:

@@ -15,15 +15,13 @@ import copy
 
 import numpy as np
 import torch
-from torch import nn
 
 from .batchnorm_adaptation import adapt_batchnorm
 from .gates import ChannelGates
 from .groups import ChannelGraph
 from .surgery import compensate, fold_gates
 from .surgery.compensate import NamedStatistics, input_statistics
-from .data import iterate_batches
-from .training import evaluation_batch_size
+from .training import evaluation_batch_size, scores_per_image
 
 
 class MaskedCuts:
@@ -79,18 +77,12 @@ class MaskedCuts:
             compensate(self.graph, self.gates.removal(kept), self.calibration.batches(), self.reparameterize,
                        seed=self.seed, statistics=self.statistics)
         self.gates.values = torch.as_tensor(np.asarray(kept), dtype=torch.float32).to(device)
-        correct, log_likelihood = [], []
         try:
             with self.gates:
                 self.model.to(device).eval()
                 if self.adapt_batchnorm:  # the removed channels' zeros reach every later norm
                     adapt_batchnorm(self.model, self.calibration.batches())
-                for xb, yb in iterate_batches(x, y, batch_size, device=device):
-                    logits = self.model(xb)
-                    correct.append((logits.argmax(1) == yb).cpu())
-                    log_likelihood.append(-nn.functional.cross_entropy(logits, yb, reduction="none").double().cpu())
+                correct, log_likelihood = scores_per_image(self.model, x, y, device, batch_size)
         finally:
             self.gates.values = None
-        if not correct:
-            return np.zeros(0, dtype=bool), np.zeros(0)
-        return torch.cat(correct).numpy(), torch.cat(log_likelihood).numpy()
+        return correct.numpy(), log_likelihood.numpy()

@@ -143,12 +143,28 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.d
 def correct_per_image(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
                       batch_size: int | None = None) -> torch.Tensor:
     """Whether ``model`` classifies each image of ``(x, y)`` right (a boolean tensor on the CPU)."""
+    return scores_per_image(model, x, y, device, batch_size)[0]
+
+
+@torch.no_grad()
+def scores_per_image(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                     batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whether ``model`` classifies each image of ``(x, y)`` right (boolean) and each image's
+    log-likelihood in nats (float64), both on the CPU, in inference mode (the model's mode is restored)."""
     batch_size = batch_size or evaluation_batch_size(device)
     was_training = model.training
     model.to(device).eval()
-    correct = [(model(xb).argmax(1) == yb).cpu() for xb, yb in iterate_batches(x, y, batch_size, device=device)]
-    model.train(was_training)
-    return torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+    correct, log_likelihood = [], []
+    try:
+        for xb, yb in iterate_batches(x, y, batch_size, device=device):
+            logits = model(xb)
+            correct.append((logits.argmax(1) == yb).cpu())
+            log_likelihood.append(-nn.functional.cross_entropy(logits, yb, reduction="none").double().cpu())
+    finally:
+        model.train(was_training)
+    if not correct:
+        return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.float64)
+    return torch.cat(correct), torch.cat(log_likelihood)
 
 
 @torch.no_grad()
