@@ -19,10 +19,11 @@ The ``distill`` part fine-tunes every method of its table with distillation from
 (``--distill 0.5``), Torch-Pruning's too, with its own ``headline_distill``.
 
 With ``--epochs E`` the rounds fine-tune E epochs each instead of 2 (a longer budget than the issue's; its
-own result file, e.g. ``results/bayes_v2_resnet20-fashion-mnist_epochs4.json``).
+own result file, e.g. ``results/bayes_v2_resnet20-fashion-mnist_epochs4.json``). With ``--distill-alpha A``
+the distill part weighs the teacher's soft targets by A instead of 0.5 (its own result file too).
 
 Usage: python analysis/bayes_v2.py [--only main|ablations|post|distill] [--targets 0.5] [--methods a,b]
-       [--seeds 3] [--first-seed 0] [--epochs 4 --out F.json] [--quick]
+       [--seeds 3] [--first-seed 0] [--epochs 4 --out F.json] [--distill-alpha 0.9 --out F.json] [--quick]
        python analysis/bayes_v2.py --merge A.json B.json [--replace] --out C.json
 """
 from __future__ import annotations
@@ -140,8 +141,9 @@ PARTS = {"main": ("fine-tune", (0.5, 0.2), MAIN), "ablations": ("fine-tune", (0.
 def settings_for(regime: str, setup: dict, target: float) -> dict:
     settings = {**setup, "train_subset": setup["train_images"], "test_subset": setup["test_images"],
                 "target_macs": target}
+    alpha = settings.pop("distill_alpha", DISTILL_ALPHA)  # a set-up key only where it is not the default
     if regime == "fine-tune+distill":
-        settings["distill"] = DISTILL_ALPHA
+        settings["distill"] = alpha
     if regime == "post-training":
         settings.update(epochs=0.0, sl_epochs=0, train_subset=min(POST_TRAIN_IMAGES, setup["train_images"]))
     return settings
@@ -250,6 +252,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=float,
                         help=f"fine-tuning epochs per round instead of the set-up's {SETUP['epochs']:g} (a longer "
                              "budget: another set-up, so write to a new --out)")
+    parser.add_argument("--distill-alpha", type=float,
+                        help=f"the distill part's alpha instead of {DISTILL_ALPHA:g} (another set-up: write to a new "
+                             "--out)")
     parser.add_argument("--merge", nargs="+", metavar="RESULT_JSON",
                         help="only join these result files (same set-up, e.g. budgets run in parallel processes "
                              "with OMP_NUM_THREADS=1) into --out; a cell may appear once")
@@ -260,7 +265,8 @@ def main() -> None:
     if args.merge:
         merge([Path(p) for p in args.merge], Path(args.out), args.replace)
         return
-    setup = dict(SETUP, **({"epochs": args.epochs} if args.epochs is not None else {}))
+    setup = dict(SETUP, **({"epochs": args.epochs} if args.epochs is not None else {}),
+                 **({"distill_alpha": args.distill_alpha} if args.distill_alpha is not None else {}))
     out = Path(args.out)
     if args.quick:
         setup.update(model="smallcnn-mnist5k", data="mnist5k", train_images=256, test_images=128, rounds=2,
@@ -309,7 +315,8 @@ def markdown(result: dict) -> str:
     difference to bayes over the same seeds; then the headlines."""
     lines = []
     fine_tune = f"{result['setup']['rounds']} rounds of {result['setup']['epochs']:g} fine-tuning epochs"
-    names = {"fine-tune": fine_tune, "fine-tune+distill": f"{fine_tune}, distillation alpha {DISTILL_ALPHA:g}",
+    alpha = result["setup"].get("distill_alpha", DISTILL_ALPHA)
+    names = {"fine-tune": fine_tune, "fine-tune+distill": f"{fine_tune}, distillation alpha {alpha:g}",
              "post-training": f"no fine-tuning, {POST_TRAIN_IMAGES} training images"}
     for regime, budgets in result["summary"].items():
         for budget, methods in budgets.items():
