@@ -130,7 +130,10 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            NO_ANNEALING,
            # the default with its width check scoring each candidate after adaptive BatchNorm (Li et al. 2020): the
            # check scores before any fine-tuning, which re-estimates the norms first (stop 41)
-           f"{OBS_FINAL}+option.follow_prediction=True+option.adapt_batchnorm=True")
+           f"{OBS_FINAL}+option.follow_prediction=True+option.adapt_batchnorm=True",
+           # one cosine over the run's fine-tuning instead of a restart per round (--lr-schedule run): annealing toward
+           # the final cut fine-tunes one network from round 1, which restarts may only disturb; obs alike (stop 44)
+           f"{OBS_FINAL}+option.follow_prediction=True+lr_schedule=run", "obs+reparameterize=lsq+lr_schedule=run")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows

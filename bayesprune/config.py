@@ -14,6 +14,7 @@ from .decision.allocation import rounds_widths
 from .errors import BudgetError, ConfigError
 
 DEFAULT_TARGET_MACS = 0.5
+LR_SCHEDULES = ("round", "run")  # --lr-schedule: a cosine per round's fine-tuning, or one over the run's
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class PruneConfig:
     search_epochs: float = 1.0  # training-time methods (pfam, sep, search-train): training before each cut
     from_scratch: bool = False  # re-initialise the model's weights first (training-time methods)
     lr: float = 0.01
+    # round: each round's fine-tuning decays the learning rate from lr to 0 (a restart per cut) | run: one cosine
+    # over every round's epochs, for runs whose rounds fine-tune one network (bayes annealing toward its final cut)
+    lr_schedule: str = "round"
     batch_size: int = 128
     calibration_batches: int = 8
     # reparameterization around the cut (any criterion): none | mean | lsq (bayesprune.surgery). lsq:
@@ -180,6 +184,8 @@ class PruneConfig:
         if self.distill > 0 and self.from_scratch:
             raise ConfigError("--distill learns from the unpruned network, which --from-scratch re-initialises; "
                               "drop one of them")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"unknown --lr-schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
         if self.anneal_target not in ANNEAL_TARGETS:
             raise ConfigError(f"unknown --anneal-target {self.anneal_target!r}; choose one of "
                               f"{', '.join(ANNEAL_TARGETS)}")

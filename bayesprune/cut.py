@@ -29,7 +29,7 @@ from .nets import Architecture
 from .pretrained import ResolvedModel
 from .surgery import compensate, fold_gates
 from .tracking import ChannelTracker
-from .training import FitConfig, evaluate, fit
+from .training import FitConfig, evaluate, fit, total_steps
 
 
 @dataclass
@@ -64,6 +64,14 @@ class Job:
             measured["latency"] = (latency if latency is not None
                                    else self.cost_model(ChannelGraph(net, self.inputs)).full("latency"))
         return measured
+
+    def fit_of_round(self, r: int) -> FitConfig:
+        """Round ``r``'s fine-tuning: with ``--lr-schedule run`` its steps are its share of one cosine over
+        every round's, else :attr:`fit` (a cosine of its own)."""
+        if self.config.lr_schedule != "run":
+            return self.fit
+        steps = total_steps(self.fit, len(self.data.train_y))
+        return replace(self.fit, cosine_window=((r - 1) * steps, self.config.rounds * steps))
 
     def cost_model(self, graph: ChannelGraph) -> CostModel:
         """The cost model of ``graph``: MACs and params, and latency when the budget is in latency."""
@@ -199,20 +207,21 @@ def _cut_copy(model: nn.Module, inputs: torch.Tensor, removal: dict) -> nn.Modul
 
 
 def finetune(job: Job, model, tracker: ChannelTracker, step: CutResult, annealing: RoundAnnealing | None, loss_fn,
-             desc: str) -> dict:
-    """Fine-tune; with ``annealing``, survivors carry annealed masks that are folded in afterwards."""
+             fit_config: FitConfig, desc: str) -> dict:
+    """Fine-tune under ``fit_config``; with ``annealing``, survivors carry annealed masks that are folded in
+    afterwards."""
     config = job.config
     graph = ChannelGraph(model, job.inputs) if annealing is not None and config.epochs > 0 else None
     masks = None if graph is None else anneal_masks(annealing, tracker, graph, step)
     if masks is None:
-        return fit(model, job.data, job.fit, job.generator, job.device, config.progress, desc=desc, loss_fn=loss_fn,
-                   collective=job.collective)
+        return fit(model, job.data, fit_config, job.generator, job.device, config.progress, desc=desc,
+                   loss_fn=loss_fn, collective=job.collective)
     gates = ChannelGates(graph)
     values = torch.as_tensor(masks, dtype=torch.float32)
     gates.values = values.to(job.device)
     try:
         with gates:
-            stats = fit(model, job.data, job.fit, job.generator, job.device, config.progress, desc=desc,
+            stats = fit(model, job.data, fit_config, job.generator, job.device, config.progress, desc=desc,
                         loss_fn=loss_fn, collective=job.collective)
     finally:
         gates.values = None

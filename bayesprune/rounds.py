@@ -235,7 +235,8 @@ def _round(job: Job, network: Network, tracker: ChannelTracker, r: int, loss_fn,
                                              config.anneal_alpha) if anneal else None)
         temperature = annealing.temperature if annealing else None
         fit_start = time.perf_counter()
-        train_stats = finetune(job, network.model, tracker, step, annealing, loss_fn, desc=f"round {r} fine-tune")
+        train_stats = finetune(job, network.model, tracker, step, annealing, loss_fn, job.fit_of_round(r),
+                               desc=f"round {r} fine-tune")
     except TrainingError as exc:
         raise _stopped(exc, r, run_dir) from None
     finetune_seconds = time.perf_counter() - fit_start

@@ -45,6 +45,9 @@ class FitConfig:
     weight_decay: float = 5e-4
     batch_size: int = 128
     warmup_fraction: float = 0.0  # linear warm-up share of the steps, for training from scratch
+    # (first step, steps) of one cosine that spans several fits, e.g. every round of a run (--lr-schedule run);
+    # None: each fit decays from lr to 0 on its own
+    cosine_window: tuple[int, int] | None = None
 
 
 def total_steps(config: FitConfig, train_size: int) -> int:
@@ -82,6 +85,9 @@ def fit(model: nn.Module, data: ImageData, config: FitConfig, generator: torch.G
     def lr_at(step: int) -> float:
         if step < warmup:
             return config.lr * (step + 1) / warmup
+        if config.cosine_window is not None:
+            first, span = config.cosine_window
+            return 0.5 * config.lr * (1 + math.cos(math.pi * min(first + step, span) / span))
         return 0.5 * config.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
     cross_entropy = nn.CrossEntropyLoss()

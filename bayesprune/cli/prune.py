@@ -81,6 +81,9 @@ def _prune_options(p, compare: bool) -> None:
                    help="an option of the criterion beyond the flags here, e.g. samples=2048 for thinet "
                         "(repeatable; bayesprune criteria lists each criterion's options)")
     p.add_argument("--lr", type=float, default=defaults.lr, help="fine-tune learning rate")
+    p.add_argument("--lr-schedule", default=defaults.lr_schedule,
+                   help="round: each round's fine-tuning decays the learning rate from --lr to 0 (default) | "
+                        "run: one cosine over all rounds' fine-tuning, each round taking up where the last stopped")
     calibration_options(p, defaults)
     p.add_argument("--expand", type=float, default=defaults.expand,
                    help="widen the model by this factor first (Net2Wider), then prune to the same budget")
