@@ -37,7 +37,8 @@ def test_a_fit_decays_on_its_own_cosine(monkeypatch):
 
 
 def test_a_window_takes_its_share_of_one_cosine(monkeypatch):
-    # round 2 of 3 rounds of 4 steps: steps 4-7 of a cosine over 12, 0.075 down to 0.0317 (hand: 0.05 (1 + cos(pi s/12)))
+    # round 2 of 3 rounds of 4 steps: steps 4-7 of one cosine over 12 steps, 0.05 (1 + cos(pi s / 12)):
+    # 0.075 down to 0.037
     rates = _learning_rates(monkeypatch, FitConfig(epochs=1, lr=0.1, batch_size=8, cosine_window=(4, 12)))
     assert rates == pytest.approx([0.075, 0.05 * (1 + math.cos(5 * math.pi / 12)), 0.05,
                                    0.05 * (1 + math.cos(7 * math.pi / 12))])
