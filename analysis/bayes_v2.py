@@ -81,7 +81,9 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check 
         UNIFORM_FINAL,
         # the posterior's own widths, unchecked, with the same annealing (the distill part's ablation, stop 39)
         OWN_WIDTHS,
-        NO_ANNEALING)  # the posterior's checked widths, no annealing (the distill part's ablation, stop 39)
+        NO_ANNEALING,  # the posterior's checked widths, no annealing (the distill part's ablation, stop 39)
+        # one cosine over the run's fine-tuning (--lr-schedule run), for the default and for obs (stop 44)
+        f"{OBS_FINAL}+option.follow_prediction=True+lr_schedule=run", "obs+reparameterize=lsq+lr_schedule=run")
 ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient, on bayes as it was measured
     f"{UNCHECKED}+{m}+anneal_target=current" for m in (
         "interactions=False", "within=taylor", "weight_norm_prior=False", "annealing=False",
@@ -133,7 +135,9 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            f"{OBS_FINAL}+option.follow_prediction=True+option.adapt_batchnorm=True",
            # one cosine over the run's fine-tuning instead of a restart per round (--lr-schedule run): annealing toward
            # the final cut fine-tunes one network from round 1, which restarts may only disturb; obs alike (stop 44)
-           f"{OBS_FINAL}+option.follow_prediction=True+lr_schedule=run", "obs+reparameterize=lsq+lr_schedule=run")
+           f"{OBS_FINAL}+option.follow_prediction=True+lr_schedule=run", "obs+reparameterize=lsq+lr_schedule=run",
+           # ... and for the ablations of the default's widths: obs's uniform ones, the posterior's own unchecked
+           f"{UNIFORM_FINAL}+lr_schedule=run", f"{OWN_WIDTHS}+lr_schedule=run", "l2+reparameterize=lsq+lr_schedule=run")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows
