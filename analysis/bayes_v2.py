@@ -137,7 +137,10 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            # the final cut fine-tunes one network from round 1, which restarts may only disturb; obs alike (stop 44)
            f"{OBS_FINAL}+option.follow_prediction=True+lr_schedule=run", "obs+reparameterize=lsq+lr_schedule=run",
            # ... and for the ablations of the default's widths: obs's uniform ones, the posterior's own unchecked
-           f"{UNIFORM_FINAL}+lr_schedule=run", f"{OWN_WIDTHS}+lr_schedule=run", "l2+reparameterize=lsq+lr_schedule=run")
+           f"{UNIFORM_FINAL}+lr_schedule=run", f"{OWN_WIDTHS}+lr_schedule=run", "l2+reparameterize=lsq+lr_schedule=run",
+           # fine-tuning at half the base's learning rate (0.1) instead of a tenth: retraining at a large learning rate
+           # recovers more than fine-tuning at a small one (Le & Hua 2021, ICLR, "Network pruning that matters")
+           f"{OBS_FINAL}+option.follow_prediction=True+lr=0.05", "obs+reparameterize=lsq+lr=0.05")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows
