@@ -55,3 +55,23 @@ def test_job_gives_each_round_its_window():
 def test_an_unknown_schedule_is_a_user_error():
     with pytest.raises(ConfigError, match="--lr-schedule"):
         PruneConfig(lr_schedule="step").validate()
+
+
+def test_a_run_fine_tunes_each_round_in_its_window(tmp_path, monkeypatch):
+    """End to end: ``--lr-schedule run`` reaches every round's fine-tuning (512 images, batch 128, 0.5 epochs: 2
+    steps a round, 4 in all)."""
+    import bayesprune.cut as cut_module
+    from bayesprune.cli import main
+
+    windows = []
+    real_fit = cut_module.fit
+
+    def recording_fit(model, data, config, *args, **kwargs):
+        windows.append(config.cosine_window)
+        return real_fit(model, data, config, *args, **kwargs)
+
+    monkeypatch.setattr(cut_module, "fit", recording_fit)
+    assert main(["run", "--criterion", "l2", "--rounds", "2", "--lr-schedule", "run", "--train-subset", "512",
+                 "--test-subset", "128", "--epochs", "0.5", "--quiet", "--device", "cpu", "--no-report",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert windows == [(0, 4), (2, 4)]
