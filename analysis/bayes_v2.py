@@ -140,7 +140,10 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            f"{UNIFORM_FINAL}+lr_schedule=run", f"{OWN_WIDTHS}+lr_schedule=run", "l2+reparameterize=lsq+lr_schedule=run",
            # fine-tuning at half the base's learning rate (0.1) instead of a tenth: retraining at a large learning rate
            # recovers more than fine-tuning at a small one (Le & Hua 2021, ICLR, "Network pruning that matters")
-           f"{OBS_FINAL}+option.follow_prediction=True+lr=0.05", "obs+reparameterize=lsq+lr=0.05")
+           f"{OBS_FINAL}+option.follow_prediction=True+lr=0.05", "obs+reparameterize=lsq+lr=0.05",
+           # at 0.05 the default collapsed (86.8% at 20%, seed 0): its checked widths without annealing, and obs's
+           # uniform widths under its annealing: which ingredient fails at a large learning rate?
+           f"{NO_ANNEALING}+lr=0.05", f"{UNIFORM_FINAL}+lr=0.05")
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows
