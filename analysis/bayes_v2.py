@@ -85,7 +85,8 @@ MAIN = (f"{CHECKED}+anneal_target=current",  # the default when the width check 
         # one cosine over the run's fine-tuning (--lr-schedule run), for the default and for obs (stop 44)
         f"{OBS_FINAL}+option.follow_prediction=True+lr_schedule=run", "obs+reparameterize=lsq+lr_schedule=run",
         # fine-tuning at learning rate 0.05 (the distill part's rows: obs gains there, the default collapses; stop 44)
-        "obs+reparameterize=lsq+lr=0.05", f"{OBS_FINAL}+option.follow_prediction=True+lr=0.05")
+        "obs+reparameterize=lsq+lr=0.05", f"{OBS_FINAL}+option.follow_prediction=True+lr=0.05",
+        f"{NO_ANNEALING}+lr=0.05")  # ... and the posterior's checked widths without annealing, which did not collapse
 ABLATIONS = ("bayes@uniform+anneal_target=current",) + tuple(  # each ingredient, on bayes as it was measured
     f"{UNCHECKED}+{m}+anneal_target=current" for m in (
         "interactions=False", "within=taylor", "weight_norm_prior=False", "annealing=False",
