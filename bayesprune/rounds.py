@@ -94,6 +94,8 @@ def run_pruning(config: PruneConfig, echo: Callable[[str], None] = lambda _s: No
         if config.epochs == 0 and job.criterion.own_widths and job.budget.allocation == "global" \
                 and not (_measured_best_without_fine_tuning(job.criterion) and config.adapts_batchnorm):
             echo(NO_FINETUNE_WIDTHS)
+        if anneals_above_measured_lr(config, job.criterion):
+            echo(ANNEALING_LARGE_LR)
     teacher = distillation_teacher(job, network, state)  # before _progress restores the random state
     run_dir = _open_run_dir(job, network, state)
     progress = _progress(job, network, state, run_dir)
@@ -129,6 +131,19 @@ NO_FINETUNE_WIDTHS = ("note: without fine-tuning (--epochs 0), bayes's defaults 
                       "and BatchNorm statistics re-estimated after each cut (ResNet-20, 3 cuts: 91.5% at 50% of the "
                       "MACs against 91.1% for l2, the best other method; at 20% 84.4% against 84.7% for obs, a tie "
                       "over 8 seeds; analysis/README.md); this run departs from them")
+
+# the learning rate bayes's annealing was measured at, and what a larger one did (analysis/README.md, stop 44)
+ANNEALING_MEASURED_LR = 0.01
+ANNEALING_LARGE_LR = ("note: bayes's annealed masks were measured at --lr 0.01; at 0.05 (ResNet-20, 20% of the MACs, "
+                      "distillation) the default fell to 86.8-88.7% where obs reached 91.5% and bayes --no-annealing "
+                      "91.5% (analysis/README.md); consider --no-annealing with this learning rate")
+
+
+def anneals_above_measured_lr(config: PruneConfig, criterion: Criterion) -> bool:
+    """Whether the run fine-tunes a Bayesian criterion's annealed masks (its own widths: bayes, bayes-svi) at a
+    learning rate above the one the annealing was measured at."""
+    return (config.epochs > 0 and config.rounds > 1 and config.annealing and criterion.own_widths
+            and config.lr > ANNEALING_MEASURED_LR)
 
 
 def _prepare(config: PruneConfig, criterion: Criterion | None, allocation=None,

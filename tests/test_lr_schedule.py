@@ -75,3 +75,25 @@ def test_a_run_fine_tunes_each_round_in_its_window(tmp_path, monkeypatch):
                  "--test-subset", "128", "--epochs", "0.5", "--quiet", "--device", "cpu", "--no-report",
                  "--out", str(tmp_path / "run")]) == 0
     assert windows == [(0, 4), (2, 4)]
+
+
+def test_annealing_above_its_measured_learning_rate_is_noted(tmp_path, capsys):
+    """bayes's annealed masks collapsed at --lr 0.05 (analysis/README.md, stop 44): such a run says so, once; a
+    run at the measured rate, without annealing or with a criterion that does not anneal does not."""
+    from bayesprune.cli import main
+    from bayesprune.rounds import ANNEALING_LARGE_LR, anneals_above_measured_lr
+
+    bayes, l2 = SimpleNamespace(own_widths=True), SimpleNamespace(own_widths=False)
+    large = PruneConfig(lr=0.05, rounds=3, epochs=2)
+    assert anneals_above_measured_lr(large, bayes)
+    assert not anneals_above_measured_lr(replace(large, lr=0.01), bayes)
+    assert not anneals_above_measured_lr(replace(large, annealing=False), bayes)
+    assert not anneals_above_measured_lr(replace(large, rounds=1), bayes)  # one round: no masks
+    assert not anneals_above_measured_lr(replace(large, epochs=0), bayes)
+    assert not anneals_above_measured_lr(large, l2)
+    common = ["run", "--rounds", "2", "--epochs", "0.1", "--posterior-draws", "20", "--train-subset", "256",
+              "--test-subset", "64", "--quiet", "--no-report", "--device", "cpu"]
+    assert main(common + ["--lr", "0.05", "--out", str(tmp_path / "large")]) == 0
+    assert capsys.readouterr().out.count(ANNEALING_LARGE_LR) == 1
+    assert main(common + ["--out", str(tmp_path / "default")]) == 0
+    assert ANNEALING_LARGE_LR not in capsys.readouterr().out
