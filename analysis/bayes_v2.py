@@ -226,7 +226,8 @@ def headline(summary: dict, regime: str, candidates: tuple[str, ...]) -> dict:
     differences, with their sd. After fine-tuning (with or without distillation) bayes is its default
     configuration (:func:`default_bayes`); without, the better of its two reparameterizations (every
     method is offered both); variants of bayes's options are never the headline's bayes, and no row that
-    changes the set-up's number of cuts is in it."""
+    changes the set-up's number of cuts is in it. Another method's row fine-tuned at another learning rate
+    (``+lr=``, ``+lr_schedule=``) is a candidate: each other method at its better measured schedule."""
     out = {}
     for budget, methods in summary.get(regime, {}).items():
         ours = [m for m in methods if m.split("+")[0] == "bayes" and m in candidates]
