@@ -146,7 +146,8 @@ DISTILL = (f"{OBS_FINAL}+option.follow_prediction=True", "obs+reparameterize=lsq
            f"{OBS_FINAL}+option.follow_prediction=True+lr=0.05", "obs+reparameterize=lsq+lr=0.05",
            # at 0.05 the default collapsed (86.8% at 20%, seed 0): its checked widths without annealing, and obs's
            # uniform widths under its annealing: which ingredient fails at a large learning rate?
-           f"{NO_ANNEALING}+lr=0.05", f"{UNIFORM_FINAL}+lr=0.05")
+           f"{NO_ANNEALING}+lr=0.05", f"{UNIFORM_FINAL}+lr=0.05",
+           f"{CHECKED}{OBS_LSQ}+anneal_target=current+lr=0.05")  # masks toward each round's own cut at 0.05
 DISTILL_ALPHA = 0.5  # (1 - alpha) cross-entropy + alpha KL at the config's default temperature (4)
 POST_TRAIN_IMAGES = 2000
 QUICK_METHODS = ("bayes", "l2", "tp-l1", "bayes@uniform", "bayes+reparameterize=lsq")  # --quick's smoke rows
