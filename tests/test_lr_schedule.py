@@ -78,8 +78,9 @@ def test_a_run_fine_tunes_each_round_in_its_window(tmp_path, monkeypatch):
 
 
 def test_annealing_above_its_measured_learning_rate_is_noted(tmp_path, capsys):
-    """bayes's annealed masks collapsed at --lr 0.05 (analysis/README.md, stop 44): such a run says so, once; a
-    run at the measured rate, without annealing or with a criterion that does not anneal does not."""
+    """bayes's masks annealed toward the final cut collapsed at --lr 0.05 (analysis/README.md, stop 44): such a
+    run says so, once; a run at the measured rate, without annealing, annealing toward each round's own cut or
+    with a criterion that does not anneal does not."""
     from bayesprune.cli import main
     from bayesprune.rounds import ANNEALING_LARGE_LR, anneals_above_measured_lr
 
@@ -88,6 +89,8 @@ def test_annealing_above_its_measured_learning_rate_is_noted(tmp_path, capsys):
     assert anneals_above_measured_lr(large, bayes)
     assert not anneals_above_measured_lr(replace(large, lr=0.01), bayes)
     assert not anneals_above_measured_lr(replace(large, annealing=False), bayes)
+    assert not anneals_above_measured_lr(replace(large, anneal_target="current"), bayes)  # it did not collapse
+    assert anneals_above_measured_lr(replace(large, anneal_target="last"), bayes)
     assert not anneals_above_measured_lr(replace(large, rounds=1), bayes)  # one round: no masks
     assert not anneals_above_measured_lr(replace(large, epochs=0), bayes)
     assert not anneals_above_measured_lr(large, l2)

@@ -81,8 +81,9 @@ def _prune_options(p, compare: bool) -> None:
                    help="an option of the criterion beyond the flags here, e.g. samples=2048 for thinet "
                         "(repeatable; bayesprune criteria lists each criterion's options)")
     p.add_argument("--lr", type=float, default=defaults.lr,
-                   help="fine-tune learning rate (bayes's annealed masks were measured at the default 0.01; at 0.05 "
-                        "they collapsed on ResNet-20: use --no-annealing there)")
+                   help="fine-tune learning rate (bayes's masks annealed toward the final cut were measured at the "
+                        "default 0.01; at 0.05 they collapsed on ResNet-20: use --no-annealing or --anneal-target "
+                        "current there)")
     p.add_argument("--lr-schedule", default=defaults.lr_schedule,
                    help="round: each round's fine-tuning decays the learning rate from --lr to 0 (default) | "
                         "run: one cosine over all rounds' fine-tuning, each round taking up where the last stopped")
